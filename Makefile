@@ -1,0 +1,63 @@
+# docker xcheckpoint. `make help` lists the targets.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+MODULE := github.com/xcheckpoint/docker-xcheckpoint
+LDFLAGS := -s -w -X $(MODULE).Version=$(VERSION)
+GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+HELPER_IMAGE := docker-xcheckpoint-helper:$(VERSION)
+CRIU_DIR ?= /var/cache/xcheckpoint/criu
+PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
+CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: help build install helper-image demo test unit e2e cross lint fmt clean docker
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build the plugin and the helper binary into bin/
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-helper ./cmd/xcheckpoint-helper
+
+install: build helper-image ## Install the plugin in ~/.docker/cli-plugins and build the helper image
+	install -d -m 0755 $(PLUGIN_DIR)
+	install -m 0755 bin/docker-xcheckpoint $(PLUGIN_DIR)/docker-xcheckpoint
+	@echo "installed $(PLUGIN_DIR)/docker-xcheckpoint ($(VERSION))"
+
+docker: ## Make sure a Docker engine answers (installs docker.io and starts dockerd if needed)
+	./hack/docker-up.sh
+
+helper-image: build docker ## Build the helper image offline (CRIU 4.2 from Debian forky, no registry)
+	./hack/criu-root.sh $(CRIU_DIR)
+	./hack/helper-image.sh $(HELPER_IMAGE) $(VERSION) $(CRIU_DIR)
+
+demo: ## Main job end to end: install everything, checkpoint a running container, restore it
+	./hack/demo.sh
+
+test: ## All tests: unit tests, then end-to-end tests against a real daemon and real CRIU
+	./hack/test.sh
+
+unit: ## Unit tests only
+	go test ./...
+
+e2e: install ## End-to-end tests only (needs root and a Docker engine)
+	XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
+	./hack/host-criu.sh $(CRIU_DIR)
+	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+cross: ## Build the plugin for every supported OS and architecture
+	@set -e; for p in $(CROSS); do os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "  $$os/$$arch"; CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build $(GOFLAGS_BUILD) -o bin/cross/docker-xcheckpoint-$$os-$$arch$$ext ./cmd/docker-xcheckpoint; done
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	go vet ./...
+	go vet -tags e2e ./test/e2e/
+
+fmt: ## Format the code
+	gofmt -w .
+
+clean: ## Remove build output
+	rm -rf bin

@@ -1,0 +1,204 @@
+// Package criu turns a container's facts and the user's options into CRIU's
+// options, runs CRIU through go-criu's swrk RPC, and explains its failures.
+//
+// It runs inside the helper on the daemon host. Building the options is a pure
+// function (DumpOpts) so that it can be tested against recorded samples.
+package criu
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+// LogFile is the name of CRIU's dump log inside the checkpoint, as runc names it.
+const LogFile = "dump.log"
+
+// netNSKey is the key runc gives an external network namespace (criuNsToKey), so
+// that Docker's own restore can hand the new namespace back to CRIU.
+const netNSKey = "extRootNetNS"
+
+// ProcFacts are what the helper read from /proc about the target's init process.
+type ProcFacts struct {
+	// Spec is the container's OCI runtime spec as runc received it, when the
+	// helper could read it (from the containerd shim's bundle). With it, mounts
+	// and the network namespace are classified exactly as runc does, which is
+	// what Docker's own restore expects; without it, from Docker's inspect data.
+	Spec      *specs.Spec
+	Mountinfo []inspect.MountinfoEntry
+	Cgroups   []inspect.CgroupEntry
+	// NetNSInode is the inode of /proc/PID/ns/net; HelperNetNSInode that of the
+	// helper's own (the host's) network namespace.
+	NetNSInode       uint64
+	HelperNetNSInode uint64
+	// MaskedFiles are those of the container's masked paths that are files (bound
+	// from /dev/null); masked directories are tmpfs mounts CRIU dumps itself.
+	MaskedFiles []string
+	// CgroupRoot is where the host's cgroup filesystem is mounted in the helper.
+	CgroupRoot string
+}
+
+var cgModes = map[string]rpc.CriuCgMode{
+	"soft":   rpc.CriuCgMode_SOFT,
+	"full":   rpc.CriuCgMode_FULL,
+	"strict": rpc.CriuCgMode_STRICT,
+	"ignore": rpc.CriuCgMode_IGNORE,
+}
+
+// ParseCgroupMode maps a --manage-cgroups-mode value to CRIU's.
+func ParseCgroupMode(s string) (rpc.CriuCgMode, error) {
+	if s == "" {
+		return rpc.CriuCgMode_SOFT, nil
+	}
+	m, ok := cgModes[strings.ToLower(s)]
+	if !ok {
+		return 0, fmt.Errorf("unknown cgroup mode %q (want one of %s)", s, strings.Join(helperapi.CgroupModes, ", "))
+	}
+	return m, nil
+}
+
+// DumpOpts builds the CRIU options for dumping the container into the images
+// directory open as imagesDirFd.
+func DumpOpts(info inspect.ContainerInfo, facts ProcFacts, o helperapi.DumpOptions, imagesDirFd int) (*rpc.CriuOpts, error) {
+	if info.PID <= 0 {
+		return nil, fmt.Errorf("container %q has no process id", info.Name)
+	}
+	mode, err := ParseCgroupMode(o.ManageCgroupsMode)
+	if err != nil {
+		return nil, err
+	}
+	if o.LogLevel < 0 || o.LogLevel > 4 {
+		return nil, fmt.Errorf("log level %d out of range 0..4", o.LogLevel)
+	}
+	opts := &rpc.CriuOpts{
+		ImagesDirFd:       proto.Int32(int32(imagesDirFd)),
+		Pid:               proto.Int32(int32(info.PID)),
+		LogLevel:          proto.Int32(int32(o.LogLevel)),
+		LogFile:           proto.String(LogFile),
+		LeaveRunning:      proto.Bool(o.LeaveRunning),
+		TcpEstablished:    proto.Bool(o.TCPEstablished),
+		FileLocks:         proto.Bool(o.FileLocks),
+		ShellJob:          proto.Bool(o.ShellJob),
+		ManageCgroups:     proto.Bool(true),
+		ManageCgroupsMode: &mode,
+		// A container's terminal master lives in the shim, outside the dump.
+		OrphanPtsMaster: proto.Bool(true),
+		ExtMnt:          ExternalMounts(info, facts),
+	}
+	if !o.LeaveRunning {
+		// Stopped, not killed: the plugin then stops the container through Docker,
+		// so that Docker records a deliberate stop (no restart policy kicks in).
+		opts.LeaveStopped = proto.Bool(true)
+	}
+	if info.Rootfs != "" {
+		opts.Root = proto.String(info.Rootfs)
+	}
+	if ext := ExternalNetNS(info, facts); ext != "" {
+		opts.External = append(opts.External, ext)
+	}
+	freezer, err := inspect.FreezerPath(facts.Cgroups, facts.CgroupRoot)
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w", info.Name, err)
+	}
+	opts.FreezeCgroup = proto.String(freezer)
+	return opts, nil
+}
+
+// ExternalNetNS returns CRIU's --external value for the container's network
+// namespace when runc treats it as external: when the spec names an existing
+// namespace to join (Docker 23 and later create it themselves). Docker 20.10
+// lets runc create it, and runc then has CRIU dump and recreate it. Without a
+// spec, a namespace other than the host's is taken as external.
+func ExternalNetNS(info inspect.ContainerInfo, facts ProcFacts) string {
+	if facts.NetNSInode == 0 || facts.NetNSInode == facts.HelperNetNSInode {
+		return ""
+	}
+	if facts.Spec != nil {
+		if facts.Spec.Linux == nil {
+			return ""
+		}
+		joined := false
+		for _, ns := range facts.Spec.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace && ns.Path != "" {
+				joined = true
+			}
+		}
+		if !joined {
+			return ""
+		}
+	}
+	return fmt.Sprintf("net[%d]:%s", facts.NetNSInode, netNSKey)
+}
+
+// isBind reports whether runc treats a spec mount as a bind mount.
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// externalMountpoints lists the mount points runc would mark external: from the
+// spec when known, else from Docker's inspect data.
+func externalMountpoints(info inspect.ContainerInfo, facts ProcFacts) []string {
+	if facts.Spec == nil {
+		return info.ExternalMountpoints()
+	}
+	var out []string
+	for _, m := range facts.Spec.Mounts {
+		if isBind(m) {
+			out = append(out, m.Destination)
+		}
+	}
+	return out
+}
+
+// ExternalMounts lists the mounts whose source lies outside the container, keyed
+// by mount point as runc keys them: Docker's own binds (hosts, hostname,
+// resolv.conf, a shared /dev/shm), user binds and volumes, cgroup mounts, and
+// masked files (bound from /dev/null). Only mounts the process really has count.
+// facts.MaskedFiles must already be limited to the masked paths that are files.
+func ExternalMounts(info inspect.ContainerInfo, facts ProcFacts) []*rpc.ExtMountMap {
+	present := map[string]inspect.MountinfoEntry{}
+	for _, e := range facts.Mountinfo {
+		present[e.Mountpoint] = e
+	}
+	ext := map[string]string{}
+	for _, dest := range externalMountpoints(info, facts) {
+		if _, ok := present[dest]; ok {
+			ext[dest] = dest
+		}
+	}
+	for _, e := range facts.Mountinfo {
+		if e.FSType == "cgroup" || e.FSType == "cgroup2" {
+			ext[e.Mountpoint] = e.Mountpoint
+		}
+	}
+	for _, p := range facts.MaskedFiles {
+		if _, ok := present[p]; ok {
+			ext[p] = "/dev/null"
+		}
+	}
+	keys := make([]string, 0, len(ext))
+	for k := range ext {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*rpc.ExtMountMap, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, &rpc.ExtMountMap{Key: proto.String(k), Val: proto.String(ext[k])})
+	}
+	return out
+}

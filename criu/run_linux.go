@@ -1,0 +1,102 @@
+package criu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	gocriu "github.com/checkpoint-restore/go-criu/v7"
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	"github.com/checkpoint-restore/go-criu/v7/stats"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+// Binary is the CRIU executable the helper runs (found on PATH).
+var Binary = "criu"
+
+// Version returns CRIU's version, e.g. "4.2".
+func Version(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, Binary, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("running %s --version: %w", Binary, err)
+	}
+	// "Version: 4.2\n"
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "Version:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("unexpected output of %s --version: %q", Binary, out)
+}
+
+// Dump runs CRIU's dump with opts through the swrk RPC. It returns when CRIU has
+// finished. Cancelling ctx interrupts CRIU (SIGINT), which then unfreezes the
+// process tree and fails the dump.
+func Dump(ctx context.Context, opts *rpc.CriuOpts) error {
+	c := gocriu.MakeCriu()
+	c.SetCriuPath(Binary)
+	if err := c.Prepare(); err != nil {
+		return fmt.Errorf("starting criu swrk: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Dump(opts, nil) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		interruptSwrk(c)
+		err = <-done
+		if err == nil {
+			err = ctx.Err()
+		} else {
+			err = errors.Join(ctx.Err(), err)
+		}
+	}
+	if cerr := c.Cleanup(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// interruptSwrk asks the running CRIU to stop. go-criu keeps the process
+// unexported, so the helper finds it as its own child named criu.
+func interruptSwrk(*gocriu.Criu) {
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if _, ppid, err := inspect.ParseStat(b); err != nil || ppid != self {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGINT)
+	}
+}
+
+// ReadStats reads CRIU's dump statistics from the images directory.
+func ReadStats(dir *os.File) (*helperapi.DumpStats, error) {
+	st, err := stats.CriuGetDumpStats(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading CRIU's dump statistics: %w", err)
+	}
+	return &helperapi.DumpStats{
+		FreezingTime: st.GetFreezingTime(),
+		FrozenTime:   st.GetFrozenTime(),
+		MemdumpTime:  st.GetMemdumpTime(),
+		MemwriteTime: st.GetMemwriteTime(),
+		PagesScanned: st.GetPagesScanned(),
+		PagesWritten: st.GetPagesWritten(),
+	}, nil
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers on this machine: installs Debian's docker.io
+# when no dockerd exists, and starts containerd and dockerd by hand when none runs
+# (these machines have no systemd). With XCHECKPOINT_NATIVE_CRIU=1 it also turns on
+# Docker's experimental mode so the tests can verify checkpoints with Docker's own
+# `docker start --checkpoint` (runc then uses the CRIU wrapper from hack/host-criu.sh).
+set -euo pipefail
+
+log() { printf 'docker-up: %s\n' "$*" >&2; }
+
+if docker version >/dev/null 2>&1 && [ "${XCHECKPOINT_NATIVE_CRIU:-0}" != 1 ]; then
+	exit 0
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+	log "installing Debian's docker.io"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq docker.io >/dev/null
+fi
+
+want_experimental=${XCHECKPOINT_NATIVE_CRIU:-0}
+restart=0
+if [ "$want_experimental" = 1 ]; then
+	mkdir -p /etc/docker
+	if ! grep -qs '"experimental": *true' /etc/docker/daemon.json; then
+		echo '{"experimental": true}' >/etc/docker/daemon.json
+		restart=1
+	fi
+fi
+
+if docker version >/dev/null 2>&1 && [ "$restart" = 0 ]; then
+	exit 0
+fi
+
+if [ "$restart" = 1 ] && pgrep -x dockerd >/dev/null; then
+	log "restarting dockerd for experimental mode"
+	pkill -x dockerd || true
+	for _ in $(seq 1 100); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done
+fi
+
+mkdir -p /var/log
+if ! pgrep -x containerd >/dev/null; then
+	log "starting containerd"
+	nohup containerd >/var/log/containerd.log 2>&1 &
+	for _ in $(seq 1 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.1; done
+fi
+if ! pgrep -x dockerd >/dev/null; then
+	log "starting dockerd"
+	nohup dockerd --containerd=/run/containerd/containerd.sock >/var/log/dockerd.log 2>&1 &
+fi
+for _ in $(seq 1 300); do
+	if docker version >/dev/null 2>&1; then
+		log "dockerd answers ($(docker version --format '{{.Server.Version}}'))"
+		exit 0
+	fi
+	sleep 0.2
+done
+log "dockerd did not answer within 60 s; its log:"
+tail -n 30 /var/log/dockerd.log >&2 || true
+exit 1

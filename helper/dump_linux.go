@@ -1,0 +1,389 @@
+// Package helper is the part of docker xcheckpoint that runs inside the helper
+// container on the daemon host: it reads the container's facts from /proc, runs
+// CRIU, and stores the checkpoint where Docker keeps its own.
+package helper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+// Names inside a container's folder under the Docker root.
+const (
+	lockFile   = ".xcheckpoint.lock"
+	tmpDirName = ".xcheckpoint-tmp"
+	// dockerConfigFile is read by Docker's `docker checkpoint ls` in every
+	// checkpoint folder; a folder without it breaks that command.
+	dockerConfigFile = "config.json"
+	// MetadataFile holds our own description of the checkpoint.
+	MetadataFile = "container.json"
+	// descriptorsFile is runc's record of the init process's stdio, which Docker's
+	// restore needs to reconnect the container's log pipes.
+	descriptorsFile = "descriptors.json"
+)
+
+// procRoot and cgroupRoot are where the host's /proc and cgroup filesystem are
+// seen from the helper (pid=host; cgroup bind-mounted). Tests change them.
+var (
+	procRoot   = "/proc"
+	cgroupRoot = "/sys/fs/cgroup"
+)
+
+// Metadata is the container.json of a checkpoint.
+type Metadata struct {
+	Tool          string                `json:"tool"`
+	PluginVersion string                `json:"plugin_version"`
+	CriuVersion   string                `json:"criu_version"`
+	Name          string                `json:"name"`
+	Created       time.Time             `json:"created"`
+	Container     inspect.ContainerInfo `json:"container"`
+	CgroupPath    string                `json:"cgroup_path"`
+	Options       helperapi.DumpOptions `json:"options"`
+	Stats         *helperapi.DumpStats  `json:"stats,omitempty"`
+	Descriptors   []string              `json:"descriptors"`
+}
+
+// Dump checkpoints req.Container into Docker's checkpoint folder. It returns the
+// result, or a failure after which no checkpoint of that name exists and no
+// temporary files remain.
+func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
+	start := time.Now()
+	info := req.Container
+	if req.Protocol != helperapi.ProtocolVersion {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the plugin speaks helper protocol %d, this helper %d: use the helper image of the plugin's version", req.Protocol, helperapi.ProtocolVersion)}
+	}
+	if err := helperapi.ValidateName(req.CheckpointName); err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	ctrDir := filepath.Join(req.DockerRoot, "containers", info.ID)
+	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", info.Name, ctrDir)}
+	}
+
+	// One checkpoint of a container at a time; a second one fails clearly.
+	lock, err := os.OpenFile(filepath.Join(ctrDir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the checkpoint lock of container %q: %v", info.Name, err)}
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, &helperapi.DumpFailure{Busy: true, Message: fmt.Sprintf("another checkpoint of container %q is in progress; wait for it to finish", info.Name)}
+	}
+
+	ckptParent := filepath.Join(ctrDir, "checkpoints")
+	final := filepath.Join(ckptParent, req.CheckpointName)
+	if _, err := os.Lstat(final); err == nil {
+		return nil, &helperapi.DumpFailure{Exists: true, Message: fmt.Sprintf("checkpoint %q already exists for container %q", req.CheckpointName, info.Name)}
+	}
+	// Work folder: beside the checkpoints (so Docker never lists it), on the same
+	// filesystem (so the final rename is atomic). Anything in it now is a leftover
+	// of a crashed run: we hold the lock, so nobody else is writing there.
+	tmpParent := filepath.Join(ctrDir, tmpDirName)
+	_ = os.RemoveAll(tmpParent)
+	if err := os.MkdirAll(tmpParent, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	}
+	defer os.RemoveAll(tmpParent)
+	tmp := filepath.Join(tmpParent, req.CheckpointName)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	}
+
+	facts, descriptors, cgPath, err := readFacts(info)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error(), ContainerState: containerState(info.PID, facts.Cgroups)}
+	}
+	criuVersion, err := criu.Version(ctx)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: "the helper image has no working CRIU: " + err.Error()}
+	}
+	imgDir, err := os.Open(tmp)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the work folder: %v", err)}
+	}
+	defer imgDir.Close()
+	opts, err := criu.DumpOpts(info, facts, req.Options, int(imgDir.Fd()))
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+
+	em.Progress("dumping container %s (pid %d) with CRIU %s", info.Name, info.PID, criuVersion)
+	dumpErr := criu.Dump(ctx, opts)
+	if dumpErr != nil {
+		return nil, dumpFailure(ctx, info, facts, tmp, dumpErr)
+	}
+	em.Progress("dump complete, storing checkpoint %s", req.CheckpointName)
+
+	res := &helperapi.DumpResult{
+		Name:             req.CheckpointName,
+		Path:             final,
+		LogPath:          filepath.Join(final, criu.LogFile),
+		CriuVersion:      criuVersion,
+		ContainerRunning: req.Options.LeaveRunning,
+	}
+	if st, err := criu.ReadStats(imgDir); err == nil {
+		res.Stats = st
+	} else {
+		em.Progress("warning: %v", err)
+	}
+	meta := Metadata{
+		Tool:          "docker-xcheckpoint",
+		PluginVersion: req.PluginVersion,
+		CriuVersion:   criuVersion,
+		Name:          req.CheckpointName,
+		Created:       time.Now().UTC(),
+		Container:     info,
+		CgroupPath:    cgPath,
+		Options:       req.Options,
+		Stats:         res.Stats,
+		Descriptors:   descriptors,
+	}
+	store := func() error {
+		if err := writeJSON(filepath.Join(tmp, MetadataFile), meta); err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(tmp, descriptorsFile), descriptors); err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(tmp, dockerConfigFile), map[string]string{"Name": req.CheckpointName}); err != nil {
+			return err
+		}
+		size, files, err := secureTree(tmp)
+		if err != nil {
+			return err
+		}
+		res.Size, res.Files = size, files
+		if err := os.MkdirAll(ckptParent, 0o700); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+				return fmt.Errorf("checkpoint %q appeared meanwhile for container %q; nothing was overwritten", req.CheckpointName, info.Name)
+			}
+			return err
+		}
+		return syncDir(ckptParent)
+	}
+	if err := store(); err != nil {
+		return nil, &helperapi.DumpFailure{
+			Message:        fmt.Sprintf("storing checkpoint %q of container %q: %v", req.CheckpointName, info.Name, err),
+			ContainerState: containerState(info.PID, facts.Cgroups),
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// readFacts reads what CRIU's options need from /proc, after checking that the
+// process really is the container's (not a reused pid).
+func readFacts(info inspect.ContainerInfo) (criu.ProcFacts, []string, string, error) {
+	facts := criu.ProcFacts{CgroupRoot: cgroupRoot}
+	pidDir := filepath.Join(procRoot, fmt.Sprint(info.PID))
+	f, err := os.Open(filepath.Join(pidDir, "cgroup"))
+	if err != nil {
+		return facts, nil, "", fmt.Errorf("container %q: its process %d is not visible from the helper (%v); did it just exit?", info.Name, info.PID, err)
+	}
+	facts.Cgroups, err = inspect.ParseCgroup(f)
+	f.Close()
+	if err != nil {
+		return facts, nil, "", fmt.Errorf("reading the cgroups of process %d: %w", info.PID, err)
+	}
+	cgPath := ""
+	for _, e := range facts.Cgroups {
+		if strings.Contains(e.Path, info.ID) {
+			cgPath = e.Path
+			break
+		}
+	}
+	if cgPath == "" {
+		return facts, nil, "", fmt.Errorf("process %d is not in a cgroup of container %q: the container restarted or its process exited; retry", info.PID, info.Name)
+	}
+	f, err = os.Open(filepath.Join(pidDir, "mountinfo"))
+	if err != nil {
+		return facts, nil, "", fmt.Errorf("reading the mounts of process %d: %w", info.PID, err)
+	}
+	facts.Mountinfo, err = inspect.ParseMountinfo(f)
+	f.Close()
+	if err != nil {
+		return facts, nil, "", fmt.Errorf("reading the mounts of process %d: %w", info.PID, err)
+	}
+	if facts.NetNSInode, err = nsInode(filepath.Join(pidDir, "ns", "net")); err != nil {
+		return facts, nil, "", err
+	}
+	if facts.HelperNetNSInode, err = nsInode(filepath.Join(procRoot, "self", "ns", "net")); err != nil {
+		return facts, nil, "", err
+	}
+	facts.Spec = readSpec(info.PID)
+	masked := info.MaskedPaths
+	if facts.Spec != nil && facts.Spec.Linux != nil {
+		masked = facts.Spec.Linux.MaskedPaths
+	}
+	for _, p := range masked {
+		st, err := os.Stat(filepath.Join(pidDir, "root", p))
+		if err == nil && !st.IsDir() {
+			facts.MaskedFiles = append(facts.MaskedFiles, p)
+		}
+	}
+	descriptors := make([]string, 3)
+	for fd := range descriptors {
+		target, err := os.Readlink(filepath.Join(pidDir, "fd", fmt.Sprint(fd)))
+		if err != nil {
+			target = "/dev/null"
+		}
+		descriptors[fd] = target
+	}
+	return facts, descriptors, cgPath, nil
+}
+
+// readSpec reads the OCI spec runc started the container with. The init
+// process's parent is the containerd shim, whose working directory is the
+// bundle: this finds it wherever containerd keeps its state, with no host path.
+func readSpec(pid int) *specs.Spec {
+	b, err := os.ReadFile(filepath.Join(procRoot, fmt.Sprint(pid), "stat"))
+	if err != nil {
+		return nil
+	}
+	_, ppid, err := inspect.ParseStat(b)
+	if err != nil {
+		return nil
+	}
+	comm, err := os.ReadFile(filepath.Join(procRoot, fmt.Sprint(ppid), "comm"))
+	if err != nil || !strings.HasPrefix(string(comm), "containerd-shim") {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(procRoot, fmt.Sprint(ppid), "cwd", "config.json"))
+	if err != nil {
+		return nil
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil
+	}
+	return &spec
+}
+
+func nsInode(p string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return 0, fmt.Errorf("reading namespace %s: %w", p, err)
+	}
+	return st.Ino, nil
+}
+
+// dumpFailure explains a failed dump from CRIU's log and makes sure the
+// container is not left frozen.
+func dumpFailure(ctx context.Context, info inspect.ContainerInfo, facts criu.ProcFacts, tmp string, dumpErr error) *helperapi.DumpFailure {
+	logBytes, _ := os.ReadFile(filepath.Join(tmp, criu.LogFile))
+	d := criu.Diagnose(string(logBytes))
+	msg := fmt.Sprintf("CRIU could not dump container %q", info.Name)
+	if ctx.Err() != nil {
+		msg = fmt.Sprintf("the checkpoint of container %q was interrupted", info.Name)
+	} else if len(d.Cause) == 0 {
+		msg += ": " + dumpErr.Error()
+	}
+	return &helperapi.DumpFailure{
+		Message:        msg,
+		Cause:          d.Cause,
+		Hint:           d.Hint,
+		Log:            string(logBytes),
+		ContainerState: containerState(info.PID, facts.Cgroups),
+	}
+}
+
+// containerState reports whether the container's process still runs, thawing its
+// cgroup first if a failed dump left it frozen.
+func containerState(pid int, cgroups []inspect.CgroupEntry) string {
+	if _, err := os.Stat(filepath.Join(procRoot, fmt.Sprint(pid))); err != nil {
+		return "gone"
+	}
+	if dir, err := inspect.FreezerPath(cgroups, cgroupRoot); err == nil && cgroups != nil {
+		if thawed, err := thaw(dir, inspect.CgroupV2Only(cgroups)); err != nil {
+			return "frozen"
+		} else if thawed {
+			return "running (thawed after the failure)"
+		}
+	}
+	return "running"
+}
+
+// thaw unfreezes a cgroup if it is frozen and reports whether it was.
+func thaw(dir string, v2 bool) (bool, error) {
+	file, frozen, thawedValue := "freezer.state", "FROZEN", "THAWED"
+	if v2 {
+		file, frozen, thawedValue = "cgroup.freeze", "1", "0"
+	}
+	p := filepath.Join(dir, file)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false, err
+	}
+	state := strings.TrimSpace(string(b))
+	if state != frozen && state != "FREEZING" {
+		return false, nil
+	}
+	if err := os.WriteFile(p, []byte(thawedValue), 0); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+func writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, append(b, '\n'), 0o600)
+}
+
+// secureTree makes every file 0600 and every folder 0700 (a checkpoint holds the
+// container's memory) and returns the total size and file count.
+func secureTree(root string) (int64, int, error) {
+	var size int64
+	var files int
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(p, 0o700)
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		size += st.Size()
+		files++
+		return nil
+	})
+	return size, files, err
+}
+
+func syncDir(p string) error {
+	d, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,132 @@
+// Package helperapi is the whole contract between the plugin (user's machine,
+// any OS) and the helper container (daemon host, Linux): plain JSON types.
+//
+// The plugin passes a DumpRequest as the helper's argument; the helper writes
+// Events to stdout, one JSON object per line, ending with exactly one event of
+// kind "result" or "error".
+package helperapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+// ProtocolVersion changes whenever a field changes meaning; plugin and helper
+// refuse to talk across versions.
+const ProtocolVersion = 1
+
+// CgroupModes are the values of --manage-cgroups-mode, as CRIU names them.
+var CgroupModes = []string{"soft", "full", "strict", "ignore"}
+
+// DumpOptions are the user's choices for one dump.
+type DumpOptions struct {
+	LeaveRunning      bool   `json:"leave_running"`
+	TCPEstablished    bool   `json:"tcp_established"`
+	FileLocks         bool   `json:"file_locks"`
+	ShellJob          bool   `json:"shell_job"`
+	ManageCgroupsMode string `json:"manage_cgroups_mode"`
+	LogLevel          int    `json:"log_level"`
+}
+
+// DumpRequest asks the helper to checkpoint one container.
+type DumpRequest struct {
+	Protocol       int                   `json:"protocol"`
+	PluginVersion  string                `json:"plugin_version"`
+	Container      inspect.ContainerInfo `json:"container"`
+	CheckpointName string                `json:"checkpoint_name"`
+	// DockerRoot is the daemon's data root, mounted at the same path in the helper.
+	DockerRoot string      `json:"docker_root"`
+	Options    DumpOptions `json:"options"`
+}
+
+// CheckpointDir is where Docker keeps the checkpoint named name of container id.
+func CheckpointDir(dockerRoot, id, name string) string {
+	return dockerRoot + "/containers/" + id + "/checkpoints/" + name
+}
+
+// Event kinds.
+const (
+	KindProgress = "progress"
+	KindResult   = "result"
+	KindError    = "error"
+)
+
+// Event is one line of the helper's stdout.
+type Event struct {
+	Kind    string       `json:"kind"`
+	Message string       `json:"message,omitempty"`
+	Result  *DumpResult  `json:"result,omitempty"`
+	Error   *DumpFailure `json:"error,omitempty"`
+}
+
+// DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).
+type DumpStats struct {
+	FreezingTime uint32 `json:"freezing_time_us"`
+	FrozenTime   uint32 `json:"frozen_time_us"`
+	MemdumpTime  uint32 `json:"memdump_time_us"`
+	MemwriteTime uint32 `json:"memwrite_time_us"`
+	PagesScanned uint64 `json:"pages_scanned"`
+	PagesWritten uint64 `json:"pages_written"`
+}
+
+// DumpResult describes a checkpoint that exists under its final name.
+type DumpResult struct {
+	Name        string        `json:"name"`
+	Path        string        `json:"path"`
+	LogPath     string        `json:"log_path"`
+	Size        int64         `json:"size"`
+	Files       int           `json:"files"`
+	CriuVersion string        `json:"criu_version"`
+	Stats       *DumpStats    `json:"stats,omitempty"`
+	Duration    time.Duration `json:"duration_ns"`
+	// ContainerRunning is false when the container was left stopped on purpose
+	// (--leave-running=false): the plugin then asks Docker to stop it.
+	ContainerRunning bool `json:"container_running"`
+}
+
+// DumpFailure explains a dump that did not produce a checkpoint. Nothing was
+// left under the checkpoint's name.
+type DumpFailure struct {
+	// Message is one line, in the user's terms.
+	Message string `json:"message"`
+	// Cause holds the CRIU log lines around its first errors.
+	Cause []string `json:"cause,omitempty"`
+	// Hint says what to do, when the cause is known.
+	Hint string `json:"hint,omitempty"`
+	// Log is CRIU's whole log, for the plugin to keep on the user's machine.
+	Log string `json:"log,omitempty"`
+	// Exists is set when the checkpoint name was already taken.
+	Exists bool `json:"exists,omitempty"`
+	// Busy is set when another checkpoint of the same container was running.
+	Busy bool `json:"busy,omitempty"`
+	// ContainerState says what the helper saw of the container afterwards:
+	// "running", "frozen", "stopped", "gone" or "" when it did not look.
+	ContainerState string `json:"container_state,omitempty"`
+}
+
+func (f *DumpFailure) Error() string { return f.Message }
+
+// Emitter writes Events as JSON lines.
+type Emitter struct{ w io.Writer }
+
+// NewEmitter writes events to w.
+func NewEmitter(w io.Writer) *Emitter { return &Emitter{w: w} }
+
+// Emit writes one event.
+func (e *Emitter) Emit(ev Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encoding helper event: %w", err)
+	}
+	_, err = e.w.Write(append(b, '\n'))
+	return err
+}
+
+// Progress writes a progress event.
+func (e *Emitter) Progress(format string, args ...any) {
+	_ = e.Emit(Event{Kind: KindProgress, Message: fmt.Sprintf(format, args...)})
+}

@@ -1,0 +1,202 @@
+// Package inspect turns what Docker and /proc say about a container into one
+// ContainerInfo, and refuses containers that cannot be checkpointed.
+//
+// FromInspect runs on the user's machine (any OS) from the Docker API alone; the
+// /proc readers in proc.go run inside the helper on the daemon host.
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+)
+
+// ErrNotCheckpointable is wrapped by every refusal of a container's state or kind.
+var ErrNotCheckpointable = errors.New("container cannot be checkpointed")
+
+// ContainerInfo is what a checkpoint needs to know about a container. It is plain
+// data so that it can travel to the helper as JSON.
+type ContainerInfo struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Image   string `json:"image"`
+	ImageID string `json:"image_id"`
+	PID     int    `json:"pid"`
+	State   string `json:"state"`
+	// Rootfs is the container's root filesystem on the daemon host (overlay2's
+	// merged directory), empty when the storage driver does not say.
+	Rootfs string `json:"rootfs,omitempty"`
+	// Runtime is Docker's runtime name, "runc" for every container we accept.
+	Runtime string `json:"runtime"`
+	// BundlePath is the OCI bundle containerd keeps for the container.
+	BundlePath string `json:"bundle_path"`
+	// Namespaces maps a namespace kind (network, ipc, pid, uts, cgroup) to Docker's
+	// mode for it: "private", "host", "container:<id>", "shareable", ...
+	Namespaces map[string]string `json:"namespaces"`
+	// CgroupParent is the cgroup parent Docker was told (empty: the daemon's).
+	CgroupParent string `json:"cgroup_parent,omitempty"`
+	Tty          bool   `json:"tty"`
+	// Mounts are the mounts Docker made for the container, including the files
+	// Docker itself binds in (/etc/hosts, /etc/hostname, /etc/resolv.conf).
+	Mounts []Mount `json:"mounts"`
+	// MaskedPaths are hidden from the container (files bound from /dev/null,
+	// directories covered by a read-only tmpfs).
+	MaskedPaths   []string          `json:"masked_paths,omitempty"`
+	ReadonlyPaths []string          `json:"readonly_paths,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+}
+
+// Mount is one mount of the container as Docker describes it.
+type Mount struct {
+	// Type is bind, volume, tmpfs or npipe (Docker's mount types).
+	Type        string `json:"type"`
+	Source      string `json:"source,omitempty"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"read_only,omitempty"`
+	// Docker marks the files it provides itself (hosts, hostname, resolv.conf,
+	// the IPC shm) as DockerManaged.
+	DockerManaged bool `json:"docker_managed,omitempty"`
+}
+
+// IsBind reports whether the container sees this mount as a bind of a host path
+// (CRIU must then treat it as external: its source is outside the container).
+func (m Mount) IsBind() bool {
+	return m.Type == string(mount.TypeBind) || m.Type == string(mount.TypeVolume)
+}
+
+// ExternalMountpoints lists, sorted, the mount points whose source lives outside
+// the container: user binds and volumes, and the files Docker binds in itself.
+func (c ContainerInfo) ExternalMountpoints() []string {
+	var out []string
+	for _, m := range c.Mounts {
+		if m.IsBind() {
+			out = append(out, m.Destination)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ShortID is the 12-character form Docker shows.
+func (c ContainerInfo) ShortID() string {
+	if len(c.ID) > 12 {
+		return c.ID[:12]
+	}
+	return c.ID
+}
+
+// runtimes lists the runtime names under which Docker runs runc.
+var runtimes = map[string]bool{"": true, "runc": true, "io.containerd.runc.v2": true, "io.containerd.runc.v1": true}
+
+// FromInspect builds a ContainerInfo from `docker inspect` data and refuses, with
+// an error wrapping ErrNotCheckpointable, any container that cannot be dumped
+// now. The daemon's cgroup driver is not needed: the helper reads the real cgroup
+// from /proc.
+func FromInspect(c container.InspectResponse) (ContainerInfo, error) {
+	if c.ContainerJSONBase == nil || c.State == nil || c.HostConfig == nil {
+		return ContainerInfo{}, fmt.Errorf("incomplete inspect data for container %q", c.ID)
+	}
+	name := strings.TrimPrefix(c.Name, "/")
+	if err := checkState(name, c.State); err != nil {
+		return ContainerInfo{}, err
+	}
+	if c.Platform != "" && c.Platform != "linux" {
+		return ContainerInfo{}, fmt.Errorf("container %q is a %s container: %w; CRIU checkpoints Linux containers only", name, c.Platform, ErrNotCheckpointable)
+	}
+	if !runtimes[c.HostConfig.Runtime] {
+		return ContainerInfo{}, fmt.Errorf("container %q runs with the %q runtime: %w; only runc containers are supported", name, c.HostConfig.Runtime, ErrNotCheckpointable)
+	}
+	hc := c.HostConfig
+	info := ContainerInfo{
+		ID:      c.ID,
+		Name:    name,
+		ImageID: c.Image,
+		PID:     c.State.Pid,
+		State:   c.State.Status,
+		Runtime: "runc",
+		// Docker runs containers in containerd's "moby" namespace with the v2 shim.
+		BundlePath: path.Join("/run/containerd/io.containerd.runtime.v2.task/moby", c.ID),
+		Namespaces: map[string]string{
+			"network": namespaceMode(string(hc.NetworkMode)),
+			"ipc":     namespaceMode(string(hc.IpcMode)),
+			"pid":     namespaceMode(string(hc.PidMode)),
+			"uts":     namespaceMode(string(hc.UTSMode)),
+			"cgroup":  namespaceMode(string(hc.CgroupnsMode)),
+		},
+		CgroupParent:  hc.CgroupParent,
+		MaskedPaths:   append([]string(nil), hc.MaskedPaths...),
+		ReadonlyPaths: append([]string(nil), hc.ReadonlyPaths...),
+	}
+	if c.Config != nil {
+		info.Image = c.Config.Image
+		info.Tty = c.Config.Tty
+		info.Labels = c.Config.Labels
+	}
+	if c.GraphDriver.Data != nil {
+		info.Rootfs = c.GraphDriver.Data["MergedDir"]
+	}
+	if info.PID <= 0 {
+		return ContainerInfo{}, fmt.Errorf("container %q is running but the daemon reports no process id: %w", name, ErrNotCheckpointable)
+	}
+	for _, m := range c.Mounts {
+		info.Mounts = append(info.Mounts, Mount{
+			Type:        string(m.Type),
+			Source:      m.Source,
+			Destination: m.Destination,
+			ReadOnly:    !m.RW,
+		})
+	}
+	// Files Docker binds into every container (for a container joining another's
+	// network, that container's files); they are not in the inspect Mounts list.
+	for dest, src := range map[string]string{
+		"/etc/resolv.conf": c.ResolvConfPath,
+		"/etc/hostname":    c.HostnamePath,
+		"/etc/hosts":       c.HostsPath,
+	} {
+		if src != "" && !info.hasMountAt(dest) {
+			info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: src, Destination: dest, DockerManaged: true})
+		}
+	}
+	// A shareable (or joined) IPC namespace gets /dev/shm bound from the daemon's
+	// shm mount; a private one gets a tmpfs of its own, which CRIU dumps.
+	if im := container.IpcMode(hc.IpcMode); (im.IsShareable() || im.IsContainer()) && !info.hasMountAt("/dev/shm") {
+		info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: "shm", Destination: "/dev/shm", DockerManaged: true})
+	}
+	sort.Slice(info.Mounts, func(i, j int) bool { return info.Mounts[i].Destination < info.Mounts[j].Destination })
+	return info, nil
+}
+
+func (c ContainerInfo) hasMountAt(dest string) bool {
+	for _, m := range c.Mounts {
+		if m.Destination == dest {
+			return true
+		}
+	}
+	return false
+}
+
+func namespaceMode(mode string) string {
+	if mode == "" || mode == "default" {
+		return "private"
+	}
+	return mode
+}
+
+func checkState(name string, s *container.State) error {
+	switch {
+	case s.Paused:
+		return fmt.Errorf("container %q is paused: %w; unpause it first (docker unpause %s)", name, ErrNotCheckpointable, name)
+	case s.Restarting:
+		return fmt.Errorf("container %q is restarting: %w; wait until it runs", name, ErrNotCheckpointable)
+	case s.Dead:
+		return fmt.Errorf("container %q is dead: %w", name, ErrNotCheckpointable)
+	case !s.Running:
+		return fmt.Errorf("container %q is not running (%s): %w; start it first", name, s.Status, ErrNotCheckpointable)
+	}
+	return nil
+}

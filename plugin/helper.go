@@ -1,0 +1,231 @@
+package plugin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// ErrHelperImageMissing is returned when the helper image is not on the daemon.
+var ErrHelperImageMissing = errors.New("helper image not found")
+
+// stopGrace is how long a cancelled helper gets to let CRIU unfreeze the
+// container and remove its work folder before it is killed.
+const stopGrace = 20 * time.Second
+
+// helperRun describes one helper container.
+type helperRun struct {
+	api        client.APIClient
+	image      string
+	dockerRoot string
+	// target is the ID of the container the helper works on (a label).
+	target string
+	// command is the helper's arguments ("dump", REQUEST).
+	command []string
+}
+
+// helperOutcome is what a helper container produced.
+type helperOutcome struct {
+	// final is the helper's last event: a result or an error.
+	final *helperapi.Event
+	// stderr is what the helper printed outside the protocol.
+	stderr   string
+	exitCode int64
+}
+
+// checkHelperImage makes sure the helper image is on the daemon, with an error
+// that says how to get it.
+func checkHelperImage(ctx context.Context, api client.APIClient, image string) error {
+	if _, err := api.ImageInspect(ctx, image); err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("%w: %q is not on the daemon; build it there with `make helper-image` in the docker-xcheckpoint source tree, or name another with --helper-image", ErrHelperImageMissing, image)
+		}
+		return fmt.Errorf("looking up helper image %q: %w", image, err)
+	}
+	return nil
+}
+
+// removeStaleHelpers removes helper containers of crashed runs: ours by label
+// and no longer running. Running helpers may belong to a concurrent command.
+func removeStaleHelpers(ctx context.Context, api client.APIClient) {
+	list, err := api.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelHelper), filters.Arg("status", "exited"), filters.Arg("status", "created"), filters.Arg("status", "dead")),
+	})
+	if err != nil {
+		return
+	}
+	for _, c := range list {
+		_ = api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
+}
+
+// run starts the helper, passes its events to onProgress, and returns its last
+// event. The helper container is removed before run returns, whatever happens.
+// When ctx is cancelled the helper is asked to stop (SIGTERM), so that CRIU can
+// unfreeze the target, and is killed after stopGrace.
+func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (out helperOutcome, retErr error) {
+	cfgFile, err := loadHelperConfig()
+	if err != nil {
+		return out, err
+	}
+	hostCfg, err := cfgFile.hostConfig(h.dockerRoot)
+	if err != nil {
+		return out, err
+	}
+	cfg := &container.Config{
+		Image:        h.image,
+		Entrypoint:   cfgFile.Entrypoint,
+		Cmd:          h.command,
+		WorkingDir:   cfgFile.WorkDir,
+		AttachStdout: true,
+		AttachStderr: true,
+		Labels: map[string]string{
+			LabelHelper:  "true",
+			LabelVersion: xcheckpoint.Version,
+			LabelTarget:  h.target,
+			LabelCommand: h.command[0],
+		},
+	}
+	name := "xcheckpoint-helper-" + randomSuffix()
+	created, err := h.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
+	if err != nil {
+		return out, fmt.Errorf("creating helper container from %q: %w", h.image, err)
+	}
+	id := created.ID
+	defer func() {
+		// The caller's context may be cancelled: removal must still happen.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := h.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("removing helper container %s: %w (remove it with: docker rm -f %s)", name, err, name))
+		}
+	}()
+
+	attach, err := h.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return out, fmt.Errorf("attaching to helper container: %w", err)
+	}
+	defer attach.Close()
+	waitCh, waitErrCh := h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionNextExit)
+	if err := h.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return out, fmt.Errorf("starting helper container from %q: %w", h.image, err)
+	}
+
+	var stderr bytes.Buffer
+	stdoutR, stdoutW := io.Pipe()
+	var copyWG sync.WaitGroup
+	copyWG.Add(1)
+	go func() {
+		defer copyWG.Done()
+		_, err := stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
+		stdoutW.CloseWithError(err)
+	}()
+	eventsDone := make(chan struct{})
+	var final *helperapi.Event
+	var protoErr error
+	go func() {
+		defer close(eventsDone)
+		sc := bufio.NewScanner(stdoutR)
+		sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
+		for sc.Scan() {
+			var ev helperapi.Event
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				protoErr = fmt.Errorf("unexpected output from the helper: %q", truncate(sc.Text(), 200))
+				continue
+			}
+			switch ev.Kind {
+			case helperapi.KindProgress:
+				if onProgress != nil {
+					onProgress(ev)
+				}
+			case helperapi.KindResult, helperapi.KindError:
+				e := ev
+				final = &e
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdoutR)
+	}()
+
+	var exitCode int64 = -1
+	select {
+	case st := <-waitCh:
+		exitCode = st.StatusCode
+		if st.Error != nil {
+			retErr = fmt.Errorf("waiting for helper container: %s", st.Error.Message)
+		}
+	case err := <-waitErrCh:
+		retErr = fmt.Errorf("waiting for helper container: %w", err)
+	case <-ctx.Done():
+		// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
+		bg := context.WithoutCancel(ctx)
+		_ = h.api.ContainerKill(bg, id, "TERM")
+		select {
+		case st := <-waitCh:
+			exitCode = st.StatusCode
+		case <-time.After(stopGrace):
+			_ = h.api.ContainerKill(bg, id, "KILL")
+		}
+		retErr = ctx.Err()
+	}
+	// The stream ends when the container exits; do not wait forever if it stays.
+	streamDone := make(chan struct{})
+	go func() { copyWG.Wait(); <-eventsDone; close(streamDone) }()
+	select {
+	case <-streamDone:
+	case <-time.After(10 * time.Second):
+		attach.Close()
+		<-streamDone
+	}
+	out = helperOutcome{final: final, stderr: stderr.String(), exitCode: exitCode}
+	if retErr == nil && final == nil {
+		msg := strings.TrimSpace(out.stderr)
+		if msg == "" && protoErr != nil {
+			msg = protoErr.Error()
+		}
+		retErr = fmt.Errorf("the helper container ended (exit code %d) without a result: %s", exitCode, truncate(msg, 2000))
+	}
+	return out, retErr
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
