@@ -44,6 +44,7 @@ unit: ## Unit tests only
 
 e2e: install ## End-to-end tests only (needs root and a Docker engine)
 	XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
+	./hack/test-images.sh
 	./hack/host-criu.sh $(CRIU_DIR)
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 

@@ -8,6 +8,12 @@
 set -euo pipefail
 dir=${1:?usage: host-criu.sh CRIU_DIR}
 root=$(cd "$dir/full" && pwd)
+# CRIU runs the host's own ip, iptables-restore and tar when it dumps and
+# restores (forky's would need a newer glibc).
+if ! command -v ip >/dev/null 2>&1 || ! command -v iptables-restore >/dev/null 2>&1; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq iproute2 iptables >/dev/null
+fi
 wrapper=/usr/local/sbin/criu
 cat >"$wrapper.tmp" <<WRAP
 #!/bin/sh

@@ -291,9 +291,12 @@ func dumpFailure(ctx context.Context, info inspect.ContainerInfo, facts criu.Pro
 	logBytes, _ := os.ReadFile(filepath.Join(tmp, criu.LogFile))
 	d := criu.Diagnose(string(logBytes))
 	msg := fmt.Sprintf("CRIU could not dump container %q", info.Name)
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
+		// The log's tail says nothing the user needs: they interrupted it.
 		msg = fmt.Sprintf("the checkpoint of container %q was interrupted", info.Name)
-	} else if len(d.Cause) == 0 {
+		d = criu.Diagnosis{}
+	case len(d.Cause) == 0:
 		msg += ": " + dumpErr.Error()
 	}
 	return &helperapi.DumpFailure{

@@ -17,7 +17,7 @@ import (
 )
 
 // ErrNotCheckpointable is wrapped by every refusal of a container's state or kind.
-var ErrNotCheckpointable = errors.New("container cannot be checkpointed")
+var ErrNotCheckpointable = errors.New("cannot checkpoint container")
 
 // ContainerInfo is what a checkpoint needs to know about a container. It is plain
 // data so that it can travel to the helper as JSON.
@@ -106,10 +106,10 @@ func FromInspect(c container.InspectResponse) (ContainerInfo, error) {
 		return ContainerInfo{}, err
 	}
 	if c.Platform != "" && c.Platform != "linux" {
-		return ContainerInfo{}, fmt.Errorf("container %q is a %s container: %w; CRIU checkpoints Linux containers only", name, c.Platform, ErrNotCheckpointable)
+		return ContainerInfo{}, fmt.Errorf("%w %q: it is a %s container; CRIU checkpoints Linux containers only", ErrNotCheckpointable, name, c.Platform)
 	}
 	if !runtimes[c.HostConfig.Runtime] {
-		return ContainerInfo{}, fmt.Errorf("container %q runs with the %q runtime: %w; only runc containers are supported", name, c.HostConfig.Runtime, ErrNotCheckpointable)
+		return ContainerInfo{}, fmt.Errorf("%w %q: it runs with the %q runtime; only runc containers are supported", ErrNotCheckpointable, name, c.HostConfig.Runtime)
 	}
 	hc := c.HostConfig
 	info := ContainerInfo{
@@ -141,7 +141,7 @@ func FromInspect(c container.InspectResponse) (ContainerInfo, error) {
 		info.Rootfs = c.GraphDriver.Data["MergedDir"]
 	}
 	if info.PID <= 0 {
-		return ContainerInfo{}, fmt.Errorf("container %q is running but the daemon reports no process id: %w", name, ErrNotCheckpointable)
+		return ContainerInfo{}, fmt.Errorf("%w %q: it is running but the daemon reports no process id", ErrNotCheckpointable, name)
 	}
 	for _, m := range c.Mounts {
 		info.Mounts = append(info.Mounts, Mount{
@@ -190,13 +190,13 @@ func namespaceMode(mode string) string {
 func checkState(name string, s *container.State) error {
 	switch {
 	case s.Paused:
-		return fmt.Errorf("container %q is paused: %w; unpause it first (docker unpause %s)", name, ErrNotCheckpointable, name)
+		return fmt.Errorf("%w %q: it is paused; unpause it first (docker unpause %s)", ErrNotCheckpointable, name, name)
 	case s.Restarting:
-		return fmt.Errorf("container %q is restarting: %w; wait until it runs", name, ErrNotCheckpointable)
+		return fmt.Errorf("%w %q: it is restarting; wait until it runs", ErrNotCheckpointable, name)
 	case s.Dead:
-		return fmt.Errorf("container %q is dead: %w", name, ErrNotCheckpointable)
+		return fmt.Errorf("%w %q: it is dead", ErrNotCheckpointable, name)
 	case !s.Running:
-		return fmt.Errorf("container %q is not running (%s): %w; start it first", name, s.Status, ErrNotCheckpointable)
+		return fmt.Errorf("%w %q: it is not running (%s); start it first", ErrNotCheckpointable, name, s.Status)
 	}
 	return nil
 }

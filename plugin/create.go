@@ -101,21 +101,18 @@ func (o *createOptions) validate(now time.Time) error {
 
 func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
 	if err := opts.validate(time.Now()); err != nil {
-		return cli.StatusError{StatusCode: 1, Status: "Error: " + err.Error(), Cause: err}
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := create(ctx, dockerCLI, opts)
-	if err != nil && ctx.Err() != nil && !errors.Is(err, errInterruptedCleanly) {
-		return cli.StatusError{StatusCode: 130, Status: "Error: interrupted: " + err.Error(), Cause: err}
+	if err := create(ctx, dockerCLI, opts); err != nil {
+		if ctx.Err() != nil {
+			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
+		}
+		return err
 	}
-	if errors.Is(err, errInterruptedCleanly) {
-		return cli.StatusError{StatusCode: 130, Status: "Error: " + err.Error(), Cause: err}
-	}
-	return err
+	return nil
 }
-
-var errInterruptedCleanly = errors.New("interrupted")
 
 func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
 	api := dockerCLI.Client()
@@ -243,10 +240,7 @@ func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.Con
 		b.WriteString(fmt.Sprintf("No checkpoint named %q was stored.", opts.name))
 	}
 	msg := strings.TrimRight(b.String(), "\n")
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %s", errInterruptedCleanly, msg)
-	}
-	if runErr != nil {
+	if runErr != nil && ctx.Err() == nil {
 		msg += "\n(" + runErr.Error() + ")"
 	}
 	return errors.New(msg)
@@ -255,12 +249,11 @@ func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.Con
 // afterHelperError reports a helper that ended without a verdict (killed,
 // interrupted, daemon gone) together with the container's state.
 func afterHelperError(ctx context.Context, dockerCLI command.Cli, info inspect.ContainerInfo, runErr error) error {
-	msg := fmt.Sprintf("checkpoint of container %q failed: %v\n%s", info.Name, runErr, stateSentence(ctx, dockerCLI, info, ""))
-	msg = strings.TrimRight(msg, "\n")
+	what := fmt.Sprintf("checkpoint of container %q failed: %v", info.Name, runErr)
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %s", errInterruptedCleanly, msg)
+		what = fmt.Sprintf("checkpoint of container %q interrupted", info.Name)
 	}
-	return errors.New(msg)
+	return errors.New(what + "\n" + strings.TrimRight(stateSentence(ctx, dockerCLI, info, ""), "\n"))
 }
 
 // stateSentence says, from Docker's point of view, whether the container still

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`), also run by CI: on a fresh Debian
+# machine it installs and starts what it needs (Docker engine from Debian's
+# packages, dockerd by hand, the CRIU helper image built offline), then runs
+# every test: lint, unit tests, the cross-compile check, and the end-to-end
+# tests against the real daemon and real CRIU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+
+step() { printf '\n== %s\n' "$*"; }
+
+command -v go >/dev/null || { echo "test: Go 1.26 is needed on PATH (or in /usr/local/go)" >&2; exit 1; }
+
+step "Docker engine (experimental mode on, for verifying with Docker's own restore)"
+XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
+
+step "gofmt and go vet"
+make --no-print-directory lint
+
+step "unit tests"
+go test -count=1 ./...
+
+step "the plugin builds for every platform"
+make --no-print-directory cross
+
+step "end-to-end tests (real dockerd, real CRIU)"
+make --no-print-directory e2e

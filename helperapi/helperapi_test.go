@@ -1,0 +1,116 @@
+package helperapi
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+func TestEmitterRoundTrip(t *testing.T) {
+	events := []Event{
+		{Kind: KindProgress, Message: "dumping container web (pid 4242) with CRIU 4.2.1"},
+		{Kind: KindProgress, Message: "a message\nwith a newline and \"quotes\""},
+		{Kind: KindResult, Result: &DumpResult{
+			Name:        "warm",
+			Path:        "/var/lib/docker/containers/abc/checkpoints/warm",
+			LogPath:     "/var/lib/docker/containers/abc/checkpoints/warm/dump.log",
+			Size:        1 << 33,
+			Files:       17,
+			CriuVersion: "4.2.1",
+			Stats: &DumpStats{
+				FreezingTime: 1200, FrozenTime: 53000, MemdumpTime: 41000, MemwriteTime: 3000,
+				PagesScanned: 1 << 40, PagesWritten: 262144,
+			},
+			Duration:         1500 * time.Millisecond,
+			ContainerRunning: true,
+		}},
+		{Kind: KindError, Error: &DumpFailure{
+			Message:        `CRIU could not dump container "web"`,
+			Cause:          []string{"(00.1) a", "(00.2) Error (criu/sk-inet.c:200): inet: Connected TCP socket"},
+			Hint:           "rerun with --tcp-established",
+			Log:            "line 1\nline 2\n",
+			ContainerState: "running",
+		}},
+	}
+	var buf bytes.Buffer
+	em := NewEmitter(&buf)
+	em.Progress("dumping container %s (pid %d) with CRIU %s", "web", 4242, "4.2.1")
+	for _, ev := range events[1:] {
+		assert.NilError(t, em.Emit(ev))
+	}
+
+	out := buf.String()
+	assert.Check(t, strings.HasSuffix(out, "\n"))
+	assert.Check(t, is.Equal(strings.Count(out, "\n"), len(events)), "one line per event:\n%s", out)
+
+	sc := bufio.NewScanner(&buf)
+	var got []Event
+	for sc.Scan() {
+		var ev Event
+		assert.NilError(t, json.Unmarshal(sc.Bytes(), &ev), "line %q", sc.Text())
+		got = append(got, ev)
+	}
+	assert.NilError(t, sc.Err())
+	assert.Check(t, is.DeepEqual(got, events))
+}
+
+func TestEmitterWireFormat(t *testing.T) {
+	// The plugin of another version reads these names: they are the protocol.
+	var buf bytes.Buffer
+	assert.NilError(t, NewEmitter(&buf).Emit(Event{Kind: KindResult, Result: &DumpResult{Name: "warm", Duration: time.Second, ContainerRunning: true}}))
+	var raw map[string]any
+	assert.NilError(t, json.Unmarshal(buf.Bytes(), &raw))
+	assert.Check(t, is.Equal(raw["kind"], "result"))
+	assert.Check(t, is.Nil(raw["error"]), "an absent failure is omitted")
+	res, ok := raw["result"].(map[string]any)
+	assert.Assert(t, ok, "%s", buf.String())
+	assert.Check(t, is.Equal(res["name"], "warm"))
+	assert.Check(t, is.Equal(res["duration_ns"], float64(time.Second)))
+	assert.Check(t, is.Equal(res["container_running"], true))
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+func TestEmitterWriteError(t *testing.T) {
+	err := NewEmitter(failingWriter{}).Emit(Event{Kind: KindProgress, Message: "x"})
+	assert.Check(t, is.Error(err, "broken pipe"))
+}
+
+func TestDumpRequestRoundTrip(t *testing.T) {
+	req := DumpRequest{
+		Protocol:       ProtocolVersion,
+		PluginVersion:  "v1.2.3",
+		CheckpointName: "warm",
+		DockerRoot:     "/srv/docker",
+		Container: inspect.ContainerInfo{
+			ID: "abc", Name: "web", PID: 42, Namespaces: map[string]string{"network": "private"},
+			Mounts: []inspect.Mount{{Type: "bind", Source: "/var/lib/docker/containers/abc/hosts", Destination: "/etc/hosts", DockerManaged: true}},
+		},
+		Options: DumpOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, ShellJob: true, ManageCgroupsMode: "soft", LogLevel: 4},
+	}
+	b, err := json.Marshal(req)
+	assert.NilError(t, err)
+	var got DumpRequest
+	assert.NilError(t, json.Unmarshal(b, &got))
+	assert.Check(t, is.DeepEqual(got, req))
+}
+
+func TestCheckpointDir(t *testing.T) {
+	assert.Check(t, is.Equal(CheckpointDir("/var/lib/docker", "abc", "warm"), "/var/lib/docker/containers/abc/checkpoints/warm"))
+}
+
+func TestDumpFailureIsError(t *testing.T) {
+	var err error = &DumpFailure{Message: `checkpoint "warm" already exists for container "web"`, Exists: true}
+	assert.Check(t, is.Error(err, `checkpoint "warm" already exists for container "web"`))
+}

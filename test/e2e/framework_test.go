@@ -1,0 +1,265 @@
+//go:build e2e
+
+// Package e2e runs the real plugin binary against the real Docker daemon and the
+// real CRIU helper, as a user would: `docker xcheckpoint ...` with a throw-away
+// DOCKER_CONFIG holding the plugin. Checkpoints are verified by restoring them
+// with Docker's own `docker start --checkpoint` (hack/test.sh turns on Docker's
+// experimental mode and gives runc a CRIU 4.2 for this).
+//
+// Run with `make e2e` (or hack/test.sh); needs root on the daemon host.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/poll"
+)
+
+const (
+	busybox = "xcheckpoint-test/busybox"
+	fixture = "xcheckpoint-test/fixture"
+	// counterLoop prints 1, 2, 3... every 200ms.
+	counterLoop = `i=0; while true; do i=$((i+1)); echo $i; sleep 0.2; done`
+)
+
+var (
+	configDir  string // DOCKER_CONFIG with cli-plugins/docker-xcheckpoint
+	dockerRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	plugin, err := filepath.Abs("../../bin/docker-xcheckpoint")
+	if err == nil {
+		_, err = os.Stat(plugin)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build the plugin first (make build):", err)
+		return 1
+	}
+	configDir, err = os.MkdirTemp("", "xcheckpoint-e2e-config-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(configDir)
+	if err := os.MkdirAll(filepath.Join(configDir, "cli-plugins"), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := os.Symlink(plugin, filepath.Join(configDir, "cli-plugins", "docker-xcheckpoint")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	out, err := exec.Command("docker", "info", "--format", "{{.DockerRootDir}}").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: no Docker daemon answers:", err)
+		return 1
+	}
+	dockerRoot = strings.TrimSpace(string(out))
+	code := m.Run()
+	// However the tests went, no helper container may remain.
+	if left := helperContainers(); left != "" {
+		fmt.Fprintln(os.Stderr, "e2e: helper containers left behind:\n"+left)
+		return 1
+	}
+	return code
+}
+
+func helperContainers() string {
+	out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=com.docker.xcheckpoint.helper", "--format", "{{.Names}} {{.Status}}").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// result is what one command printed.
+type result struct {
+	stdout, stderr string
+	exit           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.exit, r.stdout, r.stderr)
+}
+
+// xcheckpoint runs `docker xcheckpoint ARGS...` with the test's plugin.
+func xcheckpoint(t *testing.T, args ...string) result {
+	t.Helper()
+	return runEnv(t, nil, "docker", append([]string{"xcheckpoint"}, args...)...)
+}
+
+func runEnv(t *testing.T, env []string, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+configDir), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.exit = ee.ExitCode()
+		} else {
+			t.Fatalf("running %s %v: %v", name, args, err)
+		}
+	}
+	return r
+}
+
+// docker runs a docker command that must succeed and returns its stdout.
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	r := runEnv(t, nil, "docker", args...)
+	assert.Equal(t, r.exit, 0, "docker %v\n%s", args, r)
+	return strings.TrimSpace(r.stdout)
+}
+
+// startContainer runs a detached container named after the test, removed at the
+// end of the test, and returns its name.
+func startContainer(t *testing.T, suffix string, args ...string) string {
+	t.Helper()
+	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+t.Name()+"-"+suffix, "-"))
+	_ = exec.Command("docker", "rm", "-f", name).Run()
+	docker(t, append([]string{"run", "-d", "--name", name}, args...)...)
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", name).Run() })
+	return name
+}
+
+func containerID(t *testing.T, name string) string {
+	return docker(t, "inspect", "-f", "{{.Id}}", name)
+}
+
+func state(t *testing.T, name string) string {
+	return docker(t, "inspect", "-f", "{{.State.Status}}", name)
+}
+
+func checkpointDir(t *testing.T, name, ckpt string) string {
+	return filepath.Join(dockerRoot, "containers", containerID(t, name), "checkpoints", ckpt)
+}
+
+// checkpoints lists the checkpoint folders of a container, read on the host.
+func checkpoints(t *testing.T, name string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dockerRoot, "containers", containerID(t, name), "checkpoints"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	assert.NilError(t, err)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+var counterRE = regexp.MustCompile(`^(?:count=)?(\d+)`)
+
+// counters parses the counter of every log line of a container.
+func counters(t *testing.T, name string) []int {
+	t.Helper()
+	r := runEnv(t, nil, "docker", "logs", name)
+	var out []int
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if m := counterRE.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func last(t *testing.T, name string) int {
+	c := counters(t, name)
+	if len(c) == 0 {
+		return 0
+	}
+	return c[len(c)-1]
+}
+
+// waitCounting waits until the container's counter passes min, which proves it
+// runs and is not frozen.
+func waitCounting(t *testing.T, name string, min int) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if n := last(t, name); n > min {
+			return poll.Success()
+		}
+		return poll.Continue("counter of %s at %d, waiting for more than %d", name, last(t, name), min)
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
+}
+
+// assertKeepsRunning checks that the container runs and its counter advances.
+func assertKeepsRunning(t *testing.T, name string) {
+	t.Helper()
+	assert.Equal(t, state(t, name), "running")
+	waitCounting(t, name, last(t, name)+2)
+}
+
+// restoreNative stops the container and restores the checkpoint with Docker's
+// own `docker start --checkpoint`; it returns the log lines printed after the
+// restore, once there are at least two.
+func restoreNative(t *testing.T, name, ckpt string) []string {
+	t.Helper()
+	docker(t, "stop", "-t", "1", name)
+	before := len(strings.Split(runEnv(t, nil, "docker", "logs", name).stdout, "\n"))
+	r := runEnv(t, nil, "docker", "start", "--checkpoint", ckpt, name)
+	assert.Equal(t, r.exit, 0, "docker start --checkpoint %s %s\n%s", ckpt, name, r)
+	var after []string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		lines := strings.Split(strings.TrimRight(runEnv(t, nil, "docker", "logs", name).stdout, "\n"), "\n")
+		if len(lines) >= before+1 {
+			after = lines[before-1:]
+			return poll.Success()
+		}
+		return poll.Continue("waiting for output after the restore")
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
+	return after
+}
+
+// firstCounter returns the counter of the first line matching prefix.
+func firstCounter(t *testing.T, lines []string) int {
+	t.Helper()
+	for _, l := range lines {
+		if m := counterRE.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n
+		}
+	}
+	t.Fatalf("no counter in %q", lines)
+	return 0
+}
+
+// assertResumed checks that a restored counter continued from the checkpoint
+// (between the values seen just before and just after the dump), not from 1.
+func assertResumed(t *testing.T, after []string, atDumpStart, atDumpEnd int) {
+	t.Helper()
+	n := firstCounter(t, after)
+	assert.Assert(t, n > atDumpStart && n <= atDumpEnd+1,
+		"restored counter starts at %d; the checkpoint was taken while it went from %d to %d (a restart would start at 1)\nlines: %q", n, atDumpStart, atDumpEnd, after)
+}
+
+// checkpointMeta reads our container.json of a stored checkpoint.
+func checkpointMeta(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "container.json"))
+	assert.NilError(t, err)
+	var m map[string]any
+	assert.NilError(t, json.Unmarshal(b, &m))
+	return m
+}
