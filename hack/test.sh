@@ -21,8 +21,9 @@ make --no-print-directory lint
 step "unit tests"
 go test -count=1 ./...
 
-step "the plugin builds for every platform"
-make --no-print-directory cross
+step "the plugin builds for macOS and Windows (no Linux-only code on the host side)"
+# Two targets, not `make cross`'s five: each costs minutes on a 2-core machine.
+make --no-print-directory cross CROSS="darwin/arm64 windows/amd64"
 
 step "end-to-end tests (real dockerd, real CRIU)"
 make --no-print-directory e2e
