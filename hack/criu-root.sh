@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, without any container registry, the root filesystem of the helper image:
 # CRIU 4.2 (Debian forky; bookworm's 3.17 fails on current kernels) plus the
-# programs CRIU runs during a dump (ip, iptables-restore, tar, gzip), with only
+# programs CRIU runs during a dump (ip, iptables-save/-restore, tar, gzip), with only
 # the files those programs need. Output: DIR/rootfs (the minimal root) and
 # DIR/full (the debootstrapped forky root, cached between runs, also usable by
 # hack/host-criu.sh).
@@ -97,11 +97,12 @@ mkdir -p "$min/usr/bin" "$min/usr/sbin" "$min/usr/lib" "$min/usr/lib64"
 for l in bin sbin lib lib64; do ln -s "usr/$l" "$min/$l"; done
 for p in usr/sbin/criu usr/bin/tar usr/bin/gzip usr/bin/dash \
 	usr/sbin/ip usr/bin/ip \
-	usr/sbin/iptables usr/sbin/iptables-restore usr/sbin/ip6tables usr/sbin/ip6tables-restore \
-	usr/sbin/iptables-legacy usr/sbin/iptables-legacy-restore \
-	usr/sbin/ip6tables-legacy usr/sbin/ip6tables-legacy-restore \
-	usr/sbin/iptables-nft usr/sbin/iptables-nft-restore \
-	usr/sbin/ip6tables-nft usr/sbin/ip6tables-nft-restore \
+	usr/sbin/iptables usr/sbin/iptables-restore usr/sbin/iptables-save \
+	usr/sbin/ip6tables usr/sbin/ip6tables-restore usr/sbin/ip6tables-save \
+	usr/sbin/iptables-legacy usr/sbin/iptables-legacy-restore usr/sbin/iptables-legacy-save \
+	usr/sbin/ip6tables-legacy usr/sbin/ip6tables-legacy-restore usr/sbin/ip6tables-legacy-save \
+	usr/sbin/iptables-nft usr/sbin/iptables-nft-restore usr/sbin/iptables-nft-save \
+	usr/sbin/ip6tables-nft usr/sbin/ip6tables-nft-restore usr/sbin/ip6tables-nft-save \
 	usr/sbin/xtables-legacy-multi usr/sbin/xtables-nft-multi; do
 	copy_with_libs "$p"
 done
