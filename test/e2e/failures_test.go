@@ -44,6 +44,27 @@ exec docker xcheckpoint create "$1" isolated`
 	assertKeepsRunning(t, ctr)
 }
 
+// TestCreateThroughContext reaches the daemon through a Docker context, as
+// `docker -c prod xcheckpoint create api` would: the plugin must use the CLI's
+// context, not the default socket.
+func TestCreateThroughContext(t *testing.T) {
+	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, ctr, 2)
+	addr := tcpProxy(t, "/var/run/docker.sock")
+	ctxName := "xcp-e2e-context"
+	docker(t, "--config", configDir, "context", "create", ctxName, "--docker", "host=tcp://"+addr)
+	t.Cleanup(func() { _ = runEnv(t, nil, "docker", "context", "rm", "-f", ctxName) })
+
+	// The default endpoint is made unusable, so only the context can work.
+	r := runEnv(t, []string{"DOCKER_HOST="}, "docker", "-H", "unix:///nonexistent.sock", "xcheckpoint", "create", ctr, "viahost")
+	assert.Check(t, r.exit != 0, "a wrong -H must fail: %s", r)
+	r = runEnv(t, nil, "docker", "-c", ctxName, "xcheckpoint", "create", ctr, "viacontext")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assert.Equal(t, r.stdout, "viacontext\n")
+	assert.Check(t, is.DeepEqual(checkpoints(t, ctr), []string{"viacontext"}))
+	assertKeepsRunning(t, ctr)
+}
+
 // tcpProxy forwards 127.0.0.1:random to a Unix socket until the test ends.
 func tcpProxy(t *testing.T, socket string) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
