@@ -307,13 +307,18 @@ grab "$2" ipc-shareable
 uname -r >/out/kernel
 '
 	# --privileged: reading the shim's cwd needs CAP_SYS_PTRACE over a process
-	# with all capabilities.
-	"${D[@]}" run --name xcapture-reader --privileged --pid host -v /:/host:ro \
+	# with all capabilities. --cgroupns host: in its own cgroup namespace (Docker's
+	# default on cgroup v2) the reader would see every cgroup path relative to its
+	# own cgroup ("0::/../docker-ID.scope"), in /proc/PID/cgroup and mountinfo alike.
+	"${D[@]}" run --name xcapture-reader --privileged --pid host --cgroupns host -v /:/host:ro \
 		"$IMAGE" sh -c "$script" reader "$pid1" "$pid2"
 	local tmp
 	tmp=$(mktemp -d)
 	"${D[@]}" cp xcapture-reader:/out - | tar -x -C "$tmp"
 	"${D[@]}" rm xcapture-reader >/dev/null
+	if grep -q '/\.\./' "$tmp"/out/*/cgroup; then
+		die "the reader saw cgroup paths relative to its own cgroup namespace: $(cat "$tmp"/out/sample/cgroup)"
+	fi
 	for f in mountinfo cgroup spec.json; do
 		cp "$tmp/out/sample/$f" "$out/$f"
 		cp "$tmp/out/ipc-shareable/$f" "$out/ipc-shareable/$f"

@@ -13,8 +13,9 @@ const MaxNameLength = 128
 // ErrBadName is wrapped by every refusal of a checkpoint name.
 var ErrBadName = errors.New("invalid checkpoint name")
 
-// nameRE is Docker's rule for names (containers, checkpoints): a letter or
-// digit, then letters, digits, '_', '.' or '-'. It excludes '/', spaces and "..".
+// nameRE is Docker's character rule for names (a letter or digit, then letters,
+// digits, '_', '.' or '-'), without its two-character minimum. It excludes '/',
+// spaces and NUL; ".." is refused separately.
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // ValidateName refuses checkpoint names that are not safe as a folder name under
@@ -43,7 +44,8 @@ func containsDotDot(s string) bool {
 }
 
 // DefaultName is the name of a checkpoint taken at t when the user gave none:
-// readable, sortable, and valid.
+// readable, valid, and in UTC so that names sort in time order and do not
+// repeat when local clocks go back.
 func DefaultName(t time.Time) string {
-	return "checkpoint-" + t.Format("20060102-150405")
+	return "checkpoint-" + t.UTC().Format("20060102-150405")
 }

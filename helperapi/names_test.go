@@ -66,8 +66,8 @@ func TestValidateNameErrors(t *testing.T) {
 }
 
 func TestDefaultName(t *testing.T) {
-	at := time.Date(2026, time.March, 4, 5, 6, 7, 890, time.UTC)
-	assert.Check(t, is.Equal(DefaultName(at), "checkpoint-20260304-050607"))
+	at := time.Date(2026, time.March, 4, 17, 6, 7, 890, time.UTC)
+	assert.Check(t, is.Equal(DefaultName(at), "checkpoint-20260304-170607"))
 	assert.Check(t, ValidateName(DefaultName(at)))
 
 	// Names of later checkpoints sort after those of earlier ones, across
@@ -78,7 +78,17 @@ func TestDefaultName(t *testing.T) {
 		time.Date(2027, time.January, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, time.October, 10, 10, 10, 10, 0, time.UTC),
 		time.Date(2026, time.September, 9, 9, 9, 10, 0, time.UTC),
+		time.Date(2026, time.September, 9, 13, 0, 0, 0, time.UTC),
 	}
+	// Local times are named in UTC: when clocks go back an hour, a later
+	// checkpoint still sorts after, and does not take an earlier one's name.
+	ny, err := time.LoadLocation("America/New_York")
+	assert.NilError(t, err)
+	first := time.Date(2026, time.November, 1, 1, 30, 0, 0, ny) // EDT
+	later := first.Add(time.Hour)                               // 01:30 again, EST
+	assert.Check(t, is.Equal(DefaultName(first), "checkpoint-20261101-053000"))
+	assert.Check(t, DefaultName(first) < DefaultName(later), "%s then %s", DefaultName(first), DefaultName(later))
+
 	var names []string
 	for _, tm := range times {
 		n := DefaultName(tm)

@@ -162,10 +162,16 @@ func FromInspect(c container.InspectResponse) (ContainerInfo, error) {
 			info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: src, Destination: dest, DockerManaged: true})
 		}
 	}
-	// A shareable (or joined) IPC namespace gets /dev/shm bound from the daemon's
-	// shm mount; a private one gets a tmpfs of its own, which CRIU dumps.
-	if im := container.IpcMode(hc.IpcMode); (im.IsShareable() || im.IsContainer()) && !info.hasMountAt("/dev/shm") {
-		info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: "shm", Destination: "/dev/shm", DockerManaged: true})
+	// A shareable or joined IPC namespace gets /dev/shm bound from the daemon's
+	// shm mount, the host's IPC namespace the host's /dev/shm; a private one
+	// gets a tmpfs of its own, which CRIU dumps.
+	if im := container.IpcMode(hc.IpcMode); !info.hasMountAt("/dev/shm") {
+		switch {
+		case im.IsShareable(), im.IsContainer():
+			info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: "shm", Destination: "/dev/shm", DockerManaged: true})
+		case im.IsHost():
+			info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: "/dev/shm", Destination: "/dev/shm", DockerManaged: true})
+		}
 	}
 	sort.Slice(info.Mounts, func(i, j int) bool { return info.Mounts[i].Destination < info.Mounts[j].Destination })
 	return info, nil

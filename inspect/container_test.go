@@ -154,6 +154,22 @@ func TestFromInspectJoinedIPC(t *testing.T) {
 	assert.Check(t, is.Contains(info.ExternalMountpoints(), "/dev/shm"))
 }
 
+// With --ipc host, Docker binds the host's /dev/shm into the container (seen in
+// the OCI spec runc receives), while inspect lists no mount for it.
+func TestFromInspectHostIPC(t *testing.T) {
+	c := loadInspect(t, "inspect-running.json")
+	c.HostConfig.IpcMode = container.IpcMode("host")
+	info, err := FromInspect(c)
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(info.ExternalMountpoints(), "/dev/shm"))
+	for _, m := range info.Mounts {
+		if m.Destination == "/dev/shm" {
+			assert.Check(t, is.Equal(m.Source, "/dev/shm"))
+			assert.Check(t, m.DockerManaged)
+		}
+	}
+}
+
 func TestFromInspectAcceptedRuntimes(t *testing.T) {
 	for _, rt := range []string{"", "runc", "io.containerd.runc.v2", "io.containerd.runc.v1"} {
 		t.Run("runtime="+rt, func(t *testing.T) {

@@ -149,14 +149,26 @@ func CgroupV2Only(entries []CgroupEntry) bool {
 // FreezerPath returns the cgroup directory, under root (normally
 // /sys/fs/cgroup), through which the process's cgroup can be frozen: the v1
 // freezer controller's directory, or on pure cgroup v2 the unified directory.
+//
+// A path with ".." was read from another cgroup namespace than the process's
+// (the helper must run in the host's); it is refused rather than joined into a
+// directory outside root.
 func FreezerPath(entries []CgroupEntry, root string) (string, error) {
+	join := func(sub, p string) (string, error) {
+		for _, part := range strings.Split(p, "/") {
+			if part == ".." {
+				return "", fmt.Errorf("cgroup path %q is relative to another cgroup namespace: run the helper in the host's cgroup namespace", p)
+			}
+		}
+		return path.Join(root, sub, p), nil
+	}
 	if CgroupV2Only(entries) {
-		return path.Join(root, entries[0].Path), nil
+		return join("", entries[0].Path)
 	}
 	for _, e := range entries {
 		for _, c := range e.Controllers {
 			if c == "freezer" {
-				return path.Join(root, "freezer", e.Path), nil
+				return join("freezer", e.Path)
 			}
 		}
 	}

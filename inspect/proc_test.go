@@ -71,9 +71,9 @@ func TestParseMountinfo(t *testing.T) {
 		},
 		{
 			doc:   "octal escapes: space, tab, newline, backslash",
-			input: `50 27 254:0 /a\040b /c\011d\012e ro - ext4 /dev/x\134y rw` + "\n",
+			input: `50 27 254:0 /a\040b\040 /c\011d\012e ro - ext4 /dev/x\134y rw` + "\n",
 			want: []MountinfoEntry{{
-				ID: 50, Parent: 27, Major: 254, Minor: 0, Root: "/a b", Mountpoint: "/c\td\ne",
+				ID: 50, Parent: 27, Major: 254, Minor: 0, Root: "/a b ", Mountpoint: "/c\td\ne",
 				Options: "ro", FSType: "ext4", Source: `/dev/x\y`, SuperOpts: "rw",
 			}},
 		},
@@ -210,6 +210,14 @@ func TestParseCgroup(t *testing.T) {
 			},
 		},
 		{
+			doc:   "hybrid, unified line first",
+			input: "0::/docker/abc\n6:freezer:/docker/abc\n",
+			want: []CgroupEntry{
+				{HierarchyID: 0, Path: "/docker/abc"},
+				{HierarchyID: 6, Controllers: []string{"freezer"}, Path: "/docker/abc"},
+			},
+		},
+		{
 			doc:    "a colon inside the path",
 			input:  "0::/a:b\n",
 			want:   []CgroupEntry{{HierarchyID: 0, Path: "/a:b"}},
@@ -285,8 +293,21 @@ func TestFreezerPathErrors(t *testing.T) {
 	testCases := []struct {
 		doc     string
 		entries []CgroupEntry
+		want    string
 	}{
 		{doc: "no entries"},
+		{
+			// /proc read from a private cgroup namespace: the path is relative
+			// to the reader's cgroup and would point outside the root.
+			doc:     "v2 path from another cgroup namespace",
+			entries: []CgroupEntry{{HierarchyID: 0, Path: "/../docker-x.scope"}},
+			want:    "relative to another cgroup namespace",
+		},
+		{
+			doc:     "v1 freezer path from another cgroup namespace",
+			entries: []CgroupEntry{{HierarchyID: 4, Controllers: []string{"freezer"}, Path: "/a/../../b"}},
+			want:    "relative to another cgroup namespace",
+		},
 		{doc: "v1 without freezer", entries: []CgroupEntry{{HierarchyID: 1, Controllers: []string{"cpu"}, Path: "/a"}}},
 		{doc: "hybrid without freezer", entries: []CgroupEntry{
 			{HierarchyID: 1, Controllers: []string{"name=systemd"}, Path: "/a"},
@@ -296,7 +317,11 @@ func TestFreezerPathErrors(t *testing.T) {
 	for _, tc := range testCases {
 		t.Run(tc.doc, func(t *testing.T) {
 			_, err := FreezerPath(tc.entries, "/sys/fs/cgroup")
-			assert.Check(t, is.ErrorContains(err, "no freezer cgroup"))
+			want := tc.want
+			if want == "" {
+				want = "no freezer cgroup"
+			}
+			assert.Check(t, is.ErrorContains(err, want))
 		})
 	}
 }

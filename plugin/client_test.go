@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/streams"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// fakeClient is the Docker API as the commands see it. Methods without a …Func
+// field use the embedded (nil) interface and panic: a test that reaches one
+// has gone further than it meant to.
+type fakeClient struct {
+	client.APIClient
+
+	infoFunc             func() (system.Info, error)
+	containerInspectFunc func(ref string) (container.InspectResponse, error)
+	imageInspectFunc     func(ref string) (image.InspectResponse, error)
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeClient) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeClient) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeClient) Info(context.Context) (system.Info, error) {
+	f.record("Info")
+	if f.infoFunc != nil {
+		return f.infoFunc()
+	}
+	return system.Info{OSType: "linux", DockerRootDir: "/var/lib/docker"}, nil
+}
+
+func (f *fakeClient) ContainerInspect(_ context.Context, ref string) (container.InspectResponse, error) {
+	f.record("ContainerInspect " + ref)
+	if f.containerInspectFunc != nil {
+		return f.containerInspectFunc(ref)
+	}
+	return container.InspectResponse{}, errors.New("fakeClient: no containerInspectFunc")
+}
+
+func (f *fakeClient) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	f.record("ImageInspect " + ref)
+	if f.imageInspectFunc != nil {
+		return f.imageInspectFunc(ref)
+	}
+	return image.InspectResponse{ID: "sha256:0123"}, nil
+}
+
+// The helper's lifecycle is covered end to end; these tests stop before it.
+// These methods fail loudly instead of panicking, so the test says why.
+
+func (f *fakeClient) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	f.record("ContainerList")
+	return nil, nil
+}
+
+func (f *fakeClient) ContainerCreate(context.Context, *container.Config, *container.HostConfig, *network.NetworkingConfig, *ocispec.Platform, string) (container.CreateResponse, error) {
+	f.record("ContainerCreate")
+	return container.CreateResponse{}, errors.New("fakeClient: unexpected ContainerCreate")
+}
+
+// fakeCli is just enough of command.Cli for the commands: the API client and
+// the output streams (docker/cli's internal/test.FakeCli is not importable).
+type fakeCli struct {
+	command.Cli
+	client      *fakeClient
+	out, err    bytes.Buffer
+	clientCalls int
+}
+
+func newFakeCli(c *fakeClient) *fakeCli {
+	return &fakeCli{client: c}
+}
+
+func (c *fakeCli) Client() client.APIClient {
+	c.clientCalls++
+	return c.client
+}
+
+func (c *fakeCli) In() *streams.In {
+	return streams.NewIn(io.NopCloser(strings.NewReader("")))
+}
+
+func (c *fakeCli) Out() *streams.Out { return streams.NewOut(&c.out) }
+
+func (c *fakeCli) Err() *streams.Out { return streams.NewOut(&c.err) }
+
+// loadInspect reads a `docker inspect` recording from testdata (Docker 20.10).
+func loadInspect(t *testing.T, file string) container.InspectResponse {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", file))
+	assert.NilError(t, err)
+	var list []container.InspectResponse
+	assert.NilError(t, json.Unmarshal(b, &list))
+	assert.Assert(t, is.Len(list, 1))
+	return list[0]
+}

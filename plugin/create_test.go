@@ -1,0 +1,218 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+func TestCreateErrors(t *testing.T) {
+	const connErr = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+
+	testCases := []struct {
+		doc      string
+		args     []string
+		infoFunc func() (system.Info, error)
+		// inspectFile answers ContainerInspect with a recording from testdata,
+		// changed by modify; containerInspectFunc answers otherwise.
+		inspectFile          string
+		modify               func(*container.InspectResponse)
+		containerInspectFunc func(ref string) (container.InspectResponse, error)
+		imageInspectFunc     func(string) (image.InspectResponse, error)
+		expectedError        string
+		expectedIs           error
+		// expectedCalls are the API calls made, in order; none for a refusal of
+		// the command line.
+		expectedCalls []string
+	}{
+		{
+			doc:           "no container",
+			args:          []string{},
+			expectedError: "requires at least 1 and at most 2 arguments",
+		},
+		{
+			doc:           "too many arguments",
+			args:          []string{"web", "warm", "extra"},
+			expectedError: "requires at least 1 and at most 2 arguments",
+		},
+		{
+			doc:           "bad name",
+			args:          []string{"web", "../escape"},
+			expectedError: `invalid checkpoint name "../escape"`,
+			expectedIs:    helperapi.ErrBadName,
+		},
+		{
+			doc:           "name with a space",
+			args:          []string{"web", "my checkpoint"},
+			expectedError: `invalid checkpoint name "my checkpoint"`,
+			expectedIs:    helperapi.ErrBadName,
+		},
+		{
+			doc:           "bad cgroup mode",
+			args:          []string{"--manage-cgroups-mode", "hard", "web"},
+			expectedError: `invalid --manage-cgroups-mode "hard": want one of soft, full, strict, ignore`,
+		},
+		{
+			doc:           "log level too high",
+			args:          []string{"--log-level=5", "web"},
+			expectedError: "invalid --log-level 5: want 0 to 4",
+		},
+		{
+			doc:           "negative log level",
+			args:          []string{"--log-level=-1", "web"},
+			expectedError: "invalid --log-level -1: want 0 to 4",
+		},
+		{
+			doc:           "daemon unreachable",
+			args:          []string{"web"},
+			infoFunc:      func() (system.Info, error) { return system.Info{}, errors.New(connErr) },
+			expectedError: connErr,
+			expectedCalls: []string{"Info"},
+		},
+		{
+			doc:  "daemon unreachable (client error)",
+			args: []string{"web"},
+			infoFunc: func() (system.Info, error) {
+				return system.Info{}, client.ErrorConnectionFailed("tcp://10.0.0.7:2376")
+			},
+			expectedError: client.ErrorConnectionFailed("tcp://10.0.0.7:2376").Error(),
+			expectedCalls: []string{"Info"},
+		},
+		{
+			doc:           "windows daemon",
+			args:          []string{"web"},
+			infoFunc:      func() (system.Info, error) { return system.Info{OSType: "windows"}, nil },
+			expectedError: "the daemon runs windows containers: CRIU checkpoints Linux containers only",
+			expectedCalls: []string{"Info"},
+		},
+		{
+			doc:  "no such container",
+			args: []string{"nope", "warm"},
+			containerInspectFunc: func(ref string) (container.InspectResponse, error) {
+				return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
+			},
+			expectedError: "no such container: nope",
+			expectedCalls: []string{"Info", "ContainerInspect nope"},
+		},
+		{
+			doc:  "inspect fails otherwise",
+			args: []string{"web"},
+			containerInspectFunc: func(string) (container.InspectResponse, error) {
+				return container.InspectResponse{}, errdefs.Forbidden(errors.New("access denied by authorization plugin"))
+			},
+			expectedError: `inspecting container "web": access denied by authorization plugin`,
+			expectedCalls: []string{"Info", "ContainerInspect web"},
+		},
+		{
+			doc:           "paused",
+			args:          []string{"ut-paused"},
+			inspectFile:   "inspect-paused.json",
+			expectedError: `cannot checkpoint container "ut-paused": it is paused; unpause it first (docker unpause ut-paused)`,
+			expectedIs:    inspect.ErrNotCheckpointable,
+			expectedCalls: []string{"Info", "ContainerInspect ut-paused"},
+		},
+		{
+			doc:           "stopped",
+			args:          []string{"ut-stopped", "warm"},
+			inspectFile:   "inspect-stopped.json",
+			expectedError: `cannot checkpoint container "ut-stopped": it is not running (exited); start it first`,
+			expectedIs:    inspect.ErrNotCheckpointable,
+			expectedCalls: []string{"Info", "ContainerInspect ut-stopped"},
+		},
+		{
+			doc:         "target is a helper",
+			args:        []string{"xcheckpoint-helper-0a1b2c3d4e5f"},
+			inspectFile: "inspect-running.json",
+			modify: func(c *container.InspectResponse) {
+				c.Name = "/xcheckpoint-helper-0a1b2c3d4e5f"
+				c.Config.Labels = map[string]string{LabelHelper: "true", LabelTarget: "4dc6541c2bc5"}
+			},
+			expectedError: `container "xcheckpoint-helper-0a1b2c3d4e5f" is a docker xcheckpoint helper, not a workload`,
+			expectedCalls: []string{"Info", "ContainerInspect xcheckpoint-helper-0a1b2c3d4e5f"},
+		},
+		{
+			doc:         "helper image missing",
+			args:        []string{"ut-running", "warm"},
+			inspectFile: "inspect-running.json",
+			imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
+			},
+			expectedError: `helper image not found: "docker-xcheckpoint-helper:dev" is not on the daemon; build it there with ` + "`make helper-image`",
+			expectedIs:    ErrHelperImageMissing,
+			expectedCalls: []string{"Info", "ContainerInspect ut-running", "ImageInspect docker-xcheckpoint-helper:dev"},
+		},
+		{
+			doc:         "named helper image missing",
+			args:        []string{"--helper-image", "registry.example/xhelper:1", "ut-running"},
+			inspectFile: "inspect-running.json",
+			imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
+			},
+			expectedError: `"registry.example/xhelper:1" is not on the daemon`,
+			expectedIs:    ErrHelperImageMissing,
+			expectedCalls: []string{"Info", "ContainerInspect ut-running", "ImageInspect registry.example/xhelper:1"},
+		},
+		{
+			doc:         "helper image lookup fails",
+			args:        []string{"ut-running"},
+			inspectFile: "inspect-running.json",
+			imageInspectFunc: func(string) (image.InspectResponse, error) {
+				return image.InspectResponse{}, errdefs.System(errors.New("layer store corrupted"))
+			},
+			expectedError: `looking up helper image "docker-xcheckpoint-helper:dev": layer store corrupted`,
+			expectedCalls: []string{"Info", "ContainerInspect ut-running", "ImageInspect docker-xcheckpoint-helper:dev"},
+		},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.doc, func(t *testing.T) {
+			api := &fakeClient{infoFunc: tc.infoFunc, containerInspectFunc: tc.containerInspectFunc, imageInspectFunc: tc.imageInspectFunc}
+			if tc.inspectFile != "" {
+				c := loadInspect(t, tc.inspectFile)
+				if tc.modify != nil {
+					tc.modify(&c)
+				}
+				api.containerInspectFunc = func(string) (container.InspectResponse, error) { return c, nil }
+			}
+			cli := newFakeCli(api)
+			cmd := newCreateCommand(cli)
+			cmd.SetArgs(tc.args)
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+
+			err := cmd.Execute()
+			assert.Check(t, is.ErrorContains(err, tc.expectedError))
+			if tc.expectedIs != nil {
+				assert.Check(t, is.ErrorIs(err, tc.expectedIs))
+			}
+			assert.Check(t, is.DeepEqual(api.Calls(), tc.expectedCalls))
+			if tc.expectedCalls == nil {
+				assert.Check(t, is.Equal(cli.clientCalls, 0), "the daemon must not be asked before the options are checked")
+			}
+			assert.Check(t, is.Equal(cli.out.String(), ""), "nothing on stdout when the command fails")
+		})
+	}
+}
+
+func TestCreateDaemonErrorPassesThrough(t *testing.T) {
+	daemonErr := errdefs.Unavailable(errors.New("Error response from daemon: the daemon is shutting down"))
+	api := &fakeClient{infoFunc: func() (system.Info, error) { return system.Info{}, daemonErr }}
+	cmd := newCreateCommand(newFakeCli(api))
+	cmd.SetArgs([]string{"web"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	assert.Check(t, is.ErrorIs(err, daemonErr))
+	assert.Check(t, errdefs.IsUnavailable(err), "the daemon's error kind is kept")
+}
