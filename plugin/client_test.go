@@ -33,6 +33,9 @@ type fakeClient struct {
 	infoFunc             func() (system.Info, error)
 	containerInspectFunc func(ref string) (container.InspectResponse, error)
 	imageInspectFunc     func(ref string) (image.InspectResponse, error)
+	containerListFunc    func(container.ListOptions) ([]container.Summary, error)
+	// removed lists the containers ContainerRemove was called for.
+	removed []string
 
 	mu    sync.Mutex
 	calls []string
@@ -77,9 +80,18 @@ func (f *fakeClient) ImageInspect(_ context.Context, ref string, _ ...client.Ima
 // The helper's lifecycle is covered end to end; these tests stop before it.
 // These methods fail loudly instead of panicking, so the test says why.
 
-func (f *fakeClient) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+func (f *fakeClient) ContainerList(_ context.Context, opts container.ListOptions) ([]container.Summary, error) {
 	f.record("ContainerList")
+	if f.containerListFunc != nil {
+		return f.containerListFunc(opts)
+	}
 	return nil, nil
+}
+
+func (f *fakeClient) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {
+	f.record("ContainerRemove")
+	f.removed = append(f.removed, id)
+	return nil
 }
 
 func (f *fakeClient) ContainerCreate(context.Context, *container.Config, *container.HostConfig, *network.NetworkingConfig, *ocispec.Platform, string) (container.CreateResponse, error) {

@@ -142,7 +142,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if err := checkHelperImage(ctx, api, opts.helperImage); err != nil {
 		return err
 	}
-	removeStaleHelpers(ctx, api)
+	removeStaleHelpers(ctx, api, time.Now())
 
 	req := helperapi.DumpRequest{
 		Protocol:       helperapi.ProtocolVersion,

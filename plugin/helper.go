@@ -63,9 +63,14 @@ func checkHelperImage(ctx context.Context, api client.APIClient, image string) e
 	return nil
 }
 
-// removeStaleHelpers removes helper containers of crashed runs: ours by label
-// and no longer running. Running helpers may belong to a concurrent command.
-func removeStaleHelpers(ctx context.Context, api client.APIClient) {
+// staleAfter is the age past which a helper that is not running is a leftover
+// of a crashed command. Younger ones may belong to a concurrent command that
+// has created its helper and not yet started it, or not yet read its exit.
+const staleAfter = 5 * time.Minute
+
+// removeStaleHelpers removes helper containers of crashed runs: ours by label,
+// not running, and older than staleAfter.
+func removeStaleHelpers(ctx context.Context, api client.APIClient, now time.Time) {
 	list, err := api.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelHelper), filters.Arg("status", "exited"), filters.Arg("status", "created"), filters.Arg("status", "dead")),
@@ -74,6 +79,9 @@ func removeStaleHelpers(ctx context.Context, api client.APIClient) {
 		return
 	}
 	for _, c := range list {
+		if now.Sub(time.Unix(c.Created, 0)) < staleAfter {
+			continue
+		}
 		_ = api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	}
 }

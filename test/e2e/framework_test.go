@@ -37,6 +37,8 @@ const (
 var (
 	configDir  string // DOCKER_CONFIG with cli-plugins/docker-xcheckpoint
 	dockerRoot string
+	// version is the plugin's version; its helpers carry it as a label.
+	version string
 )
 
 func TestMain(m *testing.M) {
@@ -52,6 +54,17 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build the plugin first (make build):", err)
 		return 1
 	}
+	meta, err := exec.Command(plugin, "docker-cli-plugin-metadata").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: reading the plugin's metadata:", err)
+		return 1
+	}
+	var md struct{ Version string }
+	if err := json.Unmarshal(meta, &md); err != nil || md.Version == "" {
+		fmt.Fprintf(os.Stderr, "e2e: the plugin's metadata has no version: %s\n", meta)
+		return 1
+	}
+	version = md.Version
 	configDir, err = os.MkdirTemp("", "xcheckpoint-e2e-config-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -81,8 +94,11 @@ func testMain(m *testing.M) int {
 	return code
 }
 
+// helperContainers lists the helpers of the plugin under test (other builds
+// may be testing on the same daemon at the same time).
 func helperContainers() string {
-	out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=com.docker.xcheckpoint.helper", "--format", "{{.Names}} {{.Status}}").Output()
+	out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=com.docker.xcheckpoint.helper",
+		"--filter", "label=com.docker.xcheckpoint.version="+version, "--format", "{{.Names}} {{.Status}}").Output()
 	return strings.TrimSpace(string(out))
 }
 
