@@ -10,8 +10,8 @@ import (
 	"syscall"
 
 	gocriu "github.com/checkpoint-restore/go-criu/v7"
+	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
-	"github.com/checkpoint-restore/go-criu/v7/stats"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
@@ -85,9 +85,11 @@ func interruptSwrk(*gocriu.Criu) {
 	}
 }
 
-// ReadStats reads CRIU's dump statistics from the images directory.
-func ReadStats(dir *os.File) (*helperapi.DumpStats, error) {
-	st, err := stats.CriuGetDumpStats(dir)
+// ReadStats reads CRIU's dump statistics (stats-dump) from the images folder.
+// It uses crit's reader: go-criu's separate stats package registers the same
+// protobuf file as crit's images and the two cannot be linked together.
+func ReadStats(dir string) (*helperapi.DumpStats, error) {
+	st, err := crit.GetDumpStats(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading CRIU's dump statistics: %w", err)
 	}

@@ -64,26 +64,23 @@ type Metadata struct {
 func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
 	start := time.Now()
 	info := req.Container
-	if req.Protocol != helperapi.ProtocolVersion {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the plugin speaks helper protocol %d, this helper %d: use the helper image of the plugin's version", req.Protocol, helperapi.ProtocolVersion)}
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
 	}
 	if err := helperapi.ValidateName(req.CheckpointName); err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
-	ctrDir := filepath.Join(req.DockerRoot, "containers", info.ID)
+	ctrDir := containerDir(req.DockerRoot, info.ID)
 	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", info.Name, ctrDir)}
 	}
 
-	// One checkpoint of a container at a time; a second one fails clearly.
-	lock, err := os.OpenFile(filepath.Join(ctrDir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the checkpoint lock of container %q: %v", info.Name, err)}
+	// One checkpoint command on a container at a time; a second one fails clearly.
+	lock, fail := lockContainer(ctrDir, helperapi.ContainerRef{ID: info.ID, Name: info.Name})
+	if fail != nil {
+		return nil, fail
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, &helperapi.DumpFailure{Busy: true, Message: fmt.Sprintf("another checkpoint of container %q is in progress; wait for it to finish", info.Name)}
-	}
 
 	ckptParent := filepath.Join(ctrDir, "checkpoints")
 	final := filepath.Join(ckptParent, req.CheckpointName)
@@ -136,7 +133,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 		CriuVersion:      criuVersion,
 		ContainerRunning: req.Options.LeaveRunning,
 	}
-	if st, err := criu.ReadStats(imgDir); err == nil {
+	if st, err := criu.ReadStats(tmp); err == nil {
 		res.Stats = st
 	} else {
 		em.Progress("warning: %v", err)
@@ -356,6 +353,15 @@ func writeJSON(p string, v any) error {
 // secureTree makes every file 0600 and every folder 0700 (a checkpoint holds the
 // container's memory) and returns the total size and file count.
 func secureTree(root string) (int64, int, error) {
+	return walkTree(root, true)
+}
+
+// treeSize returns the total size and file count of a folder.
+func treeSize(root string) (int64, int, error) {
+	return walkTree(root, false)
+}
+
+func walkTree(root string, secure bool) (int64, int, error) {
 	var size int64
 	var files int
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -363,13 +369,18 @@ func secureTree(root string) (int64, int, error) {
 			return err
 		}
 		if d.IsDir() {
-			return os.Chmod(p, 0o700)
+			if secure {
+				return os.Chmod(p, 0o700)
+			}
+			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
-		if err := os.Chmod(p, 0o600); err != nil {
-			return err
+		if secure {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
 		}
 		st, err := d.Info()
 		if err != nil {

@@ -55,12 +55,16 @@ const (
 	KindError    = "error"
 )
 
-// Event is one line of the helper's stdout.
+// Event is one line of the helper's stdout. A result event carries the field
+// of its command: Result (dump), List, Inspect or Remove.
 type Event struct {
-	Kind    string       `json:"kind"`
-	Message string       `json:"message,omitempty"`
-	Result  *DumpResult  `json:"result,omitempty"`
-	Error   *DumpFailure `json:"error,omitempty"`
+	Kind    string             `json:"kind"`
+	Message string             `json:"message,omitempty"`
+	Result  *DumpResult        `json:"result,omitempty"`
+	List    *ListResult        `json:"list,omitempty"`
+	Inspect *CheckpointDetails `json:"inspect,omitempty"`
+	Remove  *RemoveResult      `json:"remove,omitempty"`
+	Error   *DumpFailure       `json:"error,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).
@@ -88,7 +92,7 @@ type DumpResult struct {
 	ContainerRunning bool `json:"container_running"`
 }
 
-// DumpFailure explains a dump that did not produce a checkpoint. Nothing was
+// DumpFailure explains a helper command that failed. For a dump, nothing was
 // left under the checkpoint's name.
 type DumpFailure struct {
 	// Message is one line, in the user's terms.

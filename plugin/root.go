@@ -21,6 +21,11 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		Args: cli.NoArgs,
 		RunE: command.ShowHelp(dockerCLI.Err()),
 	}
-	cmd.AddCommand(newCreateCommand(dockerCLI))
+	cmd.AddCommand(
+		newCreateCommand(dockerCLI),
+		newListCommand(dockerCLI),
+		newInspectCommand(dockerCLI),
+		newRemoveCommand(dockerCLI),
+	)
 	return cmd
 }

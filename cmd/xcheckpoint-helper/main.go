@@ -2,6 +2,9 @@
 // host. It is started by the docker-xcheckpoint plugin, never by hand:
 //
 //	xcheckpoint-helper dump REQUEST-JSON
+//	xcheckpoint-helper list REQUEST-JSON
+//	xcheckpoint-helper inspect REQUEST-JSON
+//	xcheckpoint-helper remove REQUEST-JSON
 //	xcheckpoint-helper version
 //
 // It writes helperapi.Events to stdout, one JSON object per line.
@@ -28,14 +31,15 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
+const usage = "usage: xcheckpoint-helper dump|list|inspect|remove REQUEST-JSON | version"
+
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xcheckpoint-helper dump REQUEST-JSON | version")
+		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
-	switch args[0] {
-	case "version":
+	if args[0] == "version" {
 		v, err := criu.Version(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -43,25 +47,53 @@ func run(ctx context.Context, args []string) int {
 		}
 		fmt.Println(v)
 		return 0
-	case "dump":
-		if len(args) != 2 {
-			fmt.Fprintln(os.Stderr, "usage: xcheckpoint-helper dump REQUEST-JSON")
-			return 2
-		}
-		var req helperapi.DumpRequest
-		if err := json.Unmarshal([]byte(args[1]), &req); err != nil {
-			_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: &helperapi.DumpFailure{Message: "malformed request from the plugin: " + err.Error()}})
-			return 1
-		}
-		res, fail := helper.Dump(ctx, req, em)
-		if fail != nil {
-			_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: fail})
-			return 1
-		}
-		_ = em.Emit(helperapi.Event{Kind: helperapi.KindResult, Result: res})
-		return 0
-	default:
-		fmt.Fprintf(os.Stderr, "unknown helper command %q\n", args[0])
+	}
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
+	var ev helperapi.Event
+	var fail *helperapi.DumpFailure
+	switch args[0] {
+	case "dump":
+		var req helperapi.DumpRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Result, fail = helper.Dump(ctx, req, em)
+		}
+	case "list":
+		var req helperapi.ListRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.List, fail = helper.List(req)
+		}
+	case "inspect":
+		var req helperapi.InspectRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Inspect, fail = helper.Inspect(req)
+		}
+	case "remove":
+		var req helperapi.RemoveRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Remove, fail = helper.Remove(req)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "unknown helper command %q\n%s\n", args[0], usage)
+		return 2
+	}
+	if fail != nil {
+		_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: fail})
+		return 1
+	}
+	ev.Kind = helperapi.KindResult
+	if err := em.Emit(ev); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func decode(arg string, req any) *helperapi.DumpFailure {
+	if err := json.Unmarshal([]byte(arg), req); err != nil {
+		return &helperapi.DumpFailure{Message: "malformed request from the plugin: " + err.Error()}
+	}
+	return nil
 }

@@ -1,0 +1,274 @@
+package criu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// pageSize is the size of the pages CRIU counts (x86_64 and arm64 with 4K pages).
+const pageSize = 4096
+
+// ErrDamaged is wrapped by every failure to read a checkpoint's CRIU images.
+var ErrDamaged = errors.New("checkpoint images are damaged or incomplete")
+
+// decodeImage reads one CRIU image file; a missing or corrupt file is an error
+// wrapping ErrDamaged that names the file. crit panics on some malformed input:
+// that becomes the same error.
+func decodeImage(dir, name string, entry proto.Message) (img *crit.CriuImage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			img, err = nil, fmt.Errorf("%w: %s: cannot be decoded (%v)", ErrDamaged, name, r)
+		}
+	}()
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, name, errors.Unwrap(err))
+	}
+	defer f.Close()
+	img, err = crit.New(f, nil, "", false, true).Decode(entry)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, name, err)
+	}
+	return img, nil
+}
+
+// CountProcesses returns the number of processes in a checkpoint's tree.
+func CountProcesses(dir string) (int, error) {
+	img, err := decodeImage(dir, "pstree.img", &pstree.PstreeEntry{})
+	if err != nil {
+		return 0, err
+	}
+	return len(img.Entries), nil
+}
+
+// MemoryBytes returns the bytes of memory pages a checkpoint holds (the
+// pages-*.img files).
+func MemoryBytes(dir string) (int64, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "pages-*.img"))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, m := range matches {
+		st, err := os.Stat(m)
+		if err != nil {
+			return 0, err
+		}
+		n += st.Size()
+	}
+	return n, nil
+}
+
+// explore runs one of crit's explorers, turning its panics on malformed
+// images into errors.
+func explore[T any](what string, f func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: reading %s: %v", ErrDamaged, what, r)
+		}
+	}()
+	v, err = f()
+	if err != nil {
+		err = fmt.Errorf("%w: reading %s: %v", ErrDamaged, what, err)
+	}
+	return v, err
+}
+
+// DescribeProcesses decodes the process tree with each process's command,
+// threads, memory, open files and sockets, parents before children.
+func DescribeProcesses(dir string) ([]helperapi.Process, error) {
+	c := crit.New(nil, nil, dir, false, true)
+	root, err := explore("the process tree", c.ExplorePs)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return nil, fmt.Errorf("%w: the process tree has no root", ErrDamaged)
+	}
+	fds, err := explore("open files", c.ExploreFds)
+	if err != nil {
+		return nil, err
+	}
+	sks, err := explore("sockets", c.ExploreSk)
+	if err != nil {
+		return nil, err
+	}
+	files := map[uint32][]helperapi.OpenFile{}
+	for _, fd := range fds {
+		for _, f := range fd.Files {
+			files[fd.PId] = append(files[fd.PId], helperapi.OpenFile{FD: f.Fd, Type: f.Type, Path: f.Path})
+		}
+	}
+	sockets := map[uint32][]helperapi.Socket{}
+	for _, sk := range sks {
+		for _, s := range sk.Sockets {
+			out := helperapi.Socket{FD: s.Fd, Family: s.Family, Protocol: s.Protocol, Type: s.Type, State: s.State}
+			if s.SrcAddr != "" || s.SrcPort != 0 {
+				out.Local = hostPort(s.SrcAddr, s.SrcPort)
+			}
+			if s.DestAddr != "" || s.DestPort != 0 {
+				out.Remote = hostPort(s.DestAddr, s.DestPort)
+			}
+			sockets[sk.PId] = append(sockets[sk.PId], out)
+		}
+	}
+	memory := map[uint32]int64{}
+	var walkMem func(p *crit.PsTree) error
+	walkMem = func(p *crit.PsTree) error {
+		n, err := processMemory(dir, p.PID)
+		if err != nil {
+			return err
+		}
+		memory[p.PID] = n
+		for _, ch := range p.Children {
+			if err := walkMem(ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walkMem(root); err != nil {
+		return nil, err
+	}
+	var out []helperapi.Process
+	var walk func(p *crit.PsTree, ppid uint32)
+	walk = func(p *crit.PsTree, ppid uint32) {
+		threads := 1
+		if p.Process != nil && len(p.Process.GetThreads()) > 0 {
+			threads = len(p.Process.GetThreads())
+		}
+		out = append(out, helperapi.Process{
+			PID: p.PID, PPID: ppid, Command: p.Comm, Threads: threads,
+			Memory: memory[p.PID], Files: files[p.PID], Sockets: sockets[p.PID],
+		})
+		children := append([]*crit.PsTree(nil), p.Children...)
+		sort.Slice(children, func(i, j int) bool { return children[i].PID < children[j].PID })
+		for _, ch := range children {
+			walk(ch, p.PID)
+		}
+	}
+	walk(root, 0)
+	return out, nil
+}
+
+// Flags of a pagemap entry (CRIU's pagemap.h).
+const (
+	pagemapInParent = 1 << 0
+	pagemapPresent  = 1 << 2
+)
+
+// processMemory returns the bytes of pages of one process that the checkpoint
+// stores itself (present, not left to a parent checkpoint), from its pagemap.
+// (crit's ExploreRss panics on some real images, so this reads the map directly.)
+func processMemory(dir string, pid uint32) (int64, error) {
+	img, err := decodeImage(dir, fmt.Sprintf("pagemap-%d.img", pid), &pagemap.PagemapEntry{})
+	if err != nil {
+		return 0, err
+	}
+	var pages int64
+	for i, e := range img.Entries {
+		if i == 0 {
+			continue // the pagemap head
+		}
+		pe, ok := e.Message.(*pagemap.PagemapEntry)
+		if !ok {
+			return 0, fmt.Errorf("%w: pagemap-%d.img: unexpected entry", ErrDamaged, pid)
+		}
+		flags := pe.GetFlags()
+		if flags&pagemapInParent != 0 || pe.GetInParent() {
+			continue
+		}
+		if flags == 0 || flags&pagemapPresent != 0 {
+			pages += int64(pagemapPages(pe))
+		}
+	}
+	return pages * pageSize, nil
+}
+
+// pagemapNrPagesField is the uint64 page count CRIU 4 writes (field 5), which
+// replaced the uint32 nr_pages that go-criu's schema still has; to go-criu it
+// is an unknown field.
+const pagemapNrPagesField = 5
+
+func pagemapPages(pe *pagemap.PagemapEntry) uint64 {
+	if n := pe.GetNrPages(); n != 0 {
+		return uint64(n)
+	}
+	b := pe.ProtoReflect().GetUnknown()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == pagemapNrPagesField && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return 0
+			}
+			return v
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0
+		}
+		b = b[m:]
+	}
+	return 0
+}
+
+func hostPort(addr string, port uint32) string {
+	return net.JoinHostPort(addr, strconv.FormatUint(uint64(port), 10))
+}
+
+// DescribeMounts decodes the mounts of the dumped mount namespaces.
+func DescribeMounts(dir string) ([]helperapi.CheckpointMount, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "mountpoints-*.img"))
+	if err != nil {
+		return nil, err
+	}
+	var out []helperapi.CheckpointMount
+	for _, m := range matches {
+		img, err := decodeImage(dir, filepath.Base(m), &mnt.MntEntry{})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range img.Entries {
+			me, ok := e.Message.(*mnt.MntEntry)
+			if !ok {
+				return nil, fmt.Errorf("%w: %s: unexpected entry", ErrDamaged, filepath.Base(m))
+			}
+			fstype := strings.ToLower(mnt.Fstype(me.GetFstype()).String())
+			switch {
+			case me.GetFsname() != "":
+				fstype = me.GetFsname()
+			case me.GetExtKey() != "" && me.GetFstype() == uint32(mnt.Fstype_UNSUPPORTED):
+				// CRIU does not type what it did not dump: an external bind.
+				fstype = "bind"
+			}
+			out = append(out, helperapi.CheckpointMount{
+				Mountpoint: "/" + strings.TrimPrefix(strings.TrimPrefix(me.GetMountpoint(), "."), "/"),
+				FSType:     fstype,
+				Source:     me.GetSource(),
+				External:   me.GetExtKey(),
+			})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Mountpoint < out[j].Mountpoint })
+	return out, nil
+}

@@ -1,0 +1,269 @@
+package helper
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// containerDir is the container's folder under Docker's data root.
+func containerDir(root, id string) string {
+	return filepath.Join(root, "containers", id)
+}
+
+// lockContainer takes the container's checkpoint lock (shared by create and
+// rm), failing at once if another command holds it.
+func lockContainer(ctrDir string, ref helperapi.ContainerRef) (*os.File, *helperapi.DumpFailure) {
+	lock, err := os.OpenFile(filepath.Join(ctrDir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the checkpoint lock of container %q: %v", ref.Name, err)}
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, &helperapi.DumpFailure{Busy: true, Message: fmt.Sprintf("another checkpoint command on container %q is in progress; wait for it to finish", ref.Name)}
+	}
+	return lock, nil
+}
+
+// checkpointNames lists the checkpoint folders of a container, sorted.
+func checkpointNames(root, id string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(containerDir(root, id), "checkpoints"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// notFound is the failure for an unknown checkpoint name: it lists what exists.
+func notFound(ref helperapi.ContainerRef, name string, existing []string) *helperapi.DumpFailure {
+	msg := fmt.Sprintf("no checkpoint %q for container %q", name, ref.Name)
+	if len(existing) == 0 {
+		msg += "; it has no checkpoints"
+	} else {
+		msg += "; it has: " + strings.Join(existing, ", ")
+	}
+	return &helperapi.DumpFailure{Message: msg}
+}
+
+// List summarizes the checkpoints of the requested containers. A checkpoint
+// that cannot be read whole is listed with its problem, not left out.
+func List(req helperapi.ListRequest) (*helperapi.ListResult, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	res := &helperapi.ListResult{Checkpoints: []helperapi.CheckpointSummary{}}
+	for _, ref := range req.Containers {
+		names, err := checkpointNames(req.DockerRoot, ref.ID)
+		if err != nil {
+			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("listing the checkpoints of container %q: %v", ref.Name, err)}
+		}
+		for _, n := range names {
+			res.Checkpoints = append(res.Checkpoints, summarize(req.DockerRoot, ref, n))
+		}
+	}
+	return res, nil
+}
+
+func checkProtocol(p int) *helperapi.DumpFailure {
+	if p != helperapi.ProtocolVersion {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("the plugin speaks helper protocol %d, this helper %d: use the helper image of the plugin's version", p, helperapi.ProtocolVersion)}
+	}
+	return nil
+}
+
+// readMetadata reads our container.json; ok is false for a checkpoint made by
+// another tool (Docker's own checkpoint has none).
+func readMetadata(dir string) (Metadata, bool, error) {
+	var m Metadata
+	b, err := os.ReadFile(filepath.Join(dir, MetadataFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, false, fmt.Errorf("%s is not valid JSON: %v", MetadataFile, err)
+	}
+	return m, m.Tool == "docker-xcheckpoint", nil
+}
+
+// optionTags are the notable options of a dump, as `ls` shows them.
+func optionTags(o helperapi.DumpOptions) []string {
+	var tags []string
+	if o.TCPEstablished {
+		tags = append(tags, "tcp")
+	}
+	if o.FileLocks {
+		tags = append(tags, "locks")
+	}
+	if !o.LeaveRunning {
+		tags = append(tags, "stopped")
+	}
+	if !o.ShellJob {
+		tags = append(tags, "no-shell-job")
+	}
+	if o.ManageCgroupsMode != "" && o.ManageCgroupsMode != "soft" {
+		tags = append(tags, "cgroups="+o.ManageCgroupsMode)
+	}
+	return tags
+}
+
+func summarize(root string, ref helperapi.ContainerRef, name string) helperapi.CheckpointSummary {
+	dir := filepath.Join(containerDir(root, ref.ID), "checkpoints", name)
+	s := helperapi.CheckpointSummary{Container: ref, Name: name, Tool: helperapi.ToolDocker}
+	var problems []string
+	if st, err := os.Stat(dir); err == nil {
+		s.Created = st.ModTime().UTC()
+	}
+	if st, err := os.Stat(filepath.Join(dir, "inventory.img")); err == nil {
+		s.Created = st.ModTime().UTC()
+	}
+	meta, ours, err := readMetadata(dir)
+	switch {
+	case err != nil:
+		problems = append(problems, err.Error())
+	case ours:
+		s.Tool = helperapi.ToolXCheckpoint
+		s.Created = meta.Created
+		s.CriuVersion = meta.CriuVersion
+		s.Options = optionTags(meta.Options)
+	}
+	size, _, err := treeSize(dir)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	s.Size = size
+	if s.Processes, err = criu.CountProcesses(dir); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if s.Memory, err = criu.MemoryBytes(dir); err != nil {
+		problems = append(problems, err.Error())
+	}
+	s.Problem = strings.Join(problems, "; ")
+	return s
+}
+
+// Inspect describes one stored checkpoint from its CRIU images.
+func Inspect(req helperapi.InspectRequest) (*helperapi.CheckpointDetails, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	if err := helperapi.ValidateName(req.Name); err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	names, err := checkpointNames(req.DockerRoot, req.Container.ID)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("listing the checkpoints of container %q: %v", req.Container.Name, err)}
+	}
+	if !contains(names, req.Name) {
+		return nil, notFound(req.Container, req.Name, names)
+	}
+	dir := filepath.Join(containerDir(req.DockerRoot, req.Container.ID), "checkpoints", req.Name)
+	d := &helperapi.CheckpointDetails{CheckpointSummary: summarize(req.DockerRoot, req.Container, req.Name)}
+	damaged := func(err error) *helperapi.DumpFailure {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q cannot be read: %v", req.Name, req.Container.Name, err)}
+	}
+	if meta, ours, err := readMetadata(dir); err != nil {
+		return nil, damaged(err)
+	} else if ours {
+		d.Image, d.ImageID = meta.Container.Image, meta.Container.ImageID
+		d.PluginVersion = meta.PluginVersion
+		opts := meta.Options
+		d.DumpOptions = &opts
+	}
+	if st, err := criu.ReadStats(dir); err == nil {
+		d.Stats = st
+	}
+	if d.Processes, err = criu.DescribeProcesses(dir); err != nil {
+		return nil, damaged(err)
+	}
+	if d.Mounts, err = criu.DescribeMounts(dir); err != nil {
+		return nil, damaged(err)
+	}
+	return d, nil
+}
+
+// Remove removes checkpoints of one container: all named ones or none (an
+// unknown name removes nothing), or all of them. Each disappears from Docker's
+// listing at once (renamed away) before its files are deleted.
+func Remove(req helperapi.RemoveRequest) (*helperapi.RemoveResult, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	for _, n := range req.Names {
+		if err := helperapi.ValidateName(n); err != nil {
+			return nil, &helperapi.DumpFailure{Message: err.Error()}
+		}
+	}
+	ctrDir := containerDir(req.DockerRoot, req.Container.ID)
+	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", req.Container.Name, ctrDir)}
+	}
+	lock, fail := lockContainer(ctrDir, req.Container)
+	if fail != nil {
+		return nil, fail
+	}
+	defer lock.Close()
+	existing, err := checkpointNames(req.DockerRoot, req.Container.ID)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("listing the checkpoints of container %q: %v", req.Container.Name, err)}
+	}
+	names := req.Names
+	if req.All {
+		names = existing
+	}
+	for _, n := range names {
+		if !contains(existing, n) {
+			return nil, notFound(req.Container, n, existing)
+		}
+	}
+	trash := filepath.Join(ctrDir, tmpDirName)
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	}
+	defer os.RemoveAll(trash)
+	res := &helperapi.RemoveResult{Removed: []string{}}
+	for _, n := range names {
+		src := filepath.Join(ctrDir, "checkpoints", n)
+		dst := filepath.Join(trash, fmt.Sprintf("rm-%d-%s", time.Now().UnixNano(), n))
+		if err := os.Rename(src, dst); err != nil {
+			return res, &helperapi.DumpFailure{Message: fmt.Sprintf("removing checkpoint %q of container %q: %v (removed so far: %s)", n, req.Container.Name, err, strings.Join(res.Removed, ", "))}
+		}
+		if err := os.RemoveAll(dst); err != nil {
+			return res, &helperapi.DumpFailure{Message: fmt.Sprintf("deleting the files of checkpoint %q: %v", n, err)}
+		}
+		res.Removed = append(res.Removed, n)
+	}
+	return res, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,11 @@
+package plugin
+
+import (
+	"github.com/spf13/pflag"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+)
+
+func addHelperImageFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "helper-image", "", "Helper image holding CRIU (default "+xcheckpoint.DefaultHelperImage()+")")
+}

@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// session is one command's dealings with a daemon: what the daemon said about
+// itself, and the helper image to run there.
+type session struct {
+	cli   command.Cli
+	api   client.APIClient
+	info  system.Info
+	image string
+	// prepared is set once the helper image was found and stale helpers swept.
+	prepared bool
+}
+
+func newSession(ctx context.Context, dockerCLI command.Cli, image string) (*session, error) {
+	api := dockerCLI.Client()
+	info, err := api.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.OSType != "" && info.OSType != "linux" {
+		return nil, fmt.Errorf("the daemon runs %s containers: CRIU checkpoints Linux containers only", info.OSType)
+	}
+	if image == "" {
+		image = xcheckpoint.DefaultHelperImage()
+	}
+	return &session{cli: dockerCLI, api: api, info: info, image: image}, nil
+}
+
+// container finds a container by name or ID, running or not.
+func (s *session) container(ctx context.Context, ref string) (helperapi.ContainerRef, error) {
+	c, err := s.api.ContainerInspect(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return helperapi.ContainerRef{}, fmt.Errorf("no such container: %s", ref)
+		}
+		return helperapi.ContainerRef{}, fmt.Errorf("inspecting container %q: %w", ref, err)
+	}
+	return helperapi.ContainerRef{ID: c.ID, Name: trimSlash(c.Name)}, nil
+}
+
+func trimSlash(name string) string {
+	if len(name) > 0 && name[0] == '/' {
+		return name[1:]
+	}
+	return name
+}
+
+// prepare checks the helper image once and sweeps leftovers of crashed runs.
+func (s *session) prepare(ctx context.Context) error {
+	if s.prepared {
+		return nil
+	}
+	if err := checkHelperImage(ctx, s.api, s.image); err != nil {
+		return err
+	}
+	removeStaleHelpers(ctx, s.api, time.Now())
+	s.prepared = true
+	return nil
+}
+
+// run starts one helper command (command, req as JSON) about target and returns
+// its outcome; see helperRun.run.
+func (s *session) run(ctx context.Context, target, cmd string, req any, onProgress func(helperapi.Event)) (helperOutcome, error) {
+	if err := s.prepare(ctx); err != nil {
+		return helperOutcome{}, err
+	}
+	reqJSON, err := jsonString(req)
+	if err != nil {
+		return helperOutcome{}, err
+	}
+	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON}}
+	return h.run(ctx, onProgress)
+}
+
+// call runs a helper command that either answers or fails with a message.
+func (s *session) call(ctx context.Context, target, cmd string, req any) (*helperapi.Event, error) {
+	out, err := s.run(ctx, target, cmd, req, nil)
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return nil, errors.New(out.final.Error.Message)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out.final, nil
+}
