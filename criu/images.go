@@ -92,6 +92,10 @@ func explore[T any](what string, f func() (T, error)) (v T, err error) {
 // DescribeProcesses decodes the process tree with each process's command,
 // threads, memory, open files and sockets, parents before children.
 func DescribeProcesses(dir string) ([]helperapi.Process, error) {
+	// Decoded alone first so that a damaged tree is reported by file name.
+	if _, err := CountProcesses(dir); err != nil {
+		return nil, err
+	}
 	c := crit.New(nil, nil, dir, false, true)
 	root, err := explore("the process tree", c.ExplorePs)
 	if err != nil {

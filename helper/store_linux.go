@@ -134,10 +134,9 @@ func summarize(root string, ref helperapi.ContainerRef, name string) helperapi.C
 	dir := filepath.Join(containerDir(root, ref.ID), "checkpoints", name)
 	s := helperapi.CheckpointSummary{Container: ref, Name: name, Tool: helperapi.ToolDocker}
 	var problems []string
+	// For a checkpoint without our metadata, the folder's time: Docker unpacks
+	// its checkpoints from a tar whose file times have whole seconds only.
 	if st, err := os.Stat(dir); err == nil {
-		s.Created = st.ModTime().UTC()
-	}
-	if st, err := os.Stat(filepath.Join(dir, "inventory.img")); err == nil {
 		s.Created = st.ModTime().UTC()
 	}
 	meta, ours, err := readMetadata(dir)
