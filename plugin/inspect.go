@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -138,7 +139,9 @@ func writeDetails(w io.Writer, d *helperapi.CheckpointDetails, treeOnly bool, no
 		if treeOnly {
 			continue
 		}
-		sub := indent + strings.Repeat(" ", len(branch)) + "   "
+		// Details line up under the process's PID (the branch is 3 columns wide,
+		// though more bytes).
+		sub := indent + strings.Repeat(" ", utf8.RuneCountInString(branch)) + "   "
 		for _, f := range p.Files {
 			fmt.Fprintf(w, "%sfd %-4s %-6s %s\n", sub, f.FD, f.Type, f.Path)
 		}
