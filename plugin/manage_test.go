@@ -148,7 +148,9 @@ func TestManageArgumentErrors(t *testing.T) {
 
 // ls of a daemon without containers prints the header and asks no helper.
 func TestListNoContainers(t *testing.T) {
-	api := &fakeClient{infoFunc: func() (system.Info, error) { return system.Info{OSType: "linux", DockerRootDir: "/var/lib/docker"}, nil }}
+	api := &fakeClient{infoFunc: func() (system.Info, error) {
+		return system.Info{OSType: "linux", DockerRootDir: "/var/lib/docker"}, nil
+	}}
 	cli := newFakeCli(api)
 	cmd := newListCommand(cli)
 	cmd.SetArgs(nil)
