@@ -74,7 +74,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.shellJob, "shell-job", true, "Allow processes attached to a terminal or session outside the container")
 	f.StringVar(&opts.cgroupMode, "manage-cgroups-mode", "soft", "CRIU's cgroup handling: "+strings.Join(helperapi.CgroupModes, ", "))
 	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
-	f.StringVar(&opts.helperImage, "helper-image", "", "Helper image holding CRIU (default "+xcheckpoint.DefaultHelperImage()+")")
+	addHelperImageFlag(f, &opts.helperImage)
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -92,9 +92,6 @@ func (o *createOptions) validate(now time.Time) error {
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
-	}
-	if o.helperImage == "" {
-		o.helperImage = xcheckpoint.DefaultHelperImage()
 	}
 	return nil
 }
@@ -115,17 +112,11 @@ func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) e
 }
 
 func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
-	api := dockerCLI.Client()
-	stderr := dockerCLI.Err()
-
-	sysInfo, err := api.Info(ctx)
+	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
-	if sysInfo.OSType != "" && sysInfo.OSType != "linux" {
-		return fmt.Errorf("the daemon runs %s containers: CRIU checkpoints Linux containers only", sysInfo.OSType)
-	}
-	raw, err := api.ContainerInspect(ctx, opts.container)
+	raw, err := s.api.ContainerInspect(ctx, opts.container)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("no such container: %s", opts.container)
@@ -139,17 +130,15 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if err != nil {
 		return err
 	}
-	if err := checkHelperImage(ctx, api, opts.helperImage); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		return err
 	}
-	removeStaleHelpers(ctx, api, time.Now())
-
 	req := helperapi.DumpRequest{
 		Protocol:       helperapi.ProtocolVersion,
 		PluginVersion:  xcheckpoint.Version,
 		Container:      info,
 		CheckpointName: opts.name,
-		DockerRoot:     sysInfo.DockerRootDir,
+		DockerRoot:     s.info.DockerRootDir,
 		Options: helperapi.DumpOptions{
 			LeaveRunning:      opts.leaveRunning,
 			TCPEstablished:    opts.tcpEstablished,
@@ -159,14 +148,10 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			LogLevel:          opts.logLevel,
 		},
 	}
-	reqJSON, err := jsonString(req)
-	if err != nil {
-		return err
-	}
+	stderr := dockerCLI.Err()
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
-	h := helperRun{api: api, image: opts.helperImage, dockerRoot: sysInfo.DockerRootDir, target: info.ID, command: []string{"dump", reqJSON}}
-	out, runErr := h.run(ctx, func(ev helperapi.Event) {
+	out, runErr := s.run(ctx, info.ID, "dump", req, func(ev helperapi.Event) {
 		fmt.Fprintf(stderr, "  %s\n", ev.Message)
 	})
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
