@@ -200,13 +200,7 @@ func readFacts(info inspect.ContainerInfo) (criu.ProcFacts, []string, string, er
 	if err != nil {
 		return facts, nil, "", fmt.Errorf("reading the cgroups of process %d: %w", info.PID, err)
 	}
-	cgPath := ""
-	for _, e := range facts.Cgroups {
-		if strings.Contains(e.Path, info.ID) {
-			cgPath = e.Path
-			break
-		}
-	}
+	cgPath := containerCgroup(facts.Cgroups, info.ID)
 	if cgPath == "" {
 		return facts, nil, "", fmt.Errorf("process %d is not in a cgroup of container %q: the container restarted or its process exited; retry", info.PID, info.Name)
 	}
@@ -272,6 +266,21 @@ func readSpec(pid int) *specs.Spec {
 		return nil
 	}
 	return &spec
+}
+
+// containerCgroup returns the cgroup path of the process that belongs to
+// container id, or "" when it is in none of the container's cgroups (its pid
+// was reused, or it exited).
+func containerCgroup(cgroups []inspect.CgroupEntry, id string) string {
+	if id == "" {
+		return ""
+	}
+	for _, e := range cgroups {
+		if strings.Contains(e.Path, id) {
+			return e.Path
+		}
+	}
+	return ""
 }
 
 func nsInode(p string) (uint64, error) {

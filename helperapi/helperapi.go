@@ -56,7 +56,7 @@ const (
 )
 
 // Event is one line of the helper's stdout. A result event carries the field
-// of its command: Result (dump), List, Inspect or Remove.
+// of its command: Result (dump), List, Inspect, Remove or Recover.
 type Event struct {
 	Kind    string             `json:"kind"`
 	Message string             `json:"message,omitempty"`
@@ -64,6 +64,7 @@ type Event struct {
 	List    *ListResult        `json:"list,omitempty"`
 	Inspect *CheckpointDetails `json:"inspect,omitempty"`
 	Remove  *RemoveResult      `json:"remove,omitempty"`
+	Recover *RecoverResult     `json:"recover,omitempty"`
 	Error   *DumpFailure       `json:"error,omitempty"`
 }
 

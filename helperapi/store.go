@@ -121,3 +121,24 @@ type RemoveRequest struct {
 type RemoveResult struct {
 	Removed []string `json:"removed"`
 }
+
+// RecoverRequest asks, after a helper died without a verdict (killed, daemon
+// restarted), to make sure the container is not left frozen and that no
+// partial checkpoint stays on disk.
+type RecoverRequest struct {
+	Protocol   int          `json:"protocol"`
+	DockerRoot string       `json:"docker_root"`
+	Container  ContainerRef `json:"container"`
+	PID        int          `json:"pid"`
+}
+
+// RecoverResult says what recovery found and did.
+type RecoverResult struct {
+	// Thawed is set when the container's cgroup was frozen and was thawed.
+	Thawed bool `json:"thawed"`
+	// RemovedWork is set when a partial checkpoint was removed.
+	RemovedWork bool `json:"removed_work"`
+	// Busy is set when another command held the container's lock, so its work
+	// folder was left to that command.
+	Busy bool `json:"busy"`
+}

@@ -157,8 +157,11 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
 		return explainFailure(ctx, dockerCLI, info, opts, out.final.Error, runErr)
 	}
+	if runErr != nil && !out.started {
+		return runErr
+	}
 	if runErr != nil {
-		return afterHelperError(ctx, dockerCLI, info, runErr)
+		return afterHelperError(ctx, s, info, runErr)
 	}
 	res := out.final.Result
 	if res == nil {
@@ -232,13 +235,33 @@ func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.Con
 }
 
 // afterHelperError reports a helper that ended without a verdict (killed,
-// interrupted, daemon gone) together with the container's state.
-func afterHelperError(ctx context.Context, dockerCLI command.Cli, info inspect.ContainerInfo, runErr error) error {
+// interrupted, daemon gone). A second, short helper then makes sure the
+// container is not left frozen and no partial checkpoint stays on disk.
+func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInfo, runErr error) error {
 	what := fmt.Sprintf("checkpoint of container %q failed: %v", info.Name, runErr)
 	if ctx.Err() != nil {
 		what = fmt.Sprintf("checkpoint of container %q interrupted", info.Name)
 	}
-	return errors.New(what + "\n" + strings.TrimRight(stateSentence(ctx, dockerCLI, info, ""), "\n"))
+	lines := []string{what}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	ev, err := s.call(rctx, info.ID, "recover", helperapi.RecoverRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir,
+		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID,
+	})
+	switch {
+	case err != nil:
+		lines = append(lines, fmt.Sprintf("Warning: cleaning up after the failure failed: %v; check the container, and rerun a checkpoint command on it to remove a partial checkpoint", err))
+	case ev.Recover != nil:
+		if ev.Recover.Thawed {
+			lines = append(lines, fmt.Sprintf("Container %s was left frozen by the interrupted dump and has been unfrozen.", info.Name))
+		}
+		if ev.Recover.RemovedWork {
+			lines = append(lines, "The partial checkpoint was removed.")
+		}
+	}
+	lines = append(lines, strings.TrimRight(stateSentence(ctx, s.cli, info, ""), "\n"))
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 // stateSentence says, from Docker's point of view, whether the container still

@@ -49,6 +49,9 @@ type helperOutcome struct {
 	// stderr is what the helper printed outside the protocol.
 	stderr   string
 	exitCode int64
+	// started is set once the helper container was started: only then can it
+	// have touched the target.
+	started bool
 }
 
 // checkHelperImage makes sure the helper image is on the daemon, with an error
@@ -137,6 +140,7 @@ func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (o
 	if err := h.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return out, fmt.Errorf("starting helper container from %q: %w", h.image, err)
 	}
+	out.started = true
 
 	var stderr bytes.Buffer
 	stdoutR, stdoutW := io.Pipe()
@@ -203,13 +207,20 @@ func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (o
 		attach.Close()
 		<-streamDone
 	}
-	out = helperOutcome{final: final, stderr: stderr.String(), exitCode: exitCode}
+	out = helperOutcome{final: final, stderr: stderr.String(), exitCode: exitCode, started: true}
 	if retErr == nil && final == nil {
 		msg := strings.TrimSpace(out.stderr)
 		if msg == "" && protoErr != nil {
 			msg = protoErr.Error()
 		}
-		retErr = fmt.Errorf("the helper container ended (exit code %d) without a result: %s", exitCode, truncate(msg, 2000))
+		switch {
+		case exitCode == 137 && msg == "":
+			retErr = fmt.Errorf("the helper container was killed (exit code 137) before it finished")
+		case msg == "":
+			retErr = fmt.Errorf("the helper container ended (exit code %d) without a result", exitCode)
+		default:
+			retErr = fmt.Errorf("the helper container ended (exit code %d) without a result: %s", exitCode, truncate(msg, 2000))
+		}
 	}
 	return out, retErr
 }

@@ -5,6 +5,7 @@
 //	xcheckpoint-helper list REQUEST-JSON
 //	xcheckpoint-helper inspect REQUEST-JSON
 //	xcheckpoint-helper remove REQUEST-JSON
+//	xcheckpoint-helper recover REQUEST-JSON
 //	xcheckpoint-helper version
 //
 // It writes helperapi.Events to stdout, one JSON object per line.
@@ -31,7 +32,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
-const usage = "usage: xcheckpoint-helper dump|list|inspect|remove REQUEST-JSON | version"
+const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover REQUEST-JSON | version"
 
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
@@ -74,6 +75,11 @@ func run(ctx context.Context, args []string) int {
 		var req helperapi.RemoveRequest
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Remove, fail = helper.Remove(req)
+		}
+	case "recover":
+		var req helperapi.RecoverRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Recover, fail = helper.Recover(req)
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper command %q\n%s\n", args[0], usage)

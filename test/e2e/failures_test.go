@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,4 +207,47 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestCreateHelperKilled kills the helper container (SIGKILL, as a crashed or
+// OOM-killed helper would die) in the middle of a large dump: the container
+// keeps running unfrozen, nothing is stored, and the partial checkpoint (the
+// process's memory) does not stay on the daemon host.
+func TestCreateHelperKilled(t *testing.T) {
+	ctr := startContainer(t, "", fixture, "fixture", "memory", "1024")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if last(t, ctr) >= 1 {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for the memory to fill")
+	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
+	id := containerID(t, ctr)
+
+	cmd := exec.Command("docker", "xcheckpoint", "create", ctr, "killed")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	assert.NilError(t, cmd.Start())
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(stderr.String(), "dumping container") {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for the dump to start")
+	}, poll.WithTimeout(60*time.Second), poll.WithDelay(20*time.Millisecond))
+	time.Sleep(300 * time.Millisecond)
+	helper := docker(t, "ps", "-q", "--filter", "label=com.docker.xcheckpoint.target="+id, "--filter", "label=com.docker.xcheckpoint.command=dump")
+	assert.Assert(t, helper != "", "the dump's helper is running")
+	docker(t, "kill", helper)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("the dump finished before the kill:\n%s", stderr.String())
+	}
+	assert.Check(t, is.Contains(stderr.String(), "was killed"))
+	assert.Check(t, is.Contains(stderr.String(), "The partial checkpoint was removed."))
+	assert.Check(t, is.Contains(stderr.String(), "is still running"))
+	assert.Check(t, is.Equal(stdout.String(), ""))
+	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
+	_, statErr := os.Stat(filepath.Join(dockerRoot, "containers", id, ".xcheckpoint-tmp"))
+	assert.Check(t, os.IsNotExist(statErr), "no partial checkpoint on the daemon host")
+	assertKeepsRunning(t, ctr)
 }
