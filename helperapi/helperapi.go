@@ -61,6 +61,10 @@ type Event struct {
 	Message string       `json:"message,omitempty"`
 	Result  *DumpResult  `json:"result,omitempty"`
 	Error   *DumpFailure `json:"error,omitempty"`
+	// Check is the result of the helper's check command.
+	Check *CheckReport `json:"check,omitempty"`
+	// Version is the result of the helper's version command.
+	Version *VersionInfo `json:"version,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).

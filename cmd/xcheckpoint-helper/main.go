@@ -2,6 +2,7 @@
 // host. It is started by the docker-xcheckpoint plugin, never by hand:
 //
 //	xcheckpoint-helper dump REQUEST-JSON
+//	xcheckpoint-helper check REQUEST-JSON
 //	xcheckpoint-helper version
 //
 // It writes helperapi.Events to stdout, one JSON object per line.
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helper"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
@@ -31,17 +33,36 @@ func main() {
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xcheckpoint-helper dump REQUEST-JSON | version")
+		fmt.Fprintln(os.Stderr, "usage: xcheckpoint-helper dump REQUEST-JSON | check REQUEST-JSON | version")
 		return 2
 	}
 	switch args[0] {
 	case "version":
 		v, err := criu.Version(ctx)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: &helperapi.DumpFailure{Message: err.Error()}})
 			return 1
 		}
-		fmt.Println(v)
+		_ = em.Emit(helperapi.Event{Kind: helperapi.KindResult, Version: &helperapi.VersionInfo{
+			HelperVersion: xcheckpoint.Version, CriuVersion: v, Protocol: helperapi.ProtocolVersion,
+		}})
+		return 0
+	case "check":
+		if len(args) != 2 {
+			fmt.Fprintln(os.Stderr, "usage: xcheckpoint-helper check REQUEST-JSON")
+			return 2
+		}
+		var req helperapi.CheckRequest
+		if err := json.Unmarshal([]byte(args[1]), &req); err != nil {
+			_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: &helperapi.DumpFailure{Message: "malformed request from the plugin: " + err.Error()}})
+			return 1
+		}
+		rep, fail := helper.Check(ctx, req)
+		if fail != nil {
+			_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: fail})
+			return 1
+		}
+		_ = em.Emit(helperapi.Event{Kind: helperapi.KindResult, Check: rep})
 		return 0
 	case "dump":
 		if len(args) != 2 {
