@@ -12,7 +12,7 @@ CRIU_DIR ?= /var/cache/xcheckpoint/criu
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 
-.PHONY: help build install helper-image demo test unit e2e cross lint fmt clean docker
+.PHONY: help build build-bundled bundle install helper-image demo test unit e2e cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,7 +21,15 @@ build: ## Build the plugin and the helper binary into bin/
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-helper ./cmd/xcheckpoint-helper
 
-install: build helper-image ## Install the plugin in ~/.docker/cli-plugins and build the helper image
+# The plugin with its helper image embedded: it loads the image onto any daemon
+# (amd64) that lacks it. `make build` stays free of the image for quick builds.
+bundle: helper-image ## Save the helper image into plugin/bundle/ (gzip) for build-bundled
+	./hack/bundle.sh $(HELPER_IMAGE) $(VERSION) plugin/bundle
+
+build-bundled: bundle ## Build the plugin with the helper image embedded (build tag bundled)
+	CGO_ENABLED=0 go build -tags bundled $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
+
+install: build-bundled ## Install the plugin (helper image embedded) in ~/.docker/cli-plugins
 	install -d -m 0755 $(PLUGIN_DIR)
 	install -m 0755 bin/docker-xcheckpoint $(PLUGIN_DIR)/docker-xcheckpoint
 	@echo "installed $(PLUGIN_DIR)/docker-xcheckpoint ($(VERSION))"

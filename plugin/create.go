@@ -74,7 +74,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.shellJob, "shell-job", true, "Allow processes attached to a terminal or session outside the container")
 	f.StringVar(&opts.cgroupMode, "manage-cgroups-mode", "soft", "CRIU's cgroup handling: "+strings.Join(helperapi.CgroupModes, ", "))
 	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
-	f.StringVar(&opts.helperImage, "helper-image", "", "Helper image holding CRIU (default "+xcheckpoint.DefaultHelperImage()+")")
+	f.StringVar(&opts.helperImage, "helper-image", "", "Helper image holding CRIU (default: the CLI config's plugins.xcheckpoint.helper-image, else "+xcheckpoint.DefaultHelperImage()+", loaded from the plugin when missing)")
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -92,9 +92,6 @@ func (o *createOptions) validate(now time.Time) error {
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
-	}
-	if o.helperImage == "" {
-		o.helperImage = xcheckpoint.DefaultHelperImage()
 	}
 	return nil
 }
@@ -139,7 +136,8 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if err != nil {
 		return err
 	}
-	if err := checkHelperImage(ctx, api, opts.helperImage); err != nil {
+	choice := chooseHelperImage(dockerCLI, opts.helperImage)
+	if _, err := ensureHelperImage(ctx, api, choice, sysInfo.Architecture, findBundle, stderr, dockerCLI.Err().IsTerminal()); err != nil {
 		return err
 	}
 	removeStaleHelpers(ctx, api, time.Now())
@@ -165,7 +163,8 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
-	h := helperRun{api: api, image: opts.helperImage, dockerRoot: sysInfo.DockerRootDir, target: info.ID, command: []string{"dump", reqJSON}}
+	h := helperRun{api: api, image: choice.ref, dockerRoot: sysInfo.DockerRootDir, target: info.ID, command: []string{"dump", reqJSON},
+		capDrop: testCapDrop(stderr)}
 	out, runErr := h.run(ctx, func(ev helperapi.Event) {
 		fmt.Fprintf(stderr, "  %s\n", ev.Message)
 	})

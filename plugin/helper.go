@@ -40,6 +40,9 @@ type helperRun struct {
 	target string
 	// command is the helper's arguments ("dump", REQUEST).
 	command []string
+	// capDrop removes capabilities of config.json from this helper; only the
+	// end-to-end tests set it (see testCapDrop).
+	capDrop []string
 }
 
 // helperOutcome is what a helper container produced.
@@ -99,6 +102,7 @@ func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (o
 	if err != nil {
 		return out, err
 	}
+	hostCfg.CapAdd = withoutCapabilities(hostCfg.CapAdd, h.capDrop)
 	cfg := &container.Config{
 		Image:        h.image,
 		Entrypoint:   cfgFile.Entrypoint,
