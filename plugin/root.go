@@ -22,5 +22,6 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		RunE: command.ShowHelp(dockerCLI.Err()),
 	}
 	cmd.AddCommand(newCreateCommand(dockerCLI))
+	cmd.AddCommand(newVersionCommand(dockerCLI), newCheckCommand(dockerCLI))
 	return cmd
 }
