@@ -15,6 +15,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/streams"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
@@ -39,6 +40,7 @@ type fakeClient struct {
 	imageInspectFunc     func(ref string) (image.InspectResponse, error)
 	containerListFunc    func(container.ListOptions) ([]container.Summary, error)
 	imageLoadFunc        func(io.Reader) (image.LoadResponse, error)
+	serverVersionFunc    func() (types.Version, error)
 	// removed lists the containers ContainerRemove was called for.
 	removed []string
 
@@ -65,6 +67,16 @@ func (f *fakeClient) Info(context.Context) (system.Info, error) {
 	}
 	return system.Info{OSType: "linux", DockerRootDir: "/var/lib/docker"}, nil
 }
+
+func (f *fakeClient) ServerVersion(context.Context) (types.Version, error) {
+	f.record("ServerVersion")
+	if f.serverVersionFunc != nil {
+		return f.serverVersionFunc()
+	}
+	return types.Version{Version: "20.10.24", APIVersion: "1.41", MinAPIVersion: "1.12", Os: "linux", Arch: "amd64"}, nil
+}
+
+func (f *fakeClient) ClientVersion() string { return "1.41" }
 
 func (f *fakeClient) ContainerInspect(_ context.Context, ref string) (container.InspectResponse, error) {
 	f.record("ContainerInspect " + ref)
