@@ -21,6 +21,7 @@ trap 'rm -f "$tmp" "$tmp.tar"' EXIT
 docker save -o "$tmp.tar" "$image"
 size=$(stat -c %s "$tmp.tar")
 gzip -9 -n -c "$tmp.tar" >"$tmp"
+chmod 0644 "$tmp"
 mv "$tmp" "$dir/docker-xcheckpoint-helper.tar.gz"
 cat >"$dir/docker-xcheckpoint-helper.json" <<JSON
 {"ref": "$image", "version": "$version", "criu_version": "$(label com.docker.xcheckpoint.criu-version)", "architecture": "$arch", "size": $size}
