@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -201,4 +203,53 @@ func TestCompletion(t *testing.T) {
 	assert.Check(t, is.Contains(strings.Split(r.stdout, "\n"), ctr))
 	r = runEnv(t, nil, "docker", "__complete", "xcheckpoint", "create", "--manage-cgroups-mode", "")
 	assert.Check(t, is.Contains(r.stdout, "soft\n"))
+}
+
+// TestHelperImagePinnedInConfig pins a helper image in the CLI's config file
+// (plugins.xcheckpoint.helper-image): the plugin uses it, and never replaces a
+// missing pinned image with the one it carries.
+func TestHelperImagePinnedInConfig(t *testing.T) {
+	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, ctr, 2)
+	// Ours is on the daemon (check loads it when not), before any pin.
+	assert.Equal(t, xcheckpoint(t, "check").exit, 0)
+	cfgPath := filepath.Join(configDir, "config.json")
+	old, err := os.ReadFile(cfgPath)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if old == nil {
+			_ = os.Remove(cfgPath)
+		} else {
+			_ = os.WriteFile(cfgPath, old, 0o600)
+		}
+	})
+	pin := func(ref string) {
+		cfg := map[string]any{}
+		if old != nil {
+			assert.NilError(t, json.Unmarshal(old, &cfg))
+		}
+		cfg["plugins"] = map[string]any{"xcheckpoint": map[string]string{"helper-image": ref}}
+		b, err := json.Marshal(cfg)
+		assert.NilError(t, err)
+		assert.NilError(t, os.WriteFile(cfgPath, b, 0o600))
+	}
+
+	pin("xcp-e2e-pinned-missing:1")
+	r := xcheckpoint(t, "create", ctr, "pinned")
+	assert.Check(t, r.exit != 0, "%s", r)
+	assert.Check(t, is.Contains(r.stderr, `"xcp-e2e-pinned-missing:1" is not on the daemon (named by plugins.xcheckpoint.helper-image in `+cfgPath+`)`))
+	assert.Check(t, !strings.Contains(r.stderr, "Loading helper image"))
+
+	// A pinned image that is there is used: here, a second name for ours.
+	mine := "xcp-e2e-pinned:" + version
+	docker(t, "tag", helperImage(), mine)
+	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", mine).Run() })
+	pin(mine)
+	r = xcheckpoint(t, "version", "--format", "{{.HelperImage.Ref}} {{.HelperImage.Present}}")
+	assert.Check(t, is.Equal(r.stdout, mine+" true\n"), "%s", r)
+	r = xcheckpoint(t, "create", ctr, "pinned")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assert.Check(t, is.DeepEqual(checkpoints(t, ctr), []string{"pinned"}))
 }
