@@ -68,5 +68,5 @@ lint: ## gofmt and go vet
 fmt: ## Format the code
 	gofmt -w .
 
-clean: ## Remove build output
-	rm -rf bin
+clean: ## Remove build output (and the saved helper image archive)
+	rm -rf bin plugin/bundle

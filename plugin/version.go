@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/docker/cli/cli"
@@ -85,7 +88,13 @@ func newVersionCommand(dockerCLI command.Cli) *cobra.Command {
 }
 
 func runVersion(ctx context.Context, dockerCLI command.Cli, opts versionOptions) error {
+	// Ctrl-C while the helper runs: stop and remove it, then report.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	v := collectVersions(ctx, dockerCLI, opts)
+	if ctx.Err() != nil {
+		return cli.StatusError{StatusCode: 130, Status: "interrupted"}
+	}
 	return writeFormatted(dockerCLI.Out(), opts.format, v, func(w io.Writer) error { return printVersion(w, v) })
 }
 
