@@ -120,13 +120,12 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 		return items, nil
 	}
 
-	choice := chooseHelperImage(dockerCLI, opts.helperImage)
-	img, err := ensureHelperImage(ctx, api, choice, info.Architecture, findBundle, dockerCLI.Err(), dockerCLI.Err().IsTerminal())
+	img, err := provisionHelperImage(ctx, dockerCLI, api, opts.helperImage, info.Architecture)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		return append(items, helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusMissing, Value: choice.ref,
+		return append(items, helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusMissing, Value: img.ref,
 			Detail: err.Error() + "; the host's own tests (kernel, CRIU, capabilities, space) were not run"}), nil
 	}
 	val := img.ref

@@ -136,8 +136,8 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if err != nil {
 		return err
 	}
-	choice := chooseHelperImage(dockerCLI, opts.helperImage)
-	if _, err := ensureHelperImage(ctx, api, choice, sysInfo.Architecture, findBundle, stderr, dockerCLI.Err().IsTerminal()); err != nil {
+	img, err := provisionHelperImage(ctx, dockerCLI, api, opts.helperImage, sysInfo.Architecture)
+	if err != nil {
 		return err
 	}
 	removeStaleHelpers(ctx, api, time.Now())
@@ -163,7 +163,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
-	h := helperRun{api: api, image: choice.ref, dockerRoot: sysInfo.DockerRootDir, target: info.ID, command: []string{"dump", reqJSON},
+	h := helperRun{api: api, image: img.ref, dockerRoot: sysInfo.DockerRootDir, target: info.ID, command: []string{"dump", reqJSON},
 		capDrop: testCapDrop(stderr)}
 	out, runErr := h.run(ctx, func(ev helperapi.Event) {
 		fmt.Fprintf(stderr, "  %s\n", ev.Message)

@@ -54,6 +54,15 @@ func chooseHelperImage(dockerCLI command.Cli, flag string) helperImageChoice {
 	return helperImageChoice{ref: xcheckpoint.DefaultHelperImage(), source: "this plugin's own"}
 }
 
+// provisionHelperImage is what a command calls before it starts a helper:
+// it picks the image (flag, CLI config, this build's own), makes sure it is
+// on the daemon (loading the bundled one, with progress on the CLI's stderr)
+// and fit for it. daemonArch is Info.Architecture.
+func provisionHelperImage(ctx context.Context, dockerCLI command.Cli, api client.APIClient, flag, daemonArch string) (helperImage, error) {
+	choice := chooseHelperImage(dockerCLI, flag)
+	return ensureHelperImage(ctx, api, choice, daemonArch, findBundle, dockerCLI.Err(), dockerCLI.Err().IsTerminal())
+}
+
 // helperImage is a helper image found (or loaded) on the daemon.
 type helperImage struct {
 	ref          string
