@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
@@ -312,21 +314,37 @@ func hostCriuItem(proc string) helperapi.CheckItem {
 		it.Detail = "no containerd or dockerd process is visible from the helper"
 		return it
 	}
+	// Without the right to look into that process (ptrace access mode), the
+	// answer is unknown, not "no criu".
+	unknown := func(err error) helperapi.CheckItem {
+		it.Status = helperapi.StatusWarning
+		it.Value = "unknown"
+		it.Detail = fmt.Sprintf("cannot look into %s (pid %d): %v", comm, pid, err)
+		return it
+	}
 	path := defaultPath
-	if env, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "environ")); err == nil {
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if v, ok := bytes.CutPrefix(kv, []byte("PATH=")); ok {
-				path = string(v)
-			}
+	env, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "environ"))
+	if err != nil {
+		return unknown(err)
+	}
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("PATH=")); ok {
+			path = string(v)
 		}
 	}
 	root := filepath.Join(proc, strconv.Itoa(pid), "root")
+	if _, err := os.Stat(root); err != nil {
+		return unknown(err)
+	}
 	for _, dir := range filepath.SplitList(path) {
 		if !filepath.IsAbs(dir) {
 			continue
 		}
 		// Lstat: an absolute symlink would resolve inside the helper, not the host.
 		st, err := os.Lstat(filepath.Join(root, dir, "criu"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return unknown(err)
+		}
 		if err == nil && (st.Mode()&os.ModeSymlink != 0 || (st.Mode().IsRegular() && st.Mode()&0o111 != 0)) {
 			it.Status = helperapi.StatusOK
 			it.Value = filepath.Join(dir, "criu")

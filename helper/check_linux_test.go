@@ -158,6 +158,15 @@ func TestHostCriuItem(t *testing.T) {
 	proc = fakeRuncParentProc(t, "901", "dockerd", "", "usr/sbin/criu")
 	assert.Check(t, is.Equal(hostCriuItem(proc).Value, "/usr/sbin/criu"))
 
+	// Unreadable environment (no ptrace access to that process): unknown, not "not found".
+	proc = fakeRuncParentProc(t, "902", "containerd", "PATH=/usr/sbin\x00", "usr/sbin/criu")
+	assert.NilError(t, os.Remove(filepath.Join(proc, "902", "environ")))
+	assert.NilError(t, os.Mkdir(filepath.Join(proc, "902", "environ"), 0o755)) // reading a directory fails
+	it = hostCriuItem(proc)
+	assert.Check(t, is.Equal(it.Status, helperapi.StatusWarning))
+	assert.Check(t, is.Equal(it.Value, "unknown"))
+	assert.Check(t, is.Contains(it.Detail, "cannot look into containerd (pid 902)"))
+
 	proc = fakeRuncParentProc(t, "5", "bash", "PATH=/usr/sbin\x00", "usr/sbin/criu")
 	it = hostCriuItem(proc)
 	assert.Check(t, is.Equal(it.Value, "unknown"))

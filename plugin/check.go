@@ -213,6 +213,8 @@ func nativeCheckpointItem(info system.Info, items []helperapi.CheckItem) helpera
 	switch {
 	case hostCriu == nil:
 		lacks = append(lacks, "whether runc finds a criu on the daemon host is unknown")
+	case hostCriu.Value == "unknown":
+		lacks = append(lacks, "whether runc finds a criu on the daemon host is unknown")
 	case hostCriu.Status != helperapi.StatusOK:
 		lacks = append(lacks, "runc finds no criu on the daemon host's PATH")
 	}
@@ -223,7 +225,7 @@ func nativeCheckpointItem(info system.Info, items []helperapi.CheckItem) helpera
 	}
 	it.Status = helperapi.StatusWarning
 	it.Value = "unavailable"
-	it.Detail = strings.Join(lacks, "; ") + ": docker xcheckpoint create works without them, but restoring with docker start --checkpoint needs both"
+	it.Detail = strings.Join(lacks, "; ") + ": docker xcheckpoint create does not need experimental mode or a host CRIU, but restoring with docker start --checkpoint needs both"
 	return it
 }
 
