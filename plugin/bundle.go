@@ -18,6 +18,8 @@ type bundleMeta struct {
 	Version      string `json:"version"`
 	CriuVersion  string `json:"criu_version"`
 	Architecture string `json:"architecture"`
+	// ID is the image's ID (its config's digest), which docker load keeps.
+	ID string `json:"id,omitempty"`
 	// Size is the uncompressed `docker save` size.
 	Size int64 `json:"size"`
 }

@@ -66,6 +66,7 @@ func provisionHelperImage(ctx context.Context, dockerCLI command.Cli, api client
 // helperImage is a helper image found (or loaded) on the daemon.
 type helperImage struct {
 	ref          string
+	id           string
 	present      bool
 	version      string
 	criuVersion  string
@@ -95,7 +96,7 @@ func inspectHelperImage(ctx context.Context, api client.APIClient, ref string) (
 		}
 		return helperImage{ref: ref}, fmt.Errorf("looking up helper image %q: %w", ref, err)
 	}
-	h := helperImage{ref: ref, present: true, architecture: img.Architecture}
+	h := helperImage{ref: ref, id: img.ID, present: true, architecture: img.Architecture}
 	if img.Config != nil {
 		h.version = img.Config.Labels[LabelVersion]
 		h.criuVersion = img.Config.Labels[LabelCriuVersion]
@@ -114,30 +115,44 @@ func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperI
 	if err != nil {
 		return h, err
 	}
-	if !h.present {
-		if choice.pinned {
-			return h, fmt.Errorf("%w: %q is not on the daemon (named by %s); pull it there, load it (docker load), or build it there with `make helper-image`; without that setting the plugin loads the helper image it carries", ErrHelperImageMissing, choice.ref, choice.source)
-		}
+	if !h.present && choice.pinned {
+		return h, fmt.Errorf("%w: %q is not on the daemon (named by %s); pull it there, load it (docker load), or build it there with `make helper-image`; without that setting the plugin loads the helper image it carries", ErrHelperImageMissing, choice.ref, choice.source)
+	}
+	if !choice.pinned && (!h.present || h.version == xcheckpoint.Version) {
 		b, err := findBundle()
-		if err != nil {
+		if err != nil && !h.present {
 			return h, err
 		}
-		if b == nil {
+		switch {
+		case !h.present && b == nil:
 			return h, fmt.Errorf("%w: %q is not on the daemon and this build of the plugin carries no helper image; build it there with `make helper-image` in the docker-xcheckpoint source tree, install a bundled build (`make build-bundled`), or name another with --helper-image", ErrHelperImageMissing, choice.ref)
+		case !h.present:
+		case b != nil && b.meta.ID != "" && h.id != b.meta.ID:
+			// Same version label, other content (a rebuild from a changed
+			// tree): the plugin's own replaces it, and says so.
+			fmt.Fprintf(progress, "Note: %s on the daemon (%s) is another build than the one this plugin carries (%s); replacing it.\n", choice.ref, shortID(h.id), shortID(b.meta.ID))
+		default:
+			b = nil // present and ours: nothing to load
 		}
-		if arch != "" && b.meta.Architecture != arch {
-			return h, fmt.Errorf("%w: %q is not on the daemon, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build the helper image on that host (`make helper-image`) or name one for %s with --helper-image", ErrHelperImageMissing, choice.ref, b.meta.Architecture, arch, arch)
+		if b != nil {
+			if arch != "" && b.meta.Architecture != arch {
+				where := "is not on the daemon"
+				if h.present {
+					where = "needs replacing"
+				}
+				return h, fmt.Errorf("%w: %q %s, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build the helper image on that host (`make helper-image`) or name one for %s with --helper-image", ErrHelperImageMissing, choice.ref, where, b.meta.Architecture, arch, arch)
+			}
+			if err := b.load(ctx, api, progress, isTerminal); err != nil {
+				return h, err
+			}
+			if h, err = inspectHelperImage(ctx, api, choice.ref); err != nil {
+				return h, err
+			}
+			if !h.present {
+				return h, fmt.Errorf("loading the bundled helper image did not produce %q", choice.ref)
+			}
+			h.loaded = true
 		}
-		if err := b.load(ctx, api, progress, isTerminal); err != nil {
-			return h, err
-		}
-		if h, err = inspectHelperImage(ctx, api, choice.ref); err != nil {
-			return h, err
-		}
-		if !h.present {
-			return h, fmt.Errorf("loading the bundled helper image did not produce %q", choice.ref)
-		}
-		h.loaded = true
 	}
 	if h.version != xcheckpoint.Version {
 		if !choice.pinned {
@@ -228,4 +243,12 @@ func (p *progressReader) fail() {
 	if p.tty {
 		fmt.Fprintln(p.w)
 	}
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

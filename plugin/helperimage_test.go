@@ -26,9 +26,13 @@ func helperImageWith(version, arch string) image.InspectResponse {
 }
 
 func testBundle(arch string, archive []byte) func() (*bundle, error) {
+	return testBundleID(arch, "", archive)
+}
+
+func testBundleID(arch, id string, archive []byte) func() (*bundle, error) {
 	return func() (*bundle, error) {
 		return &bundle{
-			meta:  bundleMeta{Ref: xcheckpoint.DefaultHelperImage(), Version: xcheckpoint.Version, CriuVersion: "4.2.1", Architecture: arch},
+			meta:  bundleMeta{Ref: xcheckpoint.DefaultHelperImage(), Version: xcheckpoint.Version, CriuVersion: "4.2.1", Architecture: arch, ID: id},
 			where: "test",
 			open: func() (io.ReadCloser, int64, error) {
 				return io.NopCloser(bytes.NewReader(archive)), int64(len(archive)), nil
@@ -73,6 +77,40 @@ func TestEnsureHelperImageLoadsBundle(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(progress.String(), "\r"))
 	assert.Check(t, is.Contains(progress.String(), "100% of 5kB"))
+}
+
+// An image of our version but another build (its ID differs from the
+// bundled one's) is replaced by the plugin's own, with a note; the same build
+// is left alone.
+func TestEnsureHelperImageReplacesAnotherBuild(t *testing.T) {
+	current := "sha256:0ld0000000000000"
+	api := &fakeClient{
+		imageInspectFunc: func(string) (image.InspectResponse, error) {
+			img := helperImageWith(xcheckpoint.Version, "amd64")
+			img.ID = current
+			return img, nil
+		},
+		imageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
+			_, _ = io.Copy(io.Discard, r)
+			current = "sha256:ba5e000000000000"
+			return image.LoadResponse{Body: io.NopCloser(strings.NewReader(`{"stream":"Loaded image"}`))}, nil
+		},
+	}
+	var progress bytes.Buffer
+	choice := chooseHelperImage(newFakeCli(api), "")
+	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", testBundleID("amd64", "sha256:ba5e000000000000", []byte("x")), &progress, false)
+	assert.NilError(t, err)
+	assert.Check(t, h.loaded)
+	assert.Check(t, is.Equal(h.id, "sha256:ba5e000000000000"))
+	assert.Check(t, is.Contains(progress.String(), "(0ld000000000) is another build than the one this plugin carries (ba5e00000000); replacing it."))
+
+	// Now it is the plugin's own: nothing happens.
+	api.calls, progress = nil, bytes.Buffer{}
+	h, err = ensureHelperImage(context.Background(), api, choice, "x86_64", testBundleID("amd64", "sha256:ba5e000000000000", []byte("x")), &progress, false)
+	assert.NilError(t, err)
+	assert.Check(t, !h.loaded)
+	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ImageInspect " + choice.ref}))
+	assert.Check(t, is.Equal(progress.String(), ""))
 }
 
 func TestEnsureHelperImageErrors(t *testing.T) {

@@ -255,3 +255,28 @@ func TestHelperImagePinnedInConfig(t *testing.T) {
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.DeepEqual(checkpoints(t, ctr), []string{"pinned"}))
 }
+
+// TestHelperOfAnotherBuildReplaced puts another build of the same version
+// under our name (what a rebuild from a changed tree leaves): the plugin
+// replaces it with the image it carries, and says so.
+func TestHelperOfAnotherBuildReplaced(t *testing.T) {
+	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, ctr, 2)
+	assert.Equal(t, xcheckpoint(t, "check").exit, 0)
+	ours := docker(t, "image", "inspect", "-f", "{{.Id}}", helperImage())
+	other := "xcp-e2e-other-build:" + version
+	build := exec.Command("docker", "build", "-q", "-t", other, "-")
+	build.Stdin = strings.NewReader("FROM " + helperImage() + "\nLABEL xcp-e2e-rebuilt=1\n")
+	out, err := build.CombinedOutput()
+	assert.NilError(t, err, "%s", out)
+	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", other).Run() })
+	docker(t, "tag", other, helperImage())
+	assert.Check(t, ours != docker(t, "image", "inspect", "-f", "{{.Id}}", helperImage()))
+
+	r := xcheckpoint(t, "create", ctr, "rebuilt")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assert.Check(t, is.Contains(r.stderr, "is another build than the one this plugin carries"))
+	assert.Check(t, is.Contains(r.stderr, "Helper image loaded"))
+	assert.Check(t, is.Equal(docker(t, "image", "inspect", "-f", "{{.Id}}", helperImage()), ours))
+	assert.Check(t, is.DeepEqual(checkpoints(t, ctr), []string{"rebuilt"}))
+}
