@@ -11,8 +11,9 @@ HELPER_IMAGE := docker-xcheckpoint-helper:$(VERSION)
 CRIU_DIR ?= /var/cache/xcheckpoint/criu
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+CROSS_TAGS ?=
 
-.PHONY: help build build-bundled bundle install helper-image demo test unit e2e cross lint fmt clean docker
+.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,7 +59,10 @@ e2e: install ## End-to-end tests only (needs root and a Docker engine)
 
 cross: ## Build the plugin for every supported OS and architecture
 	@set -e; for p in $(CROSS); do os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
-		echo "  $$os/$$arch"; CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build $(GOFLAGS_BUILD) -o bin/cross/docker-xcheckpoint-$$os-$$arch$$ext ./cmd/docker-xcheckpoint; done
+		echo "  $$os/$$arch"; CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -tags '$(CROSS_TAGS)' $(GOFLAGS_BUILD) -o bin/cross/docker-xcheckpoint-$$os-$$arch$$ext ./cmd/docker-xcheckpoint; done
+
+cross-bundled: bundle ## Build every platform's plugin with the (linux/amd64) helper image embedded
+	$(MAKE) --no-print-directory cross CROSS_TAGS=bundled
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
