@@ -140,7 +140,7 @@ func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperI
 				if h.present {
 					where = "needs replacing"
 				}
-				return h, fmt.Errorf("%w: %q %s, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build the helper image on that host (`make helper-image`) or name one for %s with --helper-image", ErrHelperImageMissing, choice.ref, where, b.meta.Architecture, arch, arch)
+				return h, fmt.Errorf("%w: %q %s, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build a helper image for %s from the Dockerfile (see the README) and name it with --helper-image", ErrHelperImageMissing, choice.ref, where, b.meta.Architecture, arch, arch)
 			}
 			if err := b.load(ctx, api, progress, isTerminal); err != nil {
 				return h, err
