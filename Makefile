@@ -11,8 +11,9 @@ HELPER_IMAGE := docker-xcheckpoint-helper:$(VERSION)
 CRIU_DIR ?= /var/cache/xcheckpoint/criu
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+CROSS_TAGS ?=
 
-.PHONY: help build install helper-image demo test unit e2e cross lint fmt clean docker
+.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,7 +22,15 @@ build: ## Build the plugin and the helper binary into bin/
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-helper ./cmd/xcheckpoint-helper
 
-install: build helper-image ## Install the plugin in ~/.docker/cli-plugins and build the helper image
+# The plugin with its helper image embedded: it loads the image onto any daemon
+# (amd64) that lacks it. `make build` stays free of the image for quick builds.
+bundle: helper-image ## Save the helper image into plugin/bundle/ (gzip) for build-bundled
+	./hack/bundle.sh $(HELPER_IMAGE) $(VERSION) plugin/bundle
+
+build-bundled: bundle ## Build the plugin with the helper image embedded (build tag bundled)
+	CGO_ENABLED=0 go build -tags bundled $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
+
+install: build-bundled ## Install the plugin (helper image embedded) in ~/.docker/cli-plugins
 	install -d -m 0755 $(PLUGIN_DIR)
 	install -m 0755 bin/docker-xcheckpoint $(PLUGIN_DIR)/docker-xcheckpoint
 	@echo "installed $(PLUGIN_DIR)/docker-xcheckpoint ($(VERSION))"
@@ -50,7 +59,10 @@ e2e: install ## End-to-end tests only (needs root and a Docker engine)
 
 cross: ## Build the plugin for every supported OS and architecture
 	@set -e; for p in $(CROSS); do os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
-		echo "  $$os/$$arch"; CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build $(GOFLAGS_BUILD) -o bin/cross/docker-xcheckpoint-$$os-$$arch$$ext ./cmd/docker-xcheckpoint; done
+		echo "  $$os/$$arch"; CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -tags '$(CROSS_TAGS)' $(GOFLAGS_BUILD) -o bin/cross/docker-xcheckpoint-$$os-$$arch$$ext ./cmd/docker-xcheckpoint; done
+
+cross-bundled: bundle ## Build every platform's plugin with the (linux/amd64) helper image embedded
+	$(MAKE) --no-print-directory cross CROSS_TAGS=bundled
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -60,5 +72,5 @@ lint: ## gofmt and go vet
 fmt: ## Format the code
 	gofmt -w .
 
-clean: ## Remove build output
-	rm -rf bin
+clean: ## Remove build output (and the saved helper image archive)
+	rm -rf bin plugin/bundle

@@ -65,7 +65,11 @@ type Event struct {
 	Inspect *CheckpointDetails `json:"inspect,omitempty"`
 	Remove  *RemoveResult      `json:"remove,omitempty"`
 	Recover *RecoverResult     `json:"recover,omitempty"`
-	Error   *DumpFailure       `json:"error,omitempty"`
+	// Check is the result of the helper's check command.
+	Check *CheckReport `json:"check,omitempty"`
+	// Version is the result of the helper's version command.
+	Version *VersionInfo `json:"version,omitempty"`
+	Error   *DumpFailure `json:"error,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).

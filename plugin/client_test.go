@@ -13,15 +13,20 @@ import (
 	"testing"
 
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/streams"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
 )
 
 // fakeClient is the Docker API as the commands see it. Methods without a …Func
@@ -34,6 +39,8 @@ type fakeClient struct {
 	containerInspectFunc func(ref string) (container.InspectResponse, error)
 	imageInspectFunc     func(ref string) (image.InspectResponse, error)
 	containerListFunc    func(container.ListOptions) ([]container.Summary, error)
+	imageLoadFunc        func(io.Reader) (image.LoadResponse, error)
+	serverVersionFunc    func() (types.Version, error)
 	// removed lists the containers ContainerRemove was called for.
 	removed []string
 
@@ -61,6 +68,16 @@ func (f *fakeClient) Info(context.Context) (system.Info, error) {
 	return system.Info{OSType: "linux", DockerRootDir: "/var/lib/docker"}, nil
 }
 
+func (f *fakeClient) ServerVersion(context.Context) (types.Version, error) {
+	f.record("ServerVersion")
+	if f.serverVersionFunc != nil {
+		return f.serverVersionFunc()
+	}
+	return types.Version{Version: "20.10.24", APIVersion: "1.41", MinAPIVersion: "1.12", Os: "linux", Arch: "amd64"}, nil
+}
+
+func (f *fakeClient) ClientVersion() string { return "1.41" }
+
 func (f *fakeClient) ContainerInspect(_ context.Context, ref string) (container.InspectResponse, error) {
 	f.record("ContainerInspect " + ref)
 	if f.containerInspectFunc != nil {
@@ -74,7 +91,17 @@ func (f *fakeClient) ImageInspect(_ context.Context, ref string, _ ...client.Ima
 	if f.imageInspectFunc != nil {
 		return f.imageInspectFunc(ref)
 	}
-	return image.InspectResponse{ID: "sha256:0123"}, nil
+	return image.InspectResponse{ID: "sha256:0123", Architecture: "amd64", Config: &dockerspec.DockerOCIImageConfig{
+		ImageConfig: ocispec.ImageConfig{Labels: map[string]string{LabelVersion: xcheckpoint.Version, LabelCriuVersion: "4.2.1"}},
+	}}, nil
+}
+
+func (f *fakeClient) ImageLoad(_ context.Context, input io.Reader, _ ...client.ImageLoadOption) (image.LoadResponse, error) {
+	f.record("ImageLoad")
+	if f.imageLoadFunc != nil {
+		return f.imageLoadFunc(input)
+	}
+	return image.LoadResponse{}, errors.New("fakeClient: no imageLoadFunc")
 }
 
 // The helper's lifecycle is covered end to end; these tests stop before it.
@@ -106,6 +133,14 @@ type fakeCli struct {
 	client      *fakeClient
 	out, err    bytes.Buffer
 	clientCalls int
+	configFile  *configfile.ConfigFile
+}
+
+func (c *fakeCli) ConfigFile() *configfile.ConfigFile {
+	if c.configFile == nil {
+		return configfile.New("/nonexistent/config.json")
+	}
+	return c.configFile
 }
 
 func newFakeCli(c *fakeClient) *fakeCli {

@@ -149,7 +149,7 @@ func TestCreateErrors(t *testing.T) {
 			imageInspectFunc: func(ref string) (image.InspectResponse, error) {
 				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 			},
-			expectedError: `helper image not found: "docker-xcheckpoint-helper:dev" is not on the daemon; build it there with ` + "`make helper-image`",
+			expectedError: `helper image not found: "docker-xcheckpoint-helper:dev" is not on the daemon and this build of the plugin carries no helper image; build it there with ` + "`make helper-image`",
 			expectedIs:    ErrHelperImageMissing,
 			expectedCalls: []string{"Info", "ContainerInspect ut-running", "ImageInspect docker-xcheckpoint-helper:dev"},
 		},

@@ -7,5 +7,5 @@ import (
 )
 
 func addHelperImageFlag(f *pflag.FlagSet, p *string) {
-	f.StringVar(p, "helper-image", "", "Helper image holding CRIU (default "+xcheckpoint.DefaultHelperImage()+")")
+	f.StringVar(p, "helper-image", "", "Helper image holding CRIU (default: the CLI config's plugins.xcheckpoint.helper-image, else "+xcheckpoint.DefaultHelperImage()+", loaded from the plugin when missing)")
 }

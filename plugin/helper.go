@@ -40,6 +40,9 @@ type helperRun struct {
 	target string
 	// command is the helper's arguments ("dump", REQUEST).
 	command []string
+	// capDrop removes capabilities of config.json from this helper; only the
+	// end-to-end tests set it (see testCapDrop).
+	capDrop []string
 }
 
 // helperOutcome is what a helper container produced.
@@ -52,18 +55,6 @@ type helperOutcome struct {
 	// started is set once the helper container was started: only then can it
 	// have touched the target.
 	started bool
-}
-
-// checkHelperImage makes sure the helper image is on the daemon, with an error
-// that says how to get it.
-func checkHelperImage(ctx context.Context, api client.APIClient, image string) error {
-	if _, err := api.ImageInspect(ctx, image); err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("%w: %q is not on the daemon; build it there with `make helper-image` in the docker-xcheckpoint source tree, or name another with --helper-image", ErrHelperImageMissing, image)
-		}
-		return fmt.Errorf("looking up helper image %q: %w", image, err)
-	}
-	return nil
 }
 
 // staleAfter is the age past which a helper that is not running is a leftover
@@ -102,6 +93,7 @@ func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (o
 	if err != nil {
 		return out, err
 	}
+	hostCfg.CapAdd = withoutCapabilities(hostCfg.CapAdd, h.capDrop)
 	cfg := &container.Config{
 		Image:        h.image,
 		Entrypoint:   cfgFile.Entrypoint,

@@ -183,10 +183,3 @@ func describeOptions(o helperapi.DumpOptions) []string {
 	out = append(out, fmt.Sprintf("shell-job=%t", o.ShellJob), "manage-cgroups-mode="+o.ManageCgroupsMode, fmt.Sprintf("log-level=%d", o.LogLevel))
 	return out
 }
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

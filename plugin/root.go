@@ -26,6 +26,8 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newListCommand(dockerCLI),
 		newInspectCommand(dockerCLI),
 		newRemoveCommand(dockerCLI),
+		newCheckCommand(dockerCLI),
+		newVersionCommand(dockerCLI),
 	)
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 
-	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
@@ -35,9 +34,8 @@ func newSession(ctx context.Context, dockerCLI command.Cli, image string) (*sess
 	if info.OSType != "" && info.OSType != "linux" {
 		return nil, fmt.Errorf("the daemon runs %s containers: CRIU checkpoints Linux containers only", info.OSType)
 	}
-	if image == "" {
-		image = xcheckpoint.DefaultHelperImage()
-	}
+	// An empty image means "not pinned": prepare picks the CLI config's setting
+	// or this build's own image, and loads the latter when missing.
 	return &session{cli: dockerCLI, api: api, info: info, image: image}, nil
 }
 
@@ -60,14 +58,17 @@ func trimSlash(name string) string {
 	return name
 }
 
-// prepare checks the helper image once and sweeps leftovers of crashed runs.
+// prepare makes sure the helper image is on the daemon (loading the one this
+// plugin carries when needed) once, and sweeps leftovers of crashed runs.
 func (s *session) prepare(ctx context.Context) error {
 	if s.prepared {
 		return nil
 	}
-	if err := checkHelperImage(ctx, s.api, s.image); err != nil {
+	img, err := provisionHelperImage(ctx, s.cli, s.api, s.image, s.info.Architecture)
+	if err != nil {
 		return err
 	}
+	s.image = img.ref
 	removeStaleHelpers(ctx, s.api, time.Now())
 	s.prepared = true
 	return nil
@@ -83,7 +84,8 @@ func (s *session) run(ctx context.Context, target, cmd string, req any, onProgre
 	if err != nil {
 		return helperOutcome{}, err
 	}
-	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON}}
+	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
+		capDrop: testCapDrop(s.cli.Err())}
 	return h.run(ctx, onProgress)
 }
 

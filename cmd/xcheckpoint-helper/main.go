@@ -6,6 +6,7 @@
 //	xcheckpoint-helper inspect REQUEST-JSON
 //	xcheckpoint-helper remove REQUEST-JSON
 //	xcheckpoint-helper recover REQUEST-JSON
+//	xcheckpoint-helper check REQUEST-JSON
 //	xcheckpoint-helper version
 //
 // It writes helperapi.Events to stdout, one JSON object per line.
@@ -19,6 +20,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helper"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
@@ -32,7 +34,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
-const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover REQUEST-JSON | version"
+const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover|check REQUEST-JSON | version"
 
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
@@ -40,21 +42,25 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
+	var ev helperapi.Event
+	var fail *helperapi.DumpFailure
 	if args[0] == "version" {
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, usage)
+			return 2
+		}
 		v, err := criu.Version(ctx)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			fail = &helperapi.DumpFailure{Message: err.Error()}
+		} else {
+			ev.Version = &helperapi.VersionInfo{HelperVersion: xcheckpoint.Version, CriuVersion: v, Protocol: helperapi.ProtocolVersion}
 		}
-		fmt.Println(v)
-		return 0
+		return emit(em, ev, fail)
 	}
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
-	var ev helperapi.Event
-	var fail *helperapi.DumpFailure
 	switch args[0] {
 	case "dump":
 		var req helperapi.DumpRequest
@@ -81,10 +87,20 @@ func run(ctx context.Context, args []string) int {
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Recover, fail = helper.Recover(req)
 		}
+	case "check":
+		var req helperapi.CheckRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Check, fail = helper.Check(ctx, req)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper command %q\n%s\n", args[0], usage)
 		return 2
 	}
+	return emit(em, ev, fail)
+}
+
+// emit writes the final event: the failure, or ev as the result.
+func emit(em *helperapi.Emitter, ev helperapi.Event, fail *helperapi.DumpFailure) int {
 	if fail != nil {
 		_ = em.Emit(helperapi.Event{Kind: helperapi.KindError, Error: fail})
 		return 1

@@ -1,0 +1,90 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+)
+
+// bundleMeta describes a helper image archive shipped with the plugin
+// (written by hack/bundle.sh next to the archive).
+type bundleMeta struct {
+	Ref          string `json:"ref"`
+	Version      string `json:"version"`
+	CriuVersion  string `json:"criu_version"`
+	Architecture string `json:"architecture"`
+	// ID is the image's ID (its config's digest), which docker load keeps.
+	ID string `json:"id,omitempty"`
+	// Size is the uncompressed `docker save` size.
+	Size int64 `json:"size"`
+}
+
+// bundle is the helper image archive this plugin can load onto a daemon: a
+// gzip-compressed `docker save`, embedded in the binary (build tag bundled)
+// or in files next to it.
+type bundle struct {
+	meta bundleMeta
+	// where says where it came from, for `version`.
+	where string
+	open  func() (io.ReadCloser, int64, error)
+}
+
+// Names of the archive and its description, in plugin/bundle/ at build time
+// and next to the plugin binary at run time.
+const (
+	bundleArchive  = "docker-xcheckpoint-helper.tar.gz"
+	bundleMetaFile = "docker-xcheckpoint-helper.json"
+)
+
+// findBundle returns the helper image archive of this build: the embedded one,
+// else the one next to the executable. nil when there is none; an archive of
+// another plugin version is an error.
+func findBundle() (*bundle, error) {
+	if len(embeddedArchive) > 0 {
+		b, err := newBundle(embeddedMeta, "embedded in the plugin", func() (io.ReadCloser, int64, error) {
+			return io.NopCloser(bytes.NewReader(embeddedArchive)), int64(len(embeddedArchive)), nil
+		})
+		return b, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	dir := filepath.Dir(exe)
+	metaBytes, err := os.ReadFile(filepath.Join(dir, bundleMetaFile))
+	if err != nil {
+		return nil, nil
+	}
+	archive := filepath.Join(dir, bundleArchive)
+	return newBundle(metaBytes, archive, func() (io.ReadCloser, int64, error) {
+		f, err := os.Open(archive)
+		if err != nil {
+			return nil, 0, fmt.Errorf("opening the helper image archive: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("opening the helper image archive: %w", err)
+		}
+		return f, st.Size(), nil
+	})
+}
+
+func newBundle(metaBytes []byte, where string, open func() (io.ReadCloser, int64, error)) (*bundle, error) {
+	var m bundleMeta
+	if err := json.Unmarshal(metaBytes, &m); err != nil {
+		return nil, fmt.Errorf("reading the description of the helper image archive (%s): %w", where, err)
+	}
+	if m.Version != xcheckpoint.Version || m.Ref != xcheckpoint.DefaultHelperImage() {
+		return nil, fmt.Errorf("the helper image archive %s holds %s (version %q), not this plugin's %s: rebuild the plugin with `make build-bundled`", where, m.Ref, m.Version, xcheckpoint.DefaultHelperImage())
+	}
+	return &bundle{meta: m, where: where, open: open}, nil
+}

@@ -1,0 +1,10 @@
+//go:build !bundled
+
+package plugin
+
+// Without the build tag bundled, the plugin carries no helper image; it may
+// still find one next to its binary (see findBundle).
+var (
+	embeddedArchive []byte
+	embeddedMeta    []byte
+)

@@ -1,0 +1,260 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/docker/api/types/system"
+	"github.com/spf13/cobra"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// Names of the items the plugin judges itself, from the Docker API.
+const (
+	itemDocker       = "Docker engine"
+	itemDataRoot     = "data root"
+	itemCgroups      = "cgroups"
+	itemHelperImage  = "helper image"
+	itemHelperRun    = "helper container"
+	itemDockerNative = "docker checkpoint"
+	// itemHostCriu is helper.ItemHostCriu (the helper package is Linux-only).
+	itemHostCriu = "CRIU for runc"
+)
+
+type checkOptions struct {
+	format      string
+	helperImage string
+}
+
+// checkReport is what `docker xcheckpoint check --format json` prints.
+type checkReport struct {
+	// CanCheckpoint is true when nothing is missing: the exit status is then 0.
+	CanCheckpoint bool                  `json:"can_checkpoint"`
+	Missing       int                   `json:"missing"`
+	Warnings      int                   `json:"warnings"`
+	Items         []helperapi.CheckItem `json:"items"`
+}
+
+func newCheckCommand(dockerCLI command.Cli) *cobra.Command {
+	var opts checkOptions
+	cmd := &cobra.Command{
+		Use:   "check [OPTIONS]",
+		Short: "Check whether the daemon host can checkpoint containers",
+		Long: "Check whether the daemon host can checkpoint containers, and what is missing.\n\n" +
+			"A helper container on the daemon host tests the kernel, CRIU (criu check and its\n" +
+			"optional features), its own capabilities and the free space under Docker's data\n" +
+			"root; the Docker API tells the engine's version, cgroups and experimental mode.\n" +
+			"Each line says ok, warning (checkpoints work, something is unavailable) or\n" +
+			"missing (checkpoints cannot be made), and what it means.\n\n" +
+			"The exit status is 0 when checkpoints can be made, 1 otherwise. The helper\n" +
+			"image is loaded onto the daemon first when it is missing, as for create.",
+		Example: "  docker xcheckpoint check\n" +
+			"  docker xcheckpoint check --format json\n" +
+			"  docker -c prod xcheckpoint check && docker -c prod xcheckpoint create api",
+		Args:                  cli.NoArgs,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(cmd.Context(), dockerCLI, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.format, "format", "f", "", `Format the output: "json" or a Go template`)
+	f.StringVar(&opts.helperImage, "helper-image", "", "Helper image to run (default: as for create)")
+	return cmd
+}
+
+func runCheck(ctx context.Context, dockerCLI command.Cli, opts checkOptions) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	items, err := collectChecks(ctx, dockerCLI, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
+		}
+		return err
+	}
+	rep := checkReport{Items: items}
+	for _, it := range items {
+		switch it.Status {
+		case helperapi.StatusMissing:
+			rep.Missing++
+		case helperapi.StatusWarning:
+			rep.Warnings++
+		}
+	}
+	rep.CanCheckpoint = rep.Missing == 0
+	if err := writeFormatted(dockerCLI.Out(), opts.format, rep, func(w io.Writer) error { return printCheck(w, rep) }); err != nil {
+		return err
+	}
+	if !rep.CanCheckpoint {
+		return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("checkpoints cannot be made on this daemon host: %d missing", rep.Missing)}
+	}
+	return nil
+}
+
+// collectChecks gathers the items: the daemon's from the API, the host's from
+// a helper. Only a daemon that does not answer is an error; everything else
+// becomes an item.
+func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions) ([]helperapi.CheckItem, error) {
+	api := dockerCLI.Client()
+	info, err := api.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := api.ServerVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items := daemonItems(info, sv.APIVersion)
+	if info.OSType != "" && info.OSType != "linux" {
+		return items, nil
+	}
+
+	img, err := provisionHelperImage(ctx, dockerCLI, api, opts.helperImage, info.Architecture)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return append(items, helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusMissing, Value: img.ref,
+			Detail: err.Error() + "; the host's own tests (kernel, CRIU, capabilities, space) were not run"}), nil
+	}
+	val := img.ref
+	if img.criuVersion != "" {
+		val += " (CRIU " + img.criuVersion + ")"
+	}
+	imgItem := helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusOK, Value: val}
+	if img.loaded {
+		imgItem.Detail = "loaded onto the daemon by this command"
+	}
+	items = append(items, imgItem)
+
+	cfg, err := loadHelperConfig()
+	if err != nil {
+		return nil, err
+	}
+	req := helperapi.CheckRequest{Protocol: helperapi.ProtocolVersion, PluginVersion: xcheckpoint.Version,
+		DockerRoot: info.DockerRootDir, Capabilities: cfg.Linux.Capabilities}
+	reqJSON, err := jsonString(req)
+	if err != nil {
+		return nil, err
+	}
+	h := helperRun{api: api, image: img.ref, dockerRoot: info.DockerRootDir, command: []string{"check", reqJSON}, capDrop: testCapDrop(dockerCLI.Err())}
+	out, err := h.run(ctx, nil)
+	switch {
+	case ctx.Err() != nil:
+		return nil, err
+	case err == nil && out.final.Kind == helperapi.KindResult && out.final.Check != nil:
+		items = append(items, out.final.Check.Items...)
+	default:
+		msg := "the helper gave no report"
+		if err != nil {
+			msg = err.Error()
+		} else if out.final.Error != nil {
+			msg = out.final.Error.Message
+		}
+		return append(items, helperapi.CheckItem{Name: itemHelperRun, Status: helperapi.StatusMissing,
+			Detail: "the helper container could not examine the host: " + msg}), nil
+	}
+	return append(items, nativeCheckpointItem(info, items)), nil
+}
+
+// daemonItems judges what the Docker API tells about the daemon.
+func daemonItems(info system.Info, apiVersion string) []helperapi.CheckItem {
+	docker := helperapi.CheckItem{Name: itemDocker, Status: helperapi.StatusOK,
+		Value: fmt.Sprintf("%s (API %s), %s/%s", info.ServerVersion, apiVersion, info.OSType, normalizeArch(info.Architecture))}
+	if info.OSType != "" && info.OSType != "linux" {
+		docker.Status = helperapi.StatusMissing
+		docker.Detail = "the daemon runs " + info.OSType + " containers: CRIU checkpoints Linux containers only"
+	}
+	root := helperapi.CheckItem{Name: itemDataRoot, Status: helperapi.StatusOK, Value: info.DockerRootDir,
+		Detail: "checkpoints are stored under <data root>/containers/<id>/checkpoints"}
+	if info.DockerRootDir == "" {
+		root.Status, root.Value, root.Detail = helperapi.StatusMissing, "unknown", "the daemon did not report its data root (DockerRootDir)"
+	}
+	cg := helperapi.CheckItem{Name: itemCgroups, Status: helperapi.StatusOK,
+		Value: fmt.Sprintf("v%s, %s driver", orText(info.CgroupVersion, "?"), orText(info.CgroupDriver, "unknown"))}
+	switch info.CgroupVersion {
+	case "1", "2":
+	default:
+		cg.Status, cg.Detail = helperapi.StatusWarning, "the daemon did not report its cgroup version"
+	}
+	if info.CgroupVersion == "2" {
+		cg.Detail = "the helper joins the host's cgroup namespace, so CRIU sees the container's real cgroup path"
+	}
+	return []helperapi.CheckItem{docker, root, cg}
+}
+
+// nativeCheckpointItem judges Docker's own `docker checkpoint` and
+// `docker start --checkpoint` (the way to restore today): they need
+// experimental mode, which the API reports, and a criu on the PATH runc
+// inherits, which only the helper can look for.
+func nativeCheckpointItem(info system.Info, items []helperapi.CheckItem) helperapi.CheckItem {
+	it := helperapi.CheckItem{Name: itemDockerNative, Status: helperapi.StatusOK}
+	var hostCriu *helperapi.CheckItem
+	for i := range items {
+		if items[i].Name == itemHostCriu {
+			hostCriu = &items[i]
+		}
+	}
+	var lacks []string
+	if !info.ExperimentalBuild {
+		lacks = append(lacks, `experimental mode is off (set "experimental": true in the daemon's daemon.json)`)
+	}
+	switch {
+	case hostCriu == nil:
+		lacks = append(lacks, "whether runc finds a criu on the daemon host is unknown")
+	case hostCriu.Value == "unknown":
+		lacks = append(lacks, "whether runc finds a criu on the daemon host is unknown")
+	case hostCriu.Status != helperapi.StatusOK:
+		lacks = append(lacks, "runc finds no criu on the daemon host's PATH")
+	}
+	if len(lacks) == 0 {
+		it.Value = "possible"
+		it.Detail = "experimental mode is on and runc finds " + hostCriu.Value + ": docker start --checkpoint can restore checkpoints"
+		return it
+	}
+	it.Status = helperapi.StatusWarning
+	it.Value = "unavailable"
+	it.Detail = strings.Join(lacks, "; ") + ": docker xcheckpoint create does not need experimental mode or a host CRIU, but restoring with docker start --checkpoint needs both"
+	return it
+}
+
+func printCheck(w io.Writer, rep checkReport) error {
+	width := 0
+	for _, it := range rep.Items {
+		width = max(width, len(it.Name))
+	}
+	for _, it := range rep.Items {
+		fmt.Fprintf(w, "%-8s %-*s  %s\n", strings.ToUpper(it.Status), width, it.Name, orText(it.Value, "-"))
+		if it.Detail != "" {
+			fmt.Fprintf(w, "%-8s %-*s  %s\n", "", width, "", it.Detail)
+		}
+	}
+	fmt.Fprintln(w)
+	switch {
+	case !rep.CanCheckpoint:
+		fmt.Fprintf(w, "Checkpoints cannot be made on this daemon host: %d missing, %s.\n", rep.Missing, plural(rep.Warnings, "warning"))
+	case rep.Warnings > 0:
+		fmt.Fprintf(w, "Checkpoints can be made on this daemon host (%s).\n", plural(rep.Warnings, "warning"))
+	default:
+		fmt.Fprintln(w, "Checkpoints can be made on this daemon host.")
+	}
+	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

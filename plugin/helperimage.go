@@ -1,0 +1,255 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/docker/go-units"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+)
+
+// ErrHelperImageMismatch is returned when an image under this build's helper
+// image reference carries another version: it is never used silently.
+var ErrHelperImageMismatch = errors.New("helper image of another version")
+
+// pluginConfigName is this plugin's section of the CLI's config.json:
+//
+//	{"plugins": {"xcheckpoint": {"helper-image": "registry.example.com/xcheckpoint-helper:v1"}}}
+//
+// docker/cli keeps a "plugins" map for exactly this (plugin name -> settings).
+const (
+	pluginConfigName     = "xcheckpoint"
+	configKeyHelperImage = "helper-image"
+)
+
+// helperImageChoice is the helper image a command runs, and why.
+type helperImageChoice struct {
+	ref string
+	// pinned is set when the user named the image (flag or config): it is then
+	// used as it is, never loaded from the bundle.
+	pinned bool
+	// source says where the choice came from, for messages.
+	source string
+}
+
+// chooseHelperImage picks, in order: --helper-image, the CLI config's
+// plugins.xcheckpoint.helper-image, this build's own image.
+func chooseHelperImage(dockerCLI command.Cli, flag string) helperImageChoice {
+	if flag != "" {
+		return helperImageChoice{ref: flag, pinned: true, source: "--helper-image"}
+	}
+	if cf := dockerCLI.ConfigFile(); cf != nil {
+		if ref := strings.TrimSpace(cf.Plugins[pluginConfigName][configKeyHelperImage]); ref != "" {
+			return helperImageChoice{ref: ref, pinned: true, source: fmt.Sprintf("plugins.%s.%s in %s", pluginConfigName, configKeyHelperImage, cf.Filename)}
+		}
+	}
+	return helperImageChoice{ref: xcheckpoint.DefaultHelperImage(), source: "this plugin's own"}
+}
+
+// provisionHelperImage is what a command calls before it starts a helper:
+// it picks the image (flag, CLI config, this build's own), makes sure it is
+// on the daemon (loading the bundled one, with progress on the CLI's stderr)
+// and fit for it. daemonArch is Info.Architecture.
+func provisionHelperImage(ctx context.Context, dockerCLI command.Cli, api client.APIClient, flag, daemonArch string) (helperImage, error) {
+	choice := chooseHelperImage(dockerCLI, flag)
+	return ensureHelperImage(ctx, api, choice, daemonArch, findBundle, dockerCLI.Err(), dockerCLI.Err().IsTerminal())
+}
+
+// helperImage is a helper image found (or loaded) on the daemon.
+type helperImage struct {
+	ref          string
+	id           string
+	present      bool
+	version      string
+	criuVersion  string
+	architecture string
+	// loaded is set when this command loaded it from the bundled archive.
+	loaded bool
+}
+
+// normalizeArch turns the daemon's `uname -m` (Info.Architecture) into Go's
+// and the image config's names.
+func normalizeArch(a string) string {
+	switch a {
+	case "x86_64", "x86-64", "amd64":
+		return "amd64"
+	case "aarch64", "arm64", "armv8", "armv8l":
+		return "arm64"
+	}
+	return a
+}
+
+// inspectHelperImage looks the image up without changing anything.
+func inspectHelperImage(ctx context.Context, api client.APIClient, ref string) (helperImage, error) {
+	img, err := api.ImageInspect(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return helperImage{ref: ref}, nil
+		}
+		return helperImage{ref: ref}, fmt.Errorf("looking up helper image %q: %w", ref, err)
+	}
+	h := helperImage{ref: ref, id: img.ID, present: true, architecture: img.Architecture}
+	if img.Config != nil {
+		h.version = img.Config.Labels[LabelVersion]
+		h.criuVersion = img.Config.Labels[LabelCriuVersion]
+	}
+	return h, nil
+}
+
+// ensureHelperImage makes sure the chosen helper image is on the daemon and
+// fits: this build's own image is loaded from the bundled archive (findBundle)
+// when missing
+// (progress on progress), and refused when it carries another version; any
+// image must match the daemon's architecture. daemonArch is Info.Architecture.
+func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperImageChoice, daemonArch string, findBundle func() (*bundle, error), progress io.Writer, isTerminal bool) (helperImage, error) {
+	arch := normalizeArch(daemonArch)
+	h, err := inspectHelperImage(ctx, api, choice.ref)
+	if err != nil {
+		return h, err
+	}
+	if !h.present && choice.pinned {
+		return h, fmt.Errorf("%w: %q is not on the daemon (named by %s); pull it there, load it (docker load), or build it there with `make helper-image`; without that setting the plugin loads the helper image it carries", ErrHelperImageMissing, choice.ref, choice.source)
+	}
+	if !choice.pinned && (!h.present || h.version == xcheckpoint.Version) {
+		b, err := findBundle()
+		if err != nil && !h.present {
+			return h, err
+		}
+		switch {
+		case !h.present && b == nil:
+			return h, fmt.Errorf("%w: %q is not on the daemon and this build of the plugin carries no helper image; build it there with `make helper-image` in the docker-xcheckpoint source tree, install a bundled build (`make build-bundled`), or name another with --helper-image", ErrHelperImageMissing, choice.ref)
+		case !h.present:
+		case b != nil && b.meta.ID != "" && h.id != b.meta.ID:
+			// Same version label, other content (a rebuild from a changed
+			// tree): the plugin's own replaces it, and says so.
+			fmt.Fprintf(progress, "Note: %s on the daemon (%s) is another build than the one this plugin carries (%s); replacing it.\n", choice.ref, shortID(h.id), shortID(b.meta.ID))
+		default:
+			b = nil // present and ours: nothing to load
+		}
+		if b != nil {
+			if arch != "" && b.meta.Architecture != arch {
+				where := "is not on the daemon"
+				if h.present {
+					where = "needs replacing"
+				}
+				return h, fmt.Errorf("%w: %q %s, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build a helper image for %s from the Dockerfile (see the README) and name it with --helper-image", ErrHelperImageMissing, choice.ref, where, b.meta.Architecture, arch, arch)
+			}
+			if err := b.load(ctx, api, progress, isTerminal); err != nil {
+				return h, err
+			}
+			if h, err = inspectHelperImage(ctx, api, choice.ref); err != nil {
+				return h, err
+			}
+			if !h.present {
+				return h, fmt.Errorf("loading the bundled helper image did not produce %q", choice.ref)
+			}
+			h.loaded = true
+		}
+	}
+	if h.version != xcheckpoint.Version {
+		if !choice.pinned {
+			return h, fmt.Errorf("%w: %q on the daemon carries version %q, not this plugin's %q; remove it (docker image rm %s) so that the plugin loads its own, or pass --helper-image %s to use it anyway",
+				ErrHelperImageMismatch, choice.ref, h.version, xcheckpoint.Version, choice.ref, choice.ref)
+		}
+		fmt.Fprintf(progress, "Note: using helper image %s (from %s), version %q; this plugin is %q.\n", choice.ref, choice.source, h.version, xcheckpoint.Version)
+	}
+	if arch != "" && h.architecture != "" && normalizeArch(h.architecture) != arch {
+		return h, fmt.Errorf("helper image %q is built for %s, but the daemon runs on %s: name a helper image for %s with --helper-image", choice.ref, h.architecture, arch, arch)
+	}
+	return h, nil
+}
+
+// load sends the bundled archive to the daemon (`docker load` through the API).
+func (b *bundle) load(ctx context.Context, api client.APIClient, progress io.Writer, isTerminal bool) error {
+	rc, size, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	pr := &progressReader{r: rc, total: size, w: progress, tty: isTerminal,
+		label: fmt.Sprintf("Loading helper image %s (CRIU %s) onto the daemon", b.meta.Ref, b.meta.CriuVersion)}
+	pr.start()
+	resp, err := api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		pr.fail()
+		return fmt.Errorf("loading the bundled helper image %s: %w", b.meta.Ref, err)
+	}
+	defer resp.Body.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
+		pr.fail()
+		return fmt.Errorf("loading the bundled helper image %s: %w", b.meta.Ref, err)
+	}
+	pr.done()
+	return nil
+}
+
+// progressReader reports how much of the archive went to the daemon: a
+// progress bar on a terminal, a start and an end line otherwise.
+type progressReader struct {
+	r         io.Reader
+	total, n  int64
+	w         io.Writer
+	tty       bool
+	label     string
+	lastShown int
+}
+
+func (p *progressReader) start() {
+	if p.tty {
+		p.show()
+		return
+	}
+	fmt.Fprintf(p.w, "%s (%s)...\n", p.label, units.HumanSize(float64(p.total)))
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.tty && p.total > 0 {
+		if pct := int(p.n * 100 / p.total); pct != p.lastShown {
+			p.lastShown = pct
+			p.show()
+		}
+	}
+	return n, err
+}
+
+func (p *progressReader) show() {
+	const width = 30
+	pct := 0
+	if p.total > 0 {
+		pct = int(p.n * 100 / p.total)
+	}
+	fill := pct * width / 100
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3d%% of %s", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct, units.HumanSize(float64(p.total)))
+}
+
+func (p *progressReader) done() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+	fmt.Fprintf(p.w, "Helper image loaded (%s sent).\n", units.HumanSize(float64(p.n)))
+}
+
+func (p *progressReader) fail() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// shortID is the 12-character form Docker shows of a container or image ID.
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

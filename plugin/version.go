@@ -1,0 +1,231 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/templates"
+	"github.com/spf13/cobra"
+
+	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+type versionOptions struct {
+	format      string
+	helperImage string
+}
+
+// versionInfo is what `docker xcheckpoint version --format json` prints.
+type versionInfo struct {
+	Plugin struct {
+		Version   string `json:"version"`
+		GoVersion string `json:"go_version"`
+		OS        string `json:"os"`
+		Arch      string `json:"arch"`
+		// Bundled says where the helper image archive shipped with the plugin
+		// is ("" when there is none).
+		Bundled string `json:"bundled_helper_image,omitempty"`
+	} `json:"plugin"`
+	Daemon struct {
+		Version       string `json:"version,omitempty"`
+		APIVersion    string `json:"api_version,omitempty"`
+		MinAPIVersion string `json:"min_api_version,omitempty"`
+		ClientAPI     string `json:"client_api_version,omitempty"`
+		OS            string `json:"os,omitempty"`
+		Arch          string `json:"arch,omitempty"`
+		Error         string `json:"error,omitempty"`
+	} `json:"daemon"`
+	HelperImage struct {
+		Ref          string `json:"ref"`
+		Source       string `json:"source"`
+		Present      bool   `json:"present"`
+		Version      string `json:"version,omitempty"`
+		CriuVersion  string `json:"criu_version,omitempty"`
+		Architecture string `json:"architecture,omitempty"`
+		Error        string `json:"error,omitempty"`
+	} `json:"helper_image"`
+	// Criu is what the helper's CRIU reports (`criu --version`), when the
+	// image is present.
+	Criu struct {
+		Version string `json:"version,omitempty"`
+		Error   string `json:"error,omitempty"`
+	} `json:"criu"`
+}
+
+func newVersionCommand(dockerCLI command.Cli) *cobra.Command {
+	var opts versionOptions
+	cmd := &cobra.Command{
+		Use:   "version [OPTIONS]",
+		Short: "Show the versions of the plugin, its helper image, CRIU and the daemon",
+		Long: "Show the versions of the plugin, its helper image, CRIU and the daemon.\n\n" +
+			"CRIU's own version is asked from a helper container when the helper image is\n" +
+			"on the daemon; `version` never loads the image.",
+		Example: "  docker xcheckpoint version\n" +
+			"  docker xcheckpoint version --format json\n" +
+			"  docker -c prod xcheckpoint version",
+		Args:                  cli.NoArgs,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVersion(cmd.Context(), dockerCLI, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.format, "format", "f", "", `Format the output: "json" or a Go template`)
+	f.StringVar(&opts.helperImage, "helper-image", "", "Helper image to describe (default: as for create)")
+	return cmd
+}
+
+func runVersion(ctx context.Context, dockerCLI command.Cli, opts versionOptions) error {
+	// Ctrl-C while the helper runs: stop and remove it, then report.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	v := collectVersions(ctx, dockerCLI, opts)
+	if ctx.Err() != nil {
+		return cli.StatusError{StatusCode: 130, Status: "interrupted"}
+	}
+	return writeFormatted(dockerCLI.Out(), opts.format, v, func(w io.Writer) error { return printVersion(w, v) })
+}
+
+// collectVersions asks the daemon, and a helper when its image is there. A
+// part that cannot be read carries its error; the command itself succeeds.
+func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOptions) versionInfo {
+	var v versionInfo
+	v.Plugin.Version = xcheckpoint.Version
+	v.Plugin.GoVersion = runtime.Version()
+	v.Plugin.OS, v.Plugin.Arch = runtime.GOOS, runtime.GOARCH
+	if b, err := findBundle(); err != nil {
+		v.Plugin.Bundled = "unusable: " + err.Error()
+	} else if b != nil {
+		v.Plugin.Bundled = fmt.Sprintf("%s for %s, %s", b.meta.Ref, b.meta.Architecture, b.where)
+	}
+
+	choice := chooseHelperImage(dockerCLI, opts.helperImage)
+	v.HelperImage.Ref, v.HelperImage.Source = choice.ref, choice.source
+
+	api := dockerCLI.Client()
+	sv, err := api.ServerVersion(ctx)
+	if err != nil {
+		v.Daemon.Error = err.Error()
+		return v
+	}
+	v.Daemon.Version, v.Daemon.APIVersion, v.Daemon.MinAPIVersion = sv.Version, sv.APIVersion, sv.MinAPIVersion
+	v.Daemon.ClientAPI = api.ClientVersion()
+	v.Daemon.OS, v.Daemon.Arch = sv.Os, sv.Arch
+
+	img, err := inspectHelperImage(ctx, api, choice.ref)
+	if err != nil {
+		v.HelperImage.Error = err.Error()
+		return v
+	}
+	v.HelperImage.Present = img.present
+	v.HelperImage.Version, v.HelperImage.CriuVersion, v.HelperImage.Architecture = img.version, img.criuVersion, img.architecture
+	if !img.present {
+		return v
+	}
+	info, err := api.Info(ctx)
+	if err != nil {
+		v.Criu.Error = err.Error()
+		return v
+	}
+	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: []string{"version"}}
+	out, err := h.run(ctx, nil)
+	switch {
+	case err != nil:
+		v.Criu.Error = err.Error()
+	case out.final.Kind == helperapi.KindError && out.final.Error != nil:
+		v.Criu.Error = out.final.Error.Message
+	case out.final.Version == nil:
+		v.Criu.Error = "the helper answered without versions (an older helper image?)"
+	default:
+		v.Criu.Version = out.final.Version.CriuVersion
+	}
+	return v
+}
+
+func printVersion(w io.Writer, v versionInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(k, val string) { fmt.Fprintf(tw, " %s:\t%s\n", k, val) }
+	fmt.Fprintln(tw, "Plugin:")
+	p("Version", v.Plugin.Version)
+	p("Go version", v.Plugin.GoVersion)
+	p("OS/Arch", v.Plugin.OS+"/"+v.Plugin.Arch)
+	p("Bundled helper", orText(v.Plugin.Bundled, "none (build with make build-bundled to carry one)"))
+	fmt.Fprintln(tw, "Daemon:")
+	if v.Daemon.Error != "" {
+		p("Error", v.Daemon.Error)
+	} else {
+		p("Version", v.Daemon.Version)
+		p("API version", fmt.Sprintf("%s (minimum %s, this client uses %s)", v.Daemon.APIVersion, v.Daemon.MinAPIVersion, v.Daemon.ClientAPI))
+		p("OS/Arch", v.Daemon.OS+"/"+v.Daemon.Arch)
+	}
+	fmt.Fprintln(tw, "Helper image:")
+	p("Reference", v.HelperImage.Ref+" ("+v.HelperImage.Source+")")
+	switch {
+	case v.HelperImage.Error != "":
+		p("Error", v.HelperImage.Error)
+	case v.Daemon.Error != "":
+		p("Present", "unknown")
+	case !v.HelperImage.Present:
+		p("Present", "no (create and check load the bundled one when needed)")
+	default:
+		p("Present", "yes")
+		p("Version", orText(v.HelperImage.Version, "(no label)"))
+		p("CRIU (label)", orText(v.HelperImage.CriuVersion, "(no label)"))
+		p("Architecture", v.HelperImage.Architecture)
+	}
+	if v.HelperImage.Present {
+		fmt.Fprintln(tw, "CRIU:")
+		if v.Criu.Error != "" {
+			p("Error", v.Criu.Error)
+		} else {
+			p("Version", v.Criu.Version+" (criu --version in a helper)")
+		}
+	}
+	return tw.Flush()
+}
+
+func orText(s, dflt string) string {
+	if strings.TrimSpace(s) == "" {
+		return dflt
+	}
+	return s
+}
+
+// writeFormatted prints v as JSON (--format json), through a Go template
+// (--format '{{...}}'), or with text (no --format).
+func writeFormatted(w io.Writer, format string, v any, text func(io.Writer) error) error {
+	switch format {
+	case "":
+		return text(w)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	default:
+		return formatTemplate(w, format, v)
+	}
+}
+
+func formatTemplate(w io.Writer, format string, v any) error {
+	tmpl, err := templates.Parse(format)
+	if err != nil {
+		return cli.StatusError{StatusCode: 64, Status: "template parsing error: " + err.Error()}
+	}
+	if err := tmpl.Execute(w, v); err != nil {
+		return fmt.Errorf("executing the --format template: %w", err)
+	}
+	_, err = fmt.Fprintln(w)
+	return err
+}
