@@ -23,8 +23,17 @@ want_experimental=${XCHECKPOINT_NATIVE_CRIU:-0}
 restart=0
 if [ "$want_experimental" = 1 ]; then
 	mkdir -p /etc/docker
-	if ! grep -qs '"experimental": *true' /etc/docker/daemon.json; then
-		echo '{"experimental": true}' >/etc/docker/daemon.json
+	f=/etc/docker/daemon.json
+	if ! grep -qs '"experimental": *true' "$f"; then
+		# Keep the file's other settings: flip an existing key, or add one.
+		if grep -qs '"experimental"' "$f"; then
+			sed -i 's/"experimental": *false/"experimental": true/' "$f"
+		elif grep -qs '{' "$f"; then
+			sed -i '0,/{/s//{"experimental": true,/' "$f"
+			sed -i 's/{"experimental": true,\([[:space:]]*\)}/{"experimental": true\1}/' "$f"
+		else
+			echo '{"experimental": true}' >"$f"
+		fi
 		restart=1
 	fi
 fi
