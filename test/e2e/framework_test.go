@@ -221,10 +221,54 @@ func waitCounting(t *testing.T, name string, min int) {
 }
 
 // assertKeepsRunning checks that the container runs and its counter advances.
+// When it does not, the failure says whether its processes are frozen or
+// stopped (read on the daemon host), or merely slow.
 func assertKeepsRunning(t *testing.T, name string) {
 	t.Helper()
 	assert.Equal(t, state(t, name), "running")
-	waitCounting(t, name, last(t, name)+2)
+	min := last(t, name) + 2
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if n := last(t, name); n > min {
+			return poll.Success()
+		}
+		return poll.Continue("counter of %s at %d, waiting for more than %d; %s", name, last(t, name), min, processReport(t, name))
+	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
+}
+
+// processReport tells the scheduler state of a container's init process and
+// its freezer cgroup's state, as the daemon host sees them.
+func processReport(t *testing.T, name string) string {
+	pid := docker(t, "inspect", "-f", "{{.State.Pid}}", name)
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return "process " + pid + " not found: " + err.Error()
+	}
+	report := "process " + pid
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "State:") || strings.HasPrefix(l, "TracerPid:") {
+			report += ", " + strings.Join(strings.Fields(l), " ")
+		}
+	}
+	cg, _ := os.ReadFile("/proc/" + pid + "/cgroup")
+	for _, l := range strings.Split(string(cg), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var file string
+		switch {
+		case strings.Contains(","+parts[1]+",", ",freezer,"):
+			file = filepath.Join("/sys/fs/cgroup/freezer", parts[2], "freezer.state")
+		case parts[0] == "0" && parts[1] == "":
+			file = filepath.Join("/sys/fs/cgroup", parts[2], "cgroup.freeze")
+		default:
+			continue
+		}
+		if b, err := os.ReadFile(file); err == nil {
+			report += ", " + filepath.Base(file) + " " + strings.TrimSpace(string(b))
+		}
+	}
+	return report
 }
 
 // restoreNative stops the container and restores the checkpoint with Docker's
