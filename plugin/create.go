@@ -16,6 +16,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/completion"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -37,6 +38,8 @@ type createOptions struct {
 	cgroupMode     string
 	logLevel       int
 	helperImage    string
+	printStats     bool
+	format         string
 }
 
 func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
@@ -50,7 +53,8 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"`docker start --checkpoint` restores it.",
 		Example: "  docker xcheckpoint create web warm\n" +
 			"  docker xcheckpoint create --tcp-established api\n" +
-			"  docker xcheckpoint create --leave-running=false web before-upgrade",
+			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
+			"  docker xcheckpoint create --print-stats --format json web",
 		Args:                  cli.RequiresRangeArgs(1, 2),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,6 +79,8 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVar(&opts.cgroupMode, "manage-cgroups-mode", "soft", "CRIU's cgroup handling: "+strings.Join(helperapi.CgroupModes, ", "))
 	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
 	addHelperImageFlag(f, &opts.helperImage)
+	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's dump statistics and the total time on stdout, instead of the name")
+	f.StringVar(&opts.format, "format", "", "With --print-stats: 'table', 'json', or a Go template")
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -92,6 +98,9 @@ func (o *createOptions) validate(now time.Time) error {
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
+	}
+	if o.format != "" && !o.printStats {
+		return errors.New("--format applies to --print-stats output only")
 	}
 	return nil
 }
@@ -172,7 +181,12 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			return err
 		}
 	}
-	printSummary(stderr, res, time.Since(start))
+	total := time.Since(start)
+	printSummary(stderr, res, total)
+	if opts.printStats {
+		fctx := formatter.Context{Output: dockerCLI.Out(), Format: newStatsFormat(opts.format)}
+		return writeStats(fctx, []dumpStatsRow{{container: info.Name, result: res, total: total}})
+	}
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil
 }

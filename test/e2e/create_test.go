@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -289,4 +290,27 @@ func TestCreateLeaveRunningFalse(t *testing.T) {
 	waitCounting(t, ctr, atEnd)
 	c := counters(t, ctr)
 	assert.Check(t, c[len(c)-1] > atEnd, "counter continued past %d", atEnd)
+}
+
+func TestCreatePrintStats(t *testing.T) {
+	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, ctr, 1)
+	r := xcheckpoint(t, "create", "--print-stats", "--format", "json", ctr, "stats")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	var st struct {
+		Container, Checkpoint      string
+		FrozenUs, MemDumpUs        uint32
+		PagesScanned, PagesWritten string
+		TotalMs, Size              int64
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &st), "stdout %q", r.stdout)
+	assert.Check(t, is.Equal(st.Container, ctr))
+	assert.Check(t, is.Equal(st.Checkpoint, "stats"))
+	assert.Check(t, st.FrozenUs > 0, "frozen time")
+	assert.Check(t, st.PagesWritten != "0" && st.PagesWritten != "", "pages written")
+	assert.Check(t, st.TotalMs >= int64(st.FrozenUs/1000), "our total includes CRIU's frozen time")
+	size, err := dirSize(checkpointDir(t, ctr, "stats"))
+	assert.NilError(t, err)
+	// The size was taken before the rename; nothing is added afterwards.
+	assert.Check(t, is.Equal(st.Size, size))
 }
