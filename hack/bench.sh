@@ -32,6 +32,7 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 out=${BENCH_OUT:-bench/results-$stamp.json}
 use_podman=${BENCH_PODMAN:-1}
 cmd_timeout=900  # seconds, per measured command: the bench always ends
+# (--foreground below: a Ctrl-C reaches the command being measured at once)
 fill_timeout=300 # seconds for a fixture to fill its memory
 prefix=bench-$$  # containers of this run; another run at the same time uses others
 tools=(xcheckpoint docker podman)
@@ -122,7 +123,7 @@ measure() {
 	shift 3
 	sync
 	t0=$EPOCHREALTIME
-	timeout "$cmd_timeout" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+	timeout --foreground "$cmd_timeout" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
 	t1=$EPOCHREALTIME
 	s=$(secs "$t0" "$t1")
 	if [ "$rc" = 0 ]; then
