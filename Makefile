@@ -13,7 +13,7 @@ PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 CROSS_TAGS ?=
 
-.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e cross lint fmt clean docker
+.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e bench cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,9 @@ e2e: install ## End-to-end tests only (needs root and a Docker engine)
 	./hack/test-images.sh
 	./hack/host-criu.sh $(CRIU_DIR)
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+bench: ## Benchmark create against Docker's and Podman's checkpoint, 16 MiB to 1 GiB (slow, not part of test)
+	CRIU_DIR=$(CRIU_DIR) ./hack/bench.sh
 
 cross: ## Build the plugin for every supported OS and architecture
 	@set -e; for p in $(CROSS); do os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \

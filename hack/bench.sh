@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# The benchmark (`make bench`): how long `docker xcheckpoint create` takes against
+# Docker's own `docker checkpoint create` and Podman's `podman container
+# checkpoint`, all three with --leave-running, in ONE run on the same machine, so
+# that the ratios mean something on a noisy shared host.
+#
+# Workloads: a tiny busybox loop (the fixed cost of each command), then
+# test/fixture's `memory MIB` (half pseudo-random, half text) at each size of
+# BENCH_SIZES. For each workload one Docker container (checkpointed by ours and by
+# Docker's) and one Podman container run the same program; every round runs each
+# command once, the order rotating from round to round, after a `sync` so that
+# one command's writeback is not charged to the next. Each checkpoint is removed
+# after its measurement and the containers keep running between rounds. Medians
+# and ratios go to stdout as a table and to a JSON file; progress to stderr.
+#
+# usage: hack/bench.sh
+#   BENCH_SIZES="16 256 1024"  resident MiB of the fixture containers
+#   BENCH_ROUNDS=3             rounds per workload (at least 3 for a median worth reading)
+#   BENCH_TINY_ROUNDS=5        rounds of the busybox workload (cheap, noisier)
+#   BENCH_OUT=FILE             JSON output (default bench/results-<UTC time>.json)
+#   BENCH_PODMAN=0             skip Podman (default: install it from Debian's packages when missing)
+#   CRIU_DIR                   where hack/criu-root.sh keeps CRIU's root (default /var/cache/xcheckpoint/criu)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH LC_ALL=C
+
+sizes=${BENCH_SIZES:-16 256 1024}
+rounds=${BENCH_ROUNDS:-3}
+tiny_rounds=${BENCH_TINY_ROUNDS:-5}
+criu_dir=${CRIU_DIR:-/var/cache/xcheckpoint/criu}
+stamp=$(date -u +%Y%m%d-%H%M%S)
+out=${BENCH_OUT:-bench/results-$stamp.json}
+use_podman=${BENCH_PODMAN:-1}
+cmd_timeout=900  # seconds, per measured command: the bench always ends
+# (--foreground below: a Ctrl-C reaches the command being measured at once)
+fill_timeout=300 # seconds for a fixture to fill its memory
+prefix=bench-$$  # containers of this run; another run at the same time uses others
+tools=(xcheckpoint docker podman)
+started=$EPOCHREALTIME
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+tmp=$(mktemp -d /tmp/xcheckpoint-bench.XXXXXX)
+docker_containers=()
+podman_containers=()
+cleanup() {
+	local c
+	for c in "${docker_containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
+	for c in "${podman_containers[@]}"; do podman rm -f "$c" >/dev/null 2>&1 || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM
+
+# --- what the bench needs -----------------------------------------------------
+
+# Docker's experimental mode (for `docker checkpoint`); restarts a daemon that lacks it.
+XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
+log "building the plugin with its helper image"
+make --no-print-directory build-bundled CRIU_DIR="$criu_dir" >"$tmp/build.log" 2>&1 ||
+	{ tail -n 30 "$tmp/build.log" >&2; die "make build-bundled failed"; }
+./hack/test-images.sh
+# runc (Docker's and Podman's) needs a CRIU 4.2 on its PATH. An existing one is
+# kept: other users of this daemon may rely on it.
+if ! criu --version 2>/dev/null | grep -Eq 'Version: (4\.([2-9]|[1-9][0-9])|[5-9])'; then
+	./hack/host-criu.sh "$criu_dir"
+fi
+host_criu=$(criu --version 2>/dev/null | sed -n 's/^Version: *//p')
+
+# The plugin just built, through a throw-away CLI config: nothing is installed.
+# Only for the plugin's commands: Podman reads DOCKER_CONFIG too.
+mkdir -p "$tmp/config/cli-plugins"
+ln -s "$PWD/bin/docker-xcheckpoint" "$tmp/config/cli-plugins/docker-xcheckpoint"
+xcheckpoint=(env DOCKER_CONFIG="$tmp/config" docker xcheckpoint)
+plugin_version=$(bin/docker-xcheckpoint docker-cli-plugin-metadata | sed -n 's/.*"Version": *"\([^"]*\)".*/\1/p')
+"${xcheckpoint[@]}" version >/dev/null || die "the plugin does not answer"
+
+# Podman checkpoints through runc with the same host CRIU. When it cannot run
+# here, the bench says why and measures the other two.
+podman_skip=
+podman_version=
+podman_args=()
+setup_podman() {
+	if [ "$use_podman" = 0 ]; then podman_skip="BENCH_PODMAN=0"; return; fi
+	if ! command -v podman >/dev/null 2>&1; then
+		log "installing Debian's podman"
+		export DEBIAN_FRONTEND=noninteractive
+		if ! { apt-get update -qq && apt-get install -y -qq podman; } >"$tmp/podman-install.log" 2>&1; then
+			podman_skip="podman could not be installed: $(tail -n 1 "$tmp/podman-install.log")"
+			return
+		fi
+	fi
+	podman_version=$(podman version --format '{{.Client.Version}}' 2>/dev/null || true)
+	# runc, as Docker uses, so that both run the same CRIU the same way.
+	command -v runc >/dev/null 2>&1 && podman_args+=(--runtime runc)
+	# The fixture image, from Docker's, named after its content.
+	local id
+	id=$(docker image inspect -f '{{.Id}}' xcheckpoint-test/fixture)
+	if [ "$(podman image inspect -f '{{index .Labels "content"}}' localhost/xcheckpoint-test/fixture 2>/dev/null)" != "$id" ]; then
+		local c
+		c=$(docker create xcheckpoint-test/fixture)
+		if ! docker export "$c" | podman import --change 'ENV=PATH=/bin' --change "LABEL=content=$id" \
+			- localhost/xcheckpoint-test/fixture >"$tmp/podman-import.log" 2>&1; then
+			podman_skip="podman import failed: $(tail -n 1 "$tmp/podman-import.log")"
+		fi
+		docker rm "$c" >/dev/null
+	fi
+}
+setup_podman
+[ -z "$podman_skip" ] || log "Podman is not measured: $podman_skip"
+
+# --- measuring ------------------------------------------------------------------
+
+declare -A runs fails frozen pages reported skip
+workloads=()
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# measure WORKLOAD TOOL ROUND COMMAND...: the whole command's wall time.
+measure() {
+	local wl=$1 tool=$2 round=$3 rc=0 t0 t1 s
+	shift 3
+	sync
+	t0=$EPOCHREALTIME
+	timeout --foreground "$cmd_timeout" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+	t1=$EPOCHREALTIME
+	s=$(secs "$t0" "$t1")
+	if [ "$rc" = 0 ]; then
+		runs[$wl,$tool]+=" $s"
+		log "  $wl round $round: $tool $s s"
+	else
+		fails[$wl,$tool]=$((${fails[$wl,$tool]:-0} + 1))
+		log "  $wl round $round: $tool FAILED after $s s (exit $rc):"
+		tail -n 8 "$tmp/err" | sed 's/^/    /' >&2
+	fi
+	return "$rc"
+}
+
+one() { # WORKLOAD TOOL ROUND DOCKER_CONTAINER PODMAN_CONTAINER
+	local wl=$1 tool=$2 r=$3 dc=$4 pc=$5 v
+	case $tool in
+	xcheckpoint)
+		if measure "$wl" "$tool" "$r" "${xcheckpoint[@]}" create --leave-running "$dc" "x$r"; then
+			# The plugin's own total (helper created, run and removed), from its summary.
+			v=$(sed -n 's/^Checkpoint ".*" stored: .*, \([0-9.]*\)s.*/\1/p' "$tmp/err")
+			[ -z "$v" ] || reported[$wl]+=" $v"
+			# CRIU's own statistics, for context: how long the program was frozen.
+			if "${xcheckpoint[@]}" inspect --format json "$dc" "x$r" >"$tmp/inspect.json" 2>"$tmp/err"; then
+				v=$(sed -n 's/.*"frozen_time_us": *\([0-9]*\).*/\1/p' "$tmp/inspect.json" | head -n 1)
+				[ -z "$v" ] || frozen[$wl]+=" $(awk -v us="$v" 'BEGIN { printf "%.3f", us / 1e6 }')"
+				v=$(sed -n 's/.*"pages_written": *\([0-9]*\).*/\1/p' "$tmp/inspect.json" | head -n 1)
+				[ -z "$v" ] || pages[$wl]+=" $v"
+			else
+				log "  inspect failed: $(tail -n 1 "$tmp/err")"
+			fi
+		fi
+		"${xcheckpoint[@]}" rm "$dc" "x$r" >/dev/null 2>&1 || true
+		;;
+	docker)
+		measure "$wl" "$tool" "$r" docker checkpoint create --leave-running "$dc" "d$r" || true
+		docker checkpoint rm "$dc" "d$r" >/dev/null 2>&1 || true
+		;;
+	podman)
+		# Podman keeps one checkpoint per container, replaced by the next.
+		measure "$wl" "$tool" "$r" podman container checkpoint --leave-running "$pc" || true
+		;;
+	esac
+	return 0
+}
+
+running() { [ "$("$1" inspect -f '{{.State.Running}}' "$2" 2>/dev/null)" = true ]; }
+
+wait_filled() { # docker|podman CONTAINER: until the fixture's first "count=" line
+	local deadline=$((SECONDS + fill_timeout))
+	until "$1" logs "$2" 2>&1 | grep -q '^count='; do
+		running "$1" "$2" || { "$1" logs "$2" 2>&1 | tail -n 3 >&2; return 1; }
+		[ "$SECONDS" -lt "$deadline" ] || { log "$1 container $2 did not fill its memory in ${fill_timeout}s"; return 1; }
+		sleep 0.2
+	done
+}
+
+# bench WORKLOAD ROUNDS COMMAND...: one Docker and one Podman container of the
+# fixture image running COMMAND, every tool once per round in rotating order.
+bench() {
+	local wl=$1 n=$2 image=xcheckpoint-test/fixture dc=$prefix-$1 pc=$prefix-$1 r i tool
+	shift 2
+	workloads+=("$wl")
+	log "$wl: starting the containers ($*)"
+	docker_containers+=("$dc")
+	docker run -d --name "$dc" "$image" "$@" >/dev/null
+	if [ -n "$podman_skip" ]; then
+		skip[$wl,podman]=$podman_skip
+	else
+		podman_containers+=("$pc")
+		if ! podman "${podman_args[@]}" run -d --name "$pc" --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
+			"localhost/$image" "$@" >/dev/null 2>"$tmp/err"; then
+			skip[$wl,podman]="podman run failed: $(tail -n 1 "$tmp/err")"
+		fi
+	fi
+	if [ "$1" = fixture ]; then
+		wait_filled docker "$dc" || die "$wl: the Docker container did not start"
+		if [ -z "${skip[$wl,podman]:-}" ] && ! wait_filled podman "$pc"; then
+			skip[$wl,podman]="the Podman container did not start"
+		fi
+	fi
+	[ -z "${skip[$wl,podman]:-}" ] || log "$wl: Podman is not measured: ${skip[$wl,podman]}"
+	for r in $(seq 1 "$n"); do
+		for i in 0 1 2; do
+			tool=${tools[$(((r - 1 + i) % 3))]}
+			[ -z "${skip[$wl,$tool]:-}" ] || continue
+			one "$wl" "$tool" "$r" "$dc" "$pc"
+		done
+		running docker "$dc" || die "$wl: the Docker container stopped during round $r"
+		if [ -z "${skip[$wl,podman]:-}" ] && ! running podman "$pc"; then
+			skip[$wl,podman]="the Podman container stopped during round $r"
+		fi
+	done
+	docker rm -f "$dc" >/dev/null 2>&1 || true
+	[ -n "$podman_skip" ] || podman rm -f "$pc" >/dev/null 2>&1 || true
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+load_before=$(loadavg)
+others=$(($(docker ps -q | wc -l) + $( [ -n "$podman_skip" ] && echo 0 || podman ps -q | wc -l)))
+log "results will be written to $out; $others other containers running, load average $load_before"
+
+# One untimed round first: page cache, helper image, runc and CRIU binaries.
+log "warm-up (not measured)"
+bench warmup 1 sh -c 'while true; do sleep 1; done' 2>/dev/null || true
+unset 'workloads[0]'
+workloads=("${workloads[@]}")
+
+bench busybox "$tiny_rounds" sh -c 'while true; do sleep 1; done'
+for mib in $sizes; do
+	bench "${mib}MiB" "$rounds" fixture memory "$mib"
+done
+load_after=$(loadavg)
+
+# --- report -------------------------------------------------------------------
+
+median() { # values...: the median, or nothing
+	[ $# -gt 0 ] || return 0
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f", m }'
+}
+ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }' || true; }
+json_list() { local IFS=,; printf '[%s]' "$*"; }
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr '\n\t' '  ')"; }
+json_num() { if [ -n "$1" ]; then printf '%s' "$1"; else printf null; fi; }
+cell() { # median: "1.23", or why there is none
+	local wl=$1 tool=$2
+	if [ -n "${skip[$wl,$tool]:-}" ]; then printf 'skipped'
+	elif [ -n "${med[$wl,$tool]}" ]; then printf '%s' "${med[$wl,$tool]}"
+	else printf 'failed'; fi
+}
+
+declare -A med
+for wl in "${workloads[@]}"; do
+	for tool in "${tools[@]}"; do
+		# shellcheck disable=SC2086
+		med[$wl,$tool]=$(median ${runs[$wl,$tool]:-})
+	done
+done
+
+total=$(secs "$started" "$EPOCHREALTIME")
+{
+	printf '\nCheckpoint with --leave-running, whole-command wall time, median seconds of alternated rounds\n'
+	printf '(%s UTC, %s, %s CPUs, %s; load average %s before, %s after)\n\n' "$(date -u '+%Y-%m-%d %H:%M')" \
+		"$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" "$load_before" "$load_after"
+	printf '%-9s %6s  %11s %8s %8s  %11s %11s  %10s\n' workload rounds xcheckpoint docker podman ours/docker ours/podman "our frozen"
+	for wl in "${workloads[@]}"; do
+		n=$rounds
+		[ "$wl" != busybox ] || n=$tiny_rounds
+		# shellcheck disable=SC2086
+		fz=$(median ${frozen[$wl]:-})
+		rd=$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,docker]}")
+		rp=$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,podman]}")
+		printf '%-9s %6s  %11s %8s %8s  %11s %11s  %10s\n' "$wl" "$n" \
+			"$(cell "$wl" xcheckpoint)" "$(cell "$wl" docker)" "$(cell "$wl" podman)" \
+			"${rd:+${rd}x}" "${rp:+${rp}x}" "${fz:+$fz s}"
+	done
+	printf '\nEvery run (s):\n'
+	for wl in "${workloads[@]}"; do
+		printf '%-9s' "$wl"
+		for tool in "${tools[@]}"; do printf '  %s:%s' "$tool" "${runs[$wl,$tool]:- -}"; done
+		printf '\n'
+	done
+	printf '\nours/docker, ours/podman: below 1.0x we are faster. "our frozen": CRIU'"'"'s frozen time of our dumps.\n'
+	for wl in "${workloads[@]}"; do
+		for tool in "${tools[@]}"; do
+			[ -z "${skip[$wl,$tool]:-}" ] || printf '%s %s skipped: %s\n' "$wl" "$tool" "${skip[$wl,$tool]}"
+			[ -z "${fails[$wl,$tool]:-}" ] || printf '%s %s: %s run(s) failed (see stderr)\n' "$wl" "$tool" "${fails[$wl,$tool]}"
+		done
+	done
+	printf 'Whole bench: %.0f s. JSON: %s\n' "$total" "$out"
+}
+
+mkdir -p "$(dirname "$out")"
+{
+	printf '{\n  "date": "%s",\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf '  "host": {"kernel": %s, "cpus": %s, "mem_kib": %s, "docker": %s, "podman": %s, "host_criu": %s, "load_before": %s, "load_after": %s, "other_containers": %s},\n' \
+		"$(json_str "$(uname -r)")" "$(nproc)" "$(awk '/MemTotal/ { print $2 }' /proc/meminfo)" \
+		"$(json_str "$(docker version --format '{{.Server.Version}}')")" "$(json_str "$podman_version")" \
+		"$(json_str "$host_criu")" "$(json_str "$load_before")" "$(json_str "$load_after")" "$others"
+	printf '  "plugin_version": %s,\n  "rounds": %s,\n  "tiny_rounds": %s,\n  "total_s": %s,\n' \
+		"$(json_str "$plugin_version")" "$rounds" "$tiny_rounds" "$total"
+	printf '  "commands": {"xcheckpoint": "docker xcheckpoint create --leave-running CONTAINER NAME", "docker": "docker checkpoint create --leave-running CONTAINER NAME", "podman": "podman container checkpoint --leave-running CONTAINER"},\n'
+	printf '  "workloads": [\n'
+	sep=
+	for wl in "${workloads[@]}"; do
+		mib=null
+		case $wl in *MiB) mib=${wl%MiB} ;; esac
+		printf '%s    {"name": %s, "resident_mib": %s, "tools": {' "$sep" "$(json_str "$wl")" "$mib"
+		tsep=
+		for tool in "${tools[@]}"; do
+			# shellcheck disable=SC2086
+			printf '%s\n      %s: {"median_s": %s, "runs_s": %s, "failed": %s' "$tsep" "$(json_str "$tool")" \
+				"$(json_num "${med[$wl,$tool]}")" "$(json_list ${runs[$wl,$tool]:-})" "${fails[$wl,$tool]:-0}"
+			[ -z "${skip[$wl,$tool]:-}" ] || printf ', "skipped": %s' "$(json_str "${skip[$wl,$tool]}")"
+			if [ "$tool" = xcheckpoint ]; then
+				# shellcheck disable=SC2086
+				printf ', "frozen_median_s": %s, "frozen_s": %s, "pages_written": %s, "plugin_reported_s": %s' \
+					"$(json_num "$(median ${frozen[$wl]:-})")" "$(json_list ${frozen[$wl]:-})" "$(json_list ${pages[$wl]:-})" \
+					"$(json_list ${reported[$wl]:-})"
+			fi
+			printf '}'
+			tsep=,
+		done
+		printf '},\n      "ratios": {"xcheckpoint_over_docker": %s, "xcheckpoint_over_podman": %s}}' \
+			"$(json_num "$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,docker]}")")" \
+			"$(json_num "$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,podman]}")")"
+		sep=$',\n'
+	done
+	printf '\n  ]\n}\n'
+} >"$out"
+log "wrote $out"
