@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
-if ! command -v busybox >/dev/null 2>&1 || ! busybox --help 2>&1 | head -1 | grep -q BusyBox; then
+# Read the whole help text first: `| head -1 | grep -q` under pipefail fails at
+# random when busybox gets SIGPIPE, and would reinstall busybox for nothing.
+bb_help=$(busybox --help 2>&1 || true)
+if ! command -v busybox >/dev/null 2>&1 || [[ $bb_help != *BusyBox* ]]; then
 	echo "test-images: installing busybox-static" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
