@@ -360,9 +360,21 @@ func writeJSON(p string, v any) error {
 }
 
 // secureTree makes every file 0600 and every folder 0700 (a checkpoint holds the
-// container's memory) and returns the total size and file count.
+// container's memory), flushes them to disk, and returns the total size and
+// file count. Flushed before the rename into place: a crash afterwards must not
+// leave a listed checkpoint with truncated images.
 func secureTree(root string) (int64, int, error) {
 	return walkTree(root, true)
+}
+
+// syncPath flushes a file's or folder's data and metadata to disk.
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // treeSize returns the total size and file count of a folder.
@@ -379,7 +391,10 @@ func walkTree(root string, secure bool) (int64, int, error) {
 		}
 		if d.IsDir() {
 			if secure {
-				return os.Chmod(p, 0o700)
+				if err := os.Chmod(p, 0o700); err != nil {
+					return err
+				}
+				return syncPath(p)
 			}
 			return nil
 		}
@@ -388,6 +403,9 @@ func walkTree(root string, secure bool) (int64, int, error) {
 		}
 		if secure {
 			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
+			if err := syncPath(p); err != nil {
 				return err
 			}
 		}
