@@ -152,26 +152,7 @@ func TestCreateBadInput(t *testing.T) {
 // as a terminal does) during the dump of a large container: the command exits
 // 130, the container keeps running unfrozen, nothing is stored, no helper stays.
 func TestCreateInterrupted(t *testing.T) {
-	ctr := startContainer(t, "", fixture, "fixture", "memory", "1024")
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if last(t, ctr) >= 1 {
-			return poll.Success()
-		}
-		return poll.Continue("waiting for the memory to fill")
-	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
-
-	cmd := exec.Command("docker", "xcheckpoint", "create", ctr, "interrupted")
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	assert.NilError(t, cmd.Start())
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if strings.Contains(stderr.String(), "dumping container") {
-			return poll.Success()
-		}
-		return poll.Continue("waiting for the dump to start")
-	}, poll.WithTimeout(60*time.Second), poll.WithDelay(20*time.Millisecond))
+	ctr, cmd, stdout, stderr := startLargeDump(t, "interrupted")
 	time.Sleep(200 * time.Millisecond)
 	assert.NilError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGINT))
 	err := cmd.Wait()
@@ -190,6 +171,34 @@ func TestCreateInterrupted(t *testing.T) {
 	assert.Check(t, is.Equal(stdout.String(), map[bool]string{true: "interrupted\n", false: ""}[code == 0]))
 	assert.Check(t, is.Equal(helperContainers(), ""))
 	assertKeepsRunning(t, ctr)
+}
+
+// startLargeDump starts a container holding 1 GiB of memory and, once the
+// memory is filled, `docker xcheckpoint create CONTAINER NAME` in its own
+// process group (as a terminal would run it); it returns when CRIU is dumping.
+func startLargeDump(t *testing.T, name string) (string, *exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	ctr := startContainer(t, "", fixture, "fixture", "memory", "1024")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if last(t, ctr) >= 1 {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for the memory to fill")
+	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
+
+	cmd := exec.Command("docker", "xcheckpoint", "create", ctr, name)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	assert.NilError(t, cmd.Start())
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(stderr.String(), "dumping container") {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for the dump to start")
+	}, poll.WithTimeout(60*time.Second), poll.WithDelay(20*time.Millisecond))
+	return ctr, cmd, stdout, stderr
 }
 
 type syncBuffer struct {
@@ -214,26 +223,8 @@ func (b *syncBuffer) String() string {
 // keeps running unfrozen, nothing is stored, and the partial checkpoint (the
 // process's memory) does not stay on the daemon host.
 func TestCreateHelperKilled(t *testing.T) {
-	ctr := startContainer(t, "", fixture, "fixture", "memory", "1024")
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if last(t, ctr) >= 1 {
-			return poll.Success()
-		}
-		return poll.Continue("waiting for the memory to fill")
-	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
+	ctr, cmd, stdout, stderr := startLargeDump(t, "killed")
 	id := containerID(t, ctr)
-
-	cmd := exec.Command("docker", "xcheckpoint", "create", ctr, "killed")
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	assert.NilError(t, cmd.Start())
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if strings.Contains(stderr.String(), "dumping container") {
-			return poll.Success()
-		}
-		return poll.Continue("waiting for the dump to start")
-	}, poll.WithTimeout(60*time.Second), poll.WithDelay(20*time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
 	helper := docker(t, "ps", "-q", "--filter", "label=com.docker.xcheckpoint.target="+id, "--filter", "label=com.docker.xcheckpoint.command=dump")
 	assert.Assert(t, helper != "", "the dump's helper is running")
