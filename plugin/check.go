@@ -120,7 +120,10 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 		return items, nil
 	}
 
-	img, err := provisionHelperImage(ctx, dockerCLI, api, opts.helperImage, info.Architecture)
+	// Not newSession: a daemon of another OS is an item here, not an error.
+	s := &session{cli: dockerCLI, api: api, info: info, image: opts.helperImage}
+	err = s.prepare(ctx)
+	img := s.helper
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
@@ -144,12 +147,7 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 	}
 	req := helperapi.CheckRequest{Protocol: helperapi.ProtocolVersion, PluginVersion: xcheckpoint.Version,
 		DockerRoot: info.DockerRootDir, Capabilities: cfg.Linux.Capabilities}
-	reqJSON, err := jsonString(req)
-	if err != nil {
-		return nil, err
-	}
-	h := helperRun{api: api, image: img.ref, dockerRoot: info.DockerRootDir, command: []string{"check", reqJSON}, capDrop: testCapDrop(dockerCLI.Err())}
-	out, err := h.run(ctx, nil)
+	out, err := s.run(ctx, "", "check", req, nil)
 	switch {
 	case ctx.Err() != nil:
 		return nil, err

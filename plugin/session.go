@@ -21,6 +21,8 @@ type session struct {
 	api   client.APIClient
 	info  system.Info
 	image string
+	// helper is what prepare found or loaded (its ref also when it failed).
+	helper helperImage
 	// prepared is set once the helper image was found and stale helpers swept.
 	prepared bool
 }
@@ -65,6 +67,7 @@ func (s *session) prepare(ctx context.Context) error {
 		return nil
 	}
 	img, err := provisionHelperImage(ctx, s.cli, s.api, s.image, s.info.Architecture)
+	s.helper = img
 	if err != nil {
 		return err
 	}
