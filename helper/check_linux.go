@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -305,36 +306,55 @@ var runcParents = []string{"containerd-shim-runc-v2", "containerd-shim", "contai
 // hostCriuItem looks for the `criu` runc would run for Docker's own
 // `docker checkpoint`: on the PATH of containerd's shim (or of containerd,
 // or dockerd), inside that process's root, seen through the host's /proc.
+// Shims come and go with containers, and one that is exiting (or a zombie)
+// has no root to look into, so every candidate is tried, best first.
 func hostCriuItem(proc string) helperapi.CheckItem {
+	cands := findProcesses(proc, runcParents)
+	if len(cands) == 0 {
+		return helperapi.CheckItem{
+			Name:   ItemHostCriu,
+			Status: helperapi.StatusWarning,
+			Value:  "unknown",
+			Detail: "no containerd or dockerd process is visible from the helper",
+		}
+	}
+	var first helperapi.CheckItem
+	for i, c := range cands {
+		it, err := criuOnPathOf(proc, c)
+		if err == nil {
+			return it
+		}
+		if i == 0 {
+			// Without the right to look into that process (ptrace access
+			// mode), the answer is unknown, not "no criu".
+			first = helperapi.CheckItem{
+				Name:   ItemHostCriu,
+				Status: helperapi.StatusWarning,
+				Value:  "unknown",
+				Detail: fmt.Sprintf("cannot look into %s (pid %d): %v", c.name, c.pid, err),
+			}
+		}
+	}
+	return first
+}
+
+// criuOnPathOf answers for one process; an error means that process could not
+// be looked into (gone, a zombie, or no ptrace access).
+func criuOnPathOf(proc string, c process) (helperapi.CheckItem, error) {
 	it := helperapi.CheckItem{Name: ItemHostCriu}
-	pid, comm := findProcess(proc, runcParents)
-	if pid == 0 {
-		it.Status = helperapi.StatusWarning
-		it.Value = "unknown"
-		it.Detail = "no containerd or dockerd process is visible from the helper"
-		return it
-	}
-	// Without the right to look into that process (ptrace access mode), the
-	// answer is unknown, not "no criu".
-	unknown := func(err error) helperapi.CheckItem {
-		it.Status = helperapi.StatusWarning
-		it.Value = "unknown"
-		it.Detail = fmt.Sprintf("cannot look into %s (pid %d): %v", comm, pid, err)
-		return it
-	}
 	path := defaultPath
-	env, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "environ"))
+	env, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(c.pid), "environ"))
 	if err != nil {
-		return unknown(err)
+		return it, err
 	}
 	for _, kv := range bytes.Split(env, []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte("PATH=")); ok {
 			path = string(v)
 		}
 	}
-	root := filepath.Join(proc, strconv.Itoa(pid), "root")
+	root := filepath.Join(proc, strconv.Itoa(c.pid), "root")
 	if _, err := os.Stat(root); err != nil {
-		return unknown(err)
+		return it, err
 	}
 	for _, dir := range filepath.SplitList(path) {
 		if !filepath.IsAbs(dir) {
@@ -343,29 +363,35 @@ func hostCriuItem(proc string) helperapi.CheckItem {
 		// Lstat: an absolute symlink would resolve inside the helper, not the host.
 		st, err := os.Lstat(filepath.Join(root, dir, "criu"))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-			return unknown(err)
+			return it, err
 		}
 		if err == nil && (st.Mode()&os.ModeSymlink != 0 || (st.Mode().IsRegular() && st.Mode()&0o111 != 0)) {
 			it.Status = helperapi.StatusOK
 			it.Value = filepath.Join(dir, "criu")
-			it.Detail = fmt.Sprintf("on the PATH of %s (pid %d); its version is not checked", comm, pid)
-			return it
+			it.Detail = fmt.Sprintf("on the PATH of %s (pid %d); its version is not checked", c.name, c.pid)
+			return it, nil
 		}
 	}
 	it.Status = helperapi.StatusWarning
 	it.Value = "not found"
-	it.Detail = fmt.Sprintf("no criu on the PATH of %s (pid %d): Docker's own checkpoint and restore (docker start --checkpoint) fail; install CRIU 4.2 or newer on the daemon host", comm, pid)
-	return it
+	it.Detail = fmt.Sprintf("no criu on the PATH of %s (pid %d): Docker's own checkpoint and restore (docker start --checkpoint) fail; install CRIU 4.2 or newer on the daemon host", c.name, c.pid)
+	return it, nil
 }
 
-// findProcess returns the first process (in the order of names) whose command
-// name is one of names.
-func findProcess(proc string, names []string) (int, string) {
+type process struct {
+	pid  int
+	name string // the entry of names it matched (comm is cut at 15 characters)
+	rank int    // its index in names
+}
+
+// findProcesses returns the processes whose command name is one of names, in
+// the order of names, then by pid.
+func findProcesses(proc string, names []string) []process {
 	entries, err := os.ReadDir(proc)
 	if err != nil {
-		return 0, ""
+		return nil
 	}
-	best, bestPid := len(names), 0
+	var found []process
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -378,15 +404,19 @@ func findProcess(proc string, names []string) (int, string) {
 		// comm is cut at 15 characters: "containerd-shim-runc-v2" reads "containerd-shim".
 		comm := strings.TrimSpace(string(b))
 		for i, n := range names {
-			if i < best && (comm == n || (len(comm) == 15 && strings.HasPrefix(n, comm))) {
-				best, bestPid = i, pid
+			if comm == n || (len(comm) == 15 && strings.HasPrefix(n, comm)) {
+				found = append(found, process{pid: pid, name: n, rank: i})
+				break
 			}
 		}
 	}
-	if bestPid == 0 {
-		return 0, ""
-	}
-	return bestPid, names[best]
+	sort.Slice(found, func(i, j int) bool {
+		if found[i].rank != found[j].rank {
+			return found[i].rank < found[j].rank
+		}
+		return found[i].pid < found[j].pid
+	})
+	return found
 }
 
 func lastLine(s string) string {

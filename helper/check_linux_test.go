@@ -171,3 +171,26 @@ func TestHostCriuItem(t *testing.T) {
 	it = hostCriuItem(proc)
 	assert.Check(t, is.Equal(it.Value, "unknown"))
 }
+
+// A shim that is exiting (a zombie has no root to look into) must not hide the
+// answer another candidate gives: seen in CI right after a test removed its
+// containers.
+func TestHostCriuItemSkipsVanishingShim(t *testing.T) {
+	proc := fakeRuncParentProc(t, "700", "containerd", "PATH=/usr/local/sbin:/usr/bin\x00", "usr/local/sbin/criu")
+	zombie := filepath.Join(proc, "650")
+	assert.NilError(t, os.MkdirAll(zombie, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(zombie, "comm"), []byte("containerd-shim\n"), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(zombie, "environ"), nil, 0o644))
+	// no root: os.Stat fails as it does for a zombie's /proc/PID/root
+
+	it := hostCriuItem(proc)
+	assert.Check(t, is.Equal(it.Status, helperapi.StatusOK), "%+v", it)
+	assert.Check(t, is.Equal(it.Value, "/usr/local/sbin/criu"))
+	assert.Check(t, is.Contains(it.Detail, "containerd (pid 700)"))
+
+	// When no candidate can be looked into, the best one's error is reported.
+	assert.NilError(t, os.RemoveAll(filepath.Join(proc, "700", "root")))
+	it = hostCriuItem(proc)
+	assert.Check(t, is.Equal(it.Value, "unknown"))
+	assert.Check(t, is.Contains(it.Detail, "cannot look into containerd-shim-runc-v2 (pid 650)"))
+}

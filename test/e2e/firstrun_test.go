@@ -69,8 +69,8 @@ func TestCheckJSON(t *testing.T) {
 	assert.Check(t, is.Equal(c.item(t, "helper capabilities").Status, "ok"))
 	assert.Check(t, is.Equal(c.item(t, "data root").Value, dockerRoot))
 	// hack/test.sh turns experimental mode on and gives runc a CRIU.
-	assert.Check(t, is.Equal(c.item(t, "docker checkpoint").Status, "ok"))
-	assert.Check(t, is.Equal(c.item(t, "CRIU for runc").Value, "/usr/local/sbin/criu"))
+	assert.Check(t, is.Equal(c.item(t, "docker checkpoint").Status, "ok"), "%+v", c.item(t, "docker checkpoint"))
+	assert.Check(t, is.Equal(c.item(t, "CRIU for runc").Value, "/usr/local/sbin/criu"), "%+v", c.item(t, "CRIU for runc"))
 }
 
 // TestCheckWithCapabilitiesCut starts the helper without CAP_SYS_PTRACE and
