@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,17 +59,69 @@ type Metadata struct {
 	Descriptors   []string              `json:"descriptors"`
 }
 
-// Dump checkpoints req.Container into Docker's checkpoint folder. It returns the
-// result, or a failure after which no checkpoint of that name exists and no
-// temporary files remain.
-func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
+// Dump checkpoints every container of the batch into Docker's checkpoint
+// folders, req.Parallel at a time. Each container's outcome is an event of
+// kind "dumped" or "failed" carrying its ID; a failure of one never stops the
+// others. The returned failure concerns the request as a whole (nothing was
+// attempted then).
+func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter) (*helperapi.BatchResult, *helperapi.DumpFailure) {
 	start := time.Now()
-	info := req.Container
 	if f := checkProtocol(req.Protocol); f != nil {
 		return nil, f
 	}
 	if err := helperapi.ValidateName(req.CheckpointName); err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	if len(req.Containers) == 0 {
+		return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: no container to checkpoint"}
+	}
+	// Once per batch, not per container.
+	criuVersion, err := criu.Version(ctx)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: "the helper image has no working CRIU: " + err.Error()}
+	}
+	parallel := min(max(req.Parallel, 1), len(req.Containers))
+	res := &helperapi.BatchResult{CriuVersion: criuVersion}
+	var mu sync.Mutex
+	queue := make(chan inspect.ContainerInfo)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for info := range queue {
+				r, f := dumpOne(ctx, req, info, criuVersion, em)
+				mu.Lock()
+				if f != nil {
+					res.Failed++
+				} else {
+					res.Dumped++
+				}
+				mu.Unlock()
+				if f != nil {
+					_ = em.Emit(helperapi.Event{Kind: helperapi.KindFailed, Container: info.ID, Error: f})
+				} else {
+					_ = em.Emit(helperapi.Event{Kind: helperapi.KindDumped, Container: info.ID, Result: r})
+				}
+			}
+		}()
+	}
+	for _, info := range req.Containers {
+		queue <- info
+	}
+	close(queue)
+	wg.Wait()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// dumpOne checkpoints one container. It returns the result, or a failure after
+// which no checkpoint of that name exists and no temporary files remain.
+func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, criuVersion string, em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
+	start := time.Now()
+	if ctx.Err() != nil {
+		// Interrupted before its turn: CRIU never touched it.
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the checkpoint of container %q was interrupted before it started", info.Name), ContainerState: "running"}
 	}
 	ctrDir := containerDir(req.DockerRoot, info.ID)
 	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
@@ -105,10 +158,6 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error(), ContainerState: containerState(info.PID, facts.Cgroups)}
 	}
-	criuVersion, err := criu.Version(ctx)
-	if err != nil {
-		return nil, &helperapi.DumpFailure{Message: "the helper image has no working CRIU: " + err.Error()}
-	}
 	imgDir, err := os.Open(tmp)
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the work folder: %v", err)}
@@ -119,12 +168,12 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
 
-	em.Progress("dumping container %s (pid %d) with CRIU %s", info.Name, info.PID, criuVersion)
+	em.ProgressFor(info.ID, "dumping container %s (pid %d) with CRIU %s", info.Name, info.PID, criuVersion)
 	dumpErr := criu.Dump(ctx, opts)
 	if dumpErr != nil {
 		return nil, dumpFailure(ctx, info, facts, tmp, dumpErr)
 	}
-	em.Progress("dump complete, storing checkpoint %s", req.CheckpointName)
+	em.ProgressFor(info.ID, "dump complete, storing checkpoint %s", req.CheckpointName)
 
 	res := &helperapi.DumpResult{
 		Name:             req.CheckpointName,
@@ -136,7 +185,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 	if st, err := criu.ReadStats(tmp); err == nil {
 		res.Stats = st
 	} else {
-		em.Progress("warning: %v", err)
+		em.ProgressFor(info.ID, "warning: %v", err)
 	}
 	meta := Metadata{
 		Tool:          "docker-xcheckpoint",

@@ -1,6 +1,9 @@
 package helper
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,8 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/fs"
 
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
@@ -352,4 +357,47 @@ func TestContainerState(t *testing.T) {
 		setProcRoot(t, t.TempDir())
 		assert.Check(t, is.Equal(containerState(17311, v1), "gone"))
 	})
+}
+
+// TestDumpBatchIsolatesFailures: each container of a batch gets its own
+// outcome event carrying its ID, a failure of one does not stop the next, and
+// the batch's own result counts them. (These containers fail before CRIU
+// would run; the dumps themselves are covered end to end.)
+func TestDumpBatchIsolatesFailures(t *testing.T) {
+	root := t.TempDir()
+	fakeCriu := filepath.Join(t.TempDir(), "criu")
+	assert.NilError(t, os.WriteFile(fakeCriu, []byte("#!/bin/sh\necho 'Version: 4.2.1'\n"), 0o755))
+	defer func(b string) { criu.Binary = b }(criu.Binary)
+	criu.Binary = fakeCriu
+	defer func(p string) { procRoot = p }(procRoot)
+	procRoot = t.TempDir() // no process is visible
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "containers", "abc"), 0o700))
+
+	var buf bytes.Buffer
+	req := helperapi.DumpRequest{
+		Protocol: helperapi.ProtocolVersion, CheckpointName: "warm", DockerRoot: root, Parallel: 2,
+		Containers: []inspect.ContainerInfo{{ID: "abc", Name: "web", PID: 4242}, {ID: "def", Name: "gone", PID: 4343}},
+	}
+	res, fail := Dump(context.Background(), req, helperapi.NewEmitter(&buf))
+	assert.Assert(t, fail == nil, "%v", fail)
+	assert.Check(t, is.Equal(res.Dumped, 0))
+	assert.Check(t, is.Equal(res.Failed, 2))
+	assert.Check(t, is.Equal(res.CriuVersion, "4.2.1"))
+	failures := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var ev helperapi.Event
+		assert.NilError(t, json.Unmarshal([]byte(l), &ev))
+		if ev.Kind == helperapi.KindFailed {
+			failures[ev.Container] = ev.Error.Message
+		}
+	}
+	assert.Check(t, is.Contains(failures["abc"], `container "web": its process 4242 is not visible from the helper`))
+	assert.Check(t, is.Contains(failures["def"], `container "gone" has no folder`))
+	_, err := os.Stat(filepath.Join(root, "containers", "abc", ".xcheckpoint-tmp"))
+	assert.Check(t, os.IsNotExist(err), "no work folder left")
+
+	_, fail = Dump(context.Background(), helperapi.DumpRequest{Protocol: helperapi.ProtocolVersion, CheckpointName: "warm", DockerRoot: root}, helperapi.NewEmitter(&buf))
+	assert.Check(t, fail != nil && strings.Contains(fail.Message, "no container to checkpoint"))
+	_, fail = Dump(context.Background(), helperapi.DumpRequest{Protocol: 1, CheckpointName: "warm", Containers: req.Containers}, helperapi.NewEmitter(&buf))
+	assert.Check(t, fail != nil && strings.Contains(fail.Message, "the plugin speaks helper protocol 1"))
 }

@@ -1,23 +1,28 @@
 // Package helperapi is the whole contract between the plugin (user's machine,
 // any OS) and the helper container (daemon host, Linux): plain JSON types.
 //
-// The plugin passes a DumpRequest as the helper's argument; the helper writes
+// The plugin passes a request as the helper's argument; the helper writes
 // Events to stdout, one JSON object per line, ending with exactly one event of
-// kind "result" or "error".
+// kind "result" or "error". A dump request names a batch of containers: each
+// container's progress and outcome are events that carry its ID (Container),
+// and each container gets exactly one event of kind "dumped" or "failed"
+// before the final event.
 package helperapi
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // ProtocolVersion changes whenever a field changes meaning; plugin and helper
-// refuse to talk across versions.
-const ProtocolVersion = 1
+// refuse to talk across versions. 2: a dump request names a batch of
+// containers, and events say which container they concern.
+const ProtocolVersion = 2
 
 // CgroupModes are the values of --manage-cgroups-mode, as CRIU names them.
 var CgroupModes = []string{"soft", "full", "strict", "ignore"}
@@ -32,15 +37,20 @@ type DumpOptions struct {
 	LogLevel          int    `json:"log_level"`
 }
 
-// DumpRequest asks the helper to checkpoint one container.
+// DumpRequest asks the helper to checkpoint a batch of containers, each under
+// the same checkpoint name and options. A failure of one container never stops
+// the others.
 type DumpRequest struct {
-	Protocol       int                   `json:"protocol"`
-	PluginVersion  string                `json:"plugin_version"`
-	Container      inspect.ContainerInfo `json:"container"`
-	CheckpointName string                `json:"checkpoint_name"`
+	Protocol      int                     `json:"protocol"`
+	PluginVersion string                  `json:"plugin_version"`
+	Containers    []inspect.ContainerInfo `json:"containers"`
+	// CheckpointName is the name of every container's checkpoint.
+	CheckpointName string `json:"checkpoint_name"`
 	// DockerRoot is the daemon's data root, mounted at the same path in the helper.
 	DockerRoot string      `json:"docker_root"`
 	Options    DumpOptions `json:"options"`
+	// Parallel is how many containers are dumped at the same time (at least 1).
+	Parallel int `json:"parallel"`
 }
 
 // CheckpointDir is where Docker keeps the checkpoint named name of container id.
@@ -51,16 +61,25 @@ func CheckpointDir(dockerRoot, id, name string) string {
 // Event kinds.
 const (
 	KindProgress = "progress"
-	KindResult   = "result"
-	KindError    = "error"
+	// KindDumped and KindFailed end one container of a dump batch: Result or
+	// Error, with Container set.
+	KindDumped = "dumped"
+	KindFailed = "failed"
+	KindResult = "result"
+	KindError  = "error"
 )
 
 // Event is one line of the helper's stdout. A result event carries the field
-// of its command: Result (dump), List, Inspect, Remove or Recover.
+// of its command: Batch (dump), List, Inspect, Remove or Recover.
 type Event struct {
-	Kind    string             `json:"kind"`
-	Message string             `json:"message,omitempty"`
-	Result  *DumpResult        `json:"result,omitempty"`
+	Kind string `json:"kind"`
+	// Container is the ID of the container a dump's event concerns ("" for the
+	// batch as a whole).
+	Container string      `json:"container,omitempty"`
+	Message   string      `json:"message,omitempty"`
+	Result    *DumpResult `json:"result,omitempty"`
+	// Batch ends a dump request once every container has its outcome.
+	Batch   *BatchResult       `json:"batch,omitempty"`
 	List    *ListResult        `json:"list,omitempty"`
 	Inspect *CheckpointDetails `json:"inspect,omitempty"`
 	Remove  *RemoveResult      `json:"remove,omitempty"`
@@ -97,6 +116,16 @@ type DumpResult struct {
 	ContainerRunning bool `json:"container_running"`
 }
 
+// BatchResult is the final event of a dump request.
+type BatchResult struct {
+	// Dumped and Failed count the containers of each outcome.
+	Dumped      int    `json:"dumped"`
+	Failed      int    `json:"failed"`
+	CriuVersion string `json:"criu_version,omitempty"`
+	// Duration is the helper's whole time for the batch.
+	Duration time.Duration `json:"duration_ns"`
+}
+
 // DumpFailure explains a helper command that failed. For a dump, nothing was
 // left under the checkpoint's name.
 type DumpFailure struct {
@@ -119,8 +148,12 @@ type DumpFailure struct {
 
 func (f *DumpFailure) Error() string { return f.Message }
 
-// Emitter writes Events as JSON lines.
-type Emitter struct{ w io.Writer }
+// Emitter writes Events as JSON lines. It is safe for concurrent use: the
+// containers of a batch report from their own goroutines, one whole line each.
+type Emitter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
 
 // NewEmitter writes events to w.
 func NewEmitter(w io.Writer) *Emitter { return &Emitter{w: w} }
@@ -131,6 +164,8 @@ func (e *Emitter) Emit(ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encoding helper event: %w", err)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	_, err = e.w.Write(append(b, '\n'))
 	return err
 }
@@ -138,4 +173,9 @@ func (e *Emitter) Emit(ev Event) error {
 // Progress writes a progress event.
 func (e *Emitter) Progress(format string, args ...any) {
 	_ = e.Emit(Event{Kind: KindProgress, Message: fmt.Sprintf(format, args...)})
+}
+
+// ProgressFor writes a progress event about one container of a batch.
+func (e *Emitter) ProgressFor(containerID, format string, args ...any) {
+	_ = e.Emit(Event{Kind: KindProgress, Container: containerID, Message: fmt.Sprintf(format, args...)})
 }

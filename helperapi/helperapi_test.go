@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,11 +94,12 @@ func TestDumpRequestRoundTrip(t *testing.T) {
 		PluginVersion:  "v1.2.3",
 		CheckpointName: "warm",
 		DockerRoot:     "/srv/docker",
-		Container: inspect.ContainerInfo{
+		Containers: []inspect.ContainerInfo{{
 			ID: "abc", Name: "web", PID: 42, Namespaces: map[string]string{"network": "private"},
 			Mounts: []inspect.Mount{{Type: "bind", Source: "/var/lib/docker/containers/abc/hosts", Destination: "/etc/hosts", DockerManaged: true}},
-		},
-		Options: DumpOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, ShellJob: true, ManageCgroupsMode: "soft", LogLevel: 4},
+		}, {ID: "def", Name: "api", PID: 43}},
+		Options:  DumpOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, ShellJob: true, ManageCgroupsMode: "soft", LogLevel: 4},
+		Parallel: 2,
 	}
 	b, err := json.Marshal(req)
 	assert.NilError(t, err)
@@ -113,4 +115,48 @@ func TestCheckpointDir(t *testing.T) {
 func TestDumpFailureIsError(t *testing.T) {
 	var err error = &DumpFailure{Message: `checkpoint "warm" already exists for container "web"`, Exists: true}
 	assert.Check(t, is.Error(err, `checkpoint "warm" already exists for container "web"`))
+}
+
+func TestEmitterConcurrentLinesStayWhole(t *testing.T) {
+	var buf bytes.Buffer
+	em := NewEmitter(&buf)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				em.ProgressFor(strings.Repeat(string(rune('a'+i)), 64), "%s", strings.Repeat("x", 4096))
+			}
+		}()
+	}
+	wg.Wait()
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(make([]byte, 64*1024), 64*1024)
+	n := 0
+	for sc.Scan() {
+		var ev Event
+		assert.NilError(t, json.Unmarshal(sc.Bytes(), &ev), "line %d is not one whole event", n)
+		assert.Check(t, is.Equal(len(ev.Container), 64))
+		n++
+	}
+	assert.Check(t, is.Equal(n, 8*50))
+}
+
+func TestBatchEventWireFormat(t *testing.T) {
+	var buf bytes.Buffer
+	em := NewEmitter(&buf)
+	assert.NilError(t, em.Emit(Event{Kind: KindFailed, Container: "abc", Error: &DumpFailure{Message: "no"}}))
+	assert.NilError(t, em.Emit(Event{Kind: KindResult, Batch: &BatchResult{Dumped: 4, Failed: 1, Duration: time.Second}}))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	assert.Assert(t, is.Len(lines, 2))
+	var raw map[string]any
+	assert.NilError(t, json.Unmarshal([]byte(lines[0]), &raw))
+	assert.Check(t, is.Equal(raw["kind"], "failed"))
+	assert.Check(t, is.Equal(raw["container"], "abc"))
+	raw = nil
+	assert.NilError(t, json.Unmarshal([]byte(lines[1]), &raw))
+	assert.Check(t, is.DeepEqual(raw["batch"], map[string]any{"dumped": float64(4), "failed": float64(1), "duration_ns": float64(time.Second)}))
+	_, hasContainer := raw["container"]
+	assert.Check(t, !hasContainer, "the batch's own events carry no container")
 }

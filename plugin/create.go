@@ -18,6 +18,7 @@ import (
 	"github.com/docker/cli/cli/command/completion"
 	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/opts"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-units"
@@ -29,8 +30,11 @@ import (
 )
 
 type createOptions struct {
-	container      string
+	containers     []string
 	name           string
+	all            bool
+	filter         opts.FilterOpt
+	parallel       int
 	leaveRunning   bool
 	tcpEstablished bool
 	fileLocks      bool
@@ -40,32 +44,65 @@ type createOptions struct {
 	helperImage    string
 	printStats     bool
 	format         string
+	// batch is set when the command names several containers (a list, --all or
+	// --name): one line per container, failures do not stop the others.
+	batch bool
 }
 
 func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
-	var opts createOptions
+	opts := createOptions{filter: opts.NewFilterOpt()}
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] CONTAINER [CHECKPOINT]",
-		Short: "Checkpoint a running container",
+		Short: "Checkpoint running containers",
 		Long: "Checkpoint a running container into Docker's checkpoint store on the daemon host.\n\n" +
 			"The checkpoint is named CHECKPOINT, or after the current time. Docker's own\n" +
 			"`docker checkpoint ls` lists it, and on a daemon with CRIU and experimental mode\n" +
-			"`docker start --checkpoint` restores it.",
+			"`docker start --checkpoint` restores it.\n\n" +
+			"Several containers at once: `create [--name CHECKPOINT] CONTAINER CONTAINER...`\n" +
+			"or `create --all [--filter KEY=VALUE]`. One helper container checkpoints them,\n" +
+			"--parallel at a time; stdout gets one line per container, a failure of one does\n" +
+			"not stop the others, and the exit status is 1 when any failed.",
 		Example: "  docker xcheckpoint create web warm\n" +
 			"  docker xcheckpoint create --tcp-established api\n" +
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
-			"  docker xcheckpoint create --print-stats --format json web",
-		Args:                  cli.RequiresRangeArgs(1, 2),
+			"  docker xcheckpoint create --print-stats --format json web\n" +
+			"  docker xcheckpoint create --name nightly web api db\n" +
+			"  docker xcheckpoint create --all --filter label=com.example.tier=front --parallel 4",
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case opts.all:
+				if len(args) > 0 {
+					return errors.New("--all takes no container arguments: name the checkpoint with --name, choose containers with --filter")
+				}
+				return nil
+			case opts.filter.Value().Len() > 0:
+				return errors.New("--filter applies to --all only")
+			case cmd.Flags().Changed("name"):
+				return cli.RequiresMinArgs(1)(cmd, args)
+			case len(args) > 2:
+				return fmt.Errorf("%w\nTo checkpoint several containers, name the checkpoint with --name: docker xcheckpoint create --name CHECKPOINT CONTAINER...",
+					cli.RequiresRangeArgs(1, 2)(cmd, args))
+			}
+			return cli.RequiresRangeArgs(1, 2)(cmd, args)
+		},
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.container = args[0]
-			if len(args) > 1 {
-				opts.name = args[1]
+			switch {
+			case opts.all:
+				opts.batch = true
+			case cmd.Flags().Changed("name"):
+				opts.containers = args
+				opts.batch = true
+			default:
+				opts.containers = args[:1]
+				if len(args) > 1 {
+					opts.name = args[1]
+				}
 			}
 			return runCreate(cmd.Context(), dockerCLI, opts)
 		},
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-			if len(args) == 0 {
+			if len(args) == 0 || cmd.Flags().Changed("name") {
 				return completion.ContainerNames(dockerCLI, false, func(c container.Summary) bool { return c.State == "running" })(cmd, args, toComplete)
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -80,7 +117,11 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
 	addHelperImageFlag(f, &opts.helperImage)
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's dump statistics and the total time on stdout, instead of the name")
-	f.StringVar(&opts.format, "format", "", "With --print-stats: 'table', 'json', or a Go template")
+	f.StringVar(&opts.format, "format", "", "With --print-stats or several containers: 'table', 'json', or a Go template")
+	f.StringVar(&opts.name, "name", "", "Checkpoint name, the same for every container (default: the current time); the arguments are then all containers")
+	f.BoolVarP(&opts.all, "all", "a", false, "Checkpoint every running container (helpers and containers that cannot be checkpointed are skipped)")
+	f.VarP(&opts.filter, "filter", "f", "With --all: only containers matching a filter, as `docker ps --filter` (e.g. label=KEY=VALUE, name=NAME)")
+	f.IntVar(&opts.parallel, "parallel", 0, "How many containers to checkpoint at the same time (default: the daemon host's CPU count)")
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -99,7 +140,10 @@ func (o *createOptions) validate(now time.Time) error {
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
 	}
-	if o.format != "" && !o.printStats {
+	if o.parallel < 0 {
+		return fmt.Errorf("invalid --parallel %d: want 1 or more (0: the daemon host's CPU count)", o.parallel)
+	}
+	if o.format != "" && !o.printStats && !o.batch {
 		return errors.New("--format applies to --print-stats output only")
 	}
 	return nil
@@ -111,7 +155,13 @@ func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) e
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := create(ctx, dockerCLI, opts); err != nil {
+	var err error
+	if opts.batch {
+		err = createBatch(ctx, dockerCLI, opts)
+	} else {
+		err = create(ctx, dockerCLI, opts)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
 		}
@@ -120,72 +170,95 @@ func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) e
 	return nil
 }
 
+func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []inspect.ContainerInfo) helperapi.DumpRequest {
+	return helperapi.DumpRequest{
+		Protocol:       helperapi.ProtocolVersion,
+		PluginVersion:  xcheckpoint.Version,
+		Containers:     infos,
+		CheckpointName: o.name,
+		DockerRoot:     dockerRoot,
+		Parallel:       parallel,
+		Options: helperapi.DumpOptions{
+			LeaveRunning:      o.leaveRunning,
+			TCPEstablished:    o.tcpEstablished,
+			FileLocks:         o.fileLocks,
+			ShellJob:          o.shellJob,
+			ManageCgroupsMode: o.cgroupMode,
+			LogLevel:          o.logLevel,
+		},
+	}
+}
+
+// inspectTarget inspects one container the user named and refuses what
+// cannot be checkpointed.
+func inspectTarget(ctx context.Context, s *session, ref string) (inspect.ContainerInfo, error) {
+	raw, err := s.api.ContainerInspect(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return inspect.ContainerInfo{}, fmt.Errorf("no such container: %s", ref)
+		}
+		return inspect.ContainerInfo{}, fmt.Errorf("inspecting container %q: %w", ref, err)
+	}
+	if raw.Config != nil && raw.Config.Labels[LabelHelper] != "" {
+		return inspect.ContainerInfo{}, fmt.Errorf("container %q is a docker xcheckpoint helper, not a workload", ref)
+	}
+	return inspect.FromInspect(raw)
+}
+
 func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
-	raw, err := s.api.ContainerInspect(ctx, opts.container)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("no such container: %s", opts.container)
-		}
-		return fmt.Errorf("inspecting container %q: %w", opts.container, err)
-	}
-	if raw.Config != nil && raw.Config.Labels[LabelHelper] != "" {
-		return fmt.Errorf("container %q is a docker xcheckpoint helper, not a workload", opts.container)
-	}
-	info, err := inspect.FromInspect(raw)
+	info, err := inspectTarget(ctx, s, opts.containers[0])
 	if err != nil {
 		return err
 	}
 	if err := s.prepare(ctx); err != nil {
 		return err
 	}
-	req := helperapi.DumpRequest{
-		Protocol:       helperapi.ProtocolVersion,
-		PluginVersion:  xcheckpoint.Version,
-		Container:      info,
-		CheckpointName: opts.name,
-		DockerRoot:     s.info.DockerRootDir,
-		Options: helperapi.DumpOptions{
-			LeaveRunning:      opts.leaveRunning,
-			TCPEstablished:    opts.tcpEstablished,
-			FileLocks:         opts.fileLocks,
-			ShellJob:          opts.shellJob,
-			ManageCgroupsMode: opts.cgroupMode,
-			LogLevel:          opts.logLevel,
-		},
-	}
+	req := opts.dumpRequest(s.info.DockerRootDir, 1, []inspect.ContainerInfo{info})
 	stderr := dockerCLI.Err()
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
+	var outcome *helperapi.Event
 	out, runErr := s.run(ctx, info.ID, "dump", req, func(ev helperapi.Event) {
-		fmt.Fprintf(stderr, "  %s\n", ev.Message)
+		switch ev.Kind {
+		case helperapi.KindProgress:
+			fmt.Fprintf(stderr, "  %s\n", ev.Message)
+		case helperapi.KindDumped, helperapi.KindFailed:
+			if ev.Container == info.ID {
+				e := ev
+				outcome = &e
+			}
+		}
 	})
+	if outcome != nil && outcome.Kind == helperapi.KindFailed && outcome.Error != nil {
+		return explainFailure(ctx, dockerCLI, info, opts, outcome.Error, runErr)
+	}
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
 		return explainFailure(ctx, dockerCLI, info, opts, out.final.Error, runErr)
 	}
 	if runErr != nil && !out.started {
 		return runErr
 	}
-	if runErr != nil {
+	if runErr != nil && outcome == nil {
 		return afterHelperError(ctx, s, info, runErr)
 	}
-	res := out.final.Result
-	if res == nil {
+	if outcome == nil || outcome.Result == nil {
 		return fmt.Errorf("the helper reported success without a result")
 	}
+	res := outcome.Result
 	if !opts.leaveRunning {
 		if err := stopAfterDump(ctx, dockerCLI, info); err != nil {
 			return err
 		}
 	}
 	total := time.Since(start)
-	printSummary(stderr, res, total)
+	printSummary(stderr, res, total, "")
 	if opts.printStats {
 		fctx := formatter.Context{Output: dockerCLI.Out(), Format: newStatsFormat(opts.format)}
-		return writeStats(fctx, []dumpStatsRow{{container: info.Name, result: res, total: total}})
+		return writeStats(fctx, []dumpStatsRow{{container: info.Name, checkpoint: res.Name, result: res, total: total}})
 	}
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil
@@ -206,13 +279,14 @@ func stopAfterDump(ctx context.Context, dockerCLI command.Cli, info inspect.Cont
 	return nil
 }
 
-func printSummary(w io.Writer, res *helperapi.DumpResult, total time.Duration) {
-	line := fmt.Sprintf("Checkpoint %q stored: %s in %d files, %.2fs", res.Name, units.HumanSize(float64(res.Size)), res.Files, total.Seconds())
+// printSummary says on w what was stored; prefix names the container in a batch.
+func printSummary(w io.Writer, res *helperapi.DumpResult, total time.Duration, prefix string) {
+	line := prefix + fmt.Sprintf("Checkpoint %q stored: %s in %d files, %.2fs", res.Name, units.HumanSize(float64(res.Size)), res.Files, total.Seconds())
 	if st := res.Stats; st != nil {
 		line += fmt.Sprintf(" (container frozen %s, %d pages written)", (time.Duration(st.FrozenTime) * time.Microsecond).Round(time.Millisecond), st.PagesWritten)
 	}
 	fmt.Fprintln(w, line)
-	fmt.Fprintf(w, "CRIU log: %s (on the daemon host)\n", res.LogPath)
+	fmt.Fprintf(w, "%sCRIU log: %s (on the daemon host)\n", prefix, res.LogPath)
 }
 
 // explainFailure turns the helper's failure into the error the user reads: the

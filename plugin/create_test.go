@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
+	"github.com/docker/cli/cli"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/system"
@@ -46,6 +48,37 @@ func TestCreateErrors(t *testing.T) {
 			doc:           "too many arguments",
 			args:          []string{"web", "warm", "extra"},
 			expectedError: "requires at least 1 and at most 2 arguments",
+		},
+		{
+			doc:           "three arguments without --name",
+			args:          []string{"web", "api", "db"},
+			expectedError: "To checkpoint several containers, name the checkpoint with --name",
+		},
+		{
+			doc:           "--all with containers",
+			args:          []string{"--all", "web"},
+			expectedError: "--all takes no container arguments",
+		},
+		{
+			doc:           "--filter without --all",
+			args:          []string{"--filter", "label=tier=front", "web"},
+			expectedError: "--filter applies to --all only",
+		},
+		{
+			doc:           "--name without containers",
+			args:          []string{"--name", "warm"},
+			expectedError: "requires at least 1 argument",
+		},
+		{
+			doc:           "negative --parallel",
+			args:          []string{"--parallel=-1", "--name", "warm", "web", "api"},
+			expectedError: "invalid --parallel -1",
+		},
+		{
+			doc:           "bad name for a batch",
+			args:          []string{"--name", "a/b", "web", "api"},
+			expectedError: `invalid checkpoint name "a/b"`,
+			expectedIs:    helperapi.ErrBadName,
 		},
 		{
 			doc:           "bad name",
@@ -215,4 +248,83 @@ func TestCreateDaemonErrorPassesThrough(t *testing.T) {
 	err := cmd.Execute()
 	assert.Check(t, is.ErrorIs(err, daemonErr))
 	assert.Check(t, errdefs.IsUnavailable(err), "the daemon's error kind is kept")
+}
+
+// TestCreateAllSkipsAndIsolatesFailures: --all lists running containers (with
+// the user's filter), skips helpers and containers it cannot checkpoint with a
+// reason, and a helper that cannot even be created fails every container's
+// line without stopping the command from reporting each.
+func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
+	running := loadInspect(t, "inspect-running.json")
+	paused := loadInspect(t, "inspect-paused.json")
+	var listed container.ListOptions
+	api := &fakeClient{
+		containerListFunc: func(o container.ListOptions) ([]container.Summary, error) {
+			if o.Filters.ExactMatch("label", LabelHelper) {
+				return nil, nil // the sweep of stale helpers
+			}
+			listed = o
+			return []container.Summary{
+				{ID: "0a1b2c", Names: []string{"/xcheckpoint-helper-0a1b2c"}, Labels: map[string]string{LabelHelper: "true"}},
+				{ID: running.ID, Names: []string{"/ut-running"}},
+				{ID: paused.ID, Names: []string{"/ut-paused"}},
+			}, nil
+		},
+		containerInspectFunc: func(ref string) (container.InspectResponse, error) {
+			switch ref {
+			case "ut-running":
+				return running, nil
+			case "ut-paused":
+				return paused, nil
+			}
+			return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
+		},
+	}
+	fcli := newFakeCli(api)
+	cmd := newCreateCommand(fcli)
+	cmd.SetArgs([]string{"--all", "--filter", "label=tier=front", "--name", "warm"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+
+	assert.Check(t, is.DeepEqual(listed.Filters.Get("label"), []string{"tier=front"}))
+	assert.Check(t, is.DeepEqual(listed.Filters.Get("status"), []string{"running"}), "--all means running containers")
+	var st cli.StatusError
+	assert.Assert(t, errors.As(err, &st), "%v", err)
+	assert.Check(t, is.Equal(st.StatusCode, 1))
+	assert.Check(t, is.Equal(st.Status, "1 of 1 checkpoints failed: ut-running"))
+	stderr := fcli.err.String()
+	assert.Check(t, is.Contains(stderr, "Skipping container xcheckpoint-helper-0a1b2c: a docker xcheckpoint helper, not a workload"))
+	assert.Check(t, is.Contains(stderr, "Skipping container ut-paused: cannot checkpoint container \"ut-paused\": it is paused"))
+	assert.Check(t, is.Contains(stderr, "creating helper container"))
+	assert.Check(t, is.Equal(fcli.out.String(), "CONTAINER    CHECKPOINT   STATUS    SIZE      TOTAL\nut-running   warm         failed    -         -\n"))
+	calls := api.Calls()
+	assert.Check(t, is.Equal(strings.Count(strings.Join(calls, "\n"), "ContainerCreate"), 1), "one helper for the batch: %v", calls)
+}
+
+// TestCreateListReportsEachContainer: in a list, a container that does not
+// exist is a failed line, and the others still go to the helper.
+func TestCreateListReportsEachContainer(t *testing.T) {
+	running := loadInspect(t, "inspect-running.json")
+	api := &fakeClient{
+		containerInspectFunc: func(ref string) (container.InspectResponse, error) {
+			if ref == "ut-running" {
+				return running, nil
+			}
+			return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
+		},
+	}
+	fcli := newFakeCli(api)
+	cmd := newCreateCommand(fcli)
+	cmd.SetArgs([]string{"--name", "warm", "--format", "{{.Container}} {{.Status}} {{.Error}}", "nope", "ut-running"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	var st cli.StatusError
+	assert.Assert(t, errors.As(err, &st), "%v", err)
+	assert.Check(t, is.Equal(st.Status, "2 of 2 checkpoints failed: nope, ut-running"))
+	out := fcli.out.String()
+	assert.Check(t, is.Contains(out, "nope failed no such container: nope\n"))
+	assert.Check(t, is.Contains(out, "ut-running failed creating helper container"))
+	assert.Check(t, is.Contains(strings.Join(api.Calls(), "\n"), "ContainerCreate"), "the container that exists still reached the helper")
 }

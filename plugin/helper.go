@@ -80,11 +80,11 @@ func removeStaleHelpers(ctx context.Context, api client.APIClient, now time.Time
 	}
 }
 
-// run starts the helper, passes its events to onProgress, and returns its last
-// event. The helper container is removed before run returns, whatever happens.
+// run starts the helper, passes its events other than the last (progress, and
+// a batch's per-container outcomes) to onEvent, and returns its last event. The helper container is removed before run returns, whatever happens.
 // When ctx is cancelled the helper is asked to stop (SIGTERM), so that CRIU can
 // unfreeze the target, and is killed after stopGrace.
-func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (out helperOutcome, retErr error) {
+func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out helperOutcome, retErr error) {
 	cfgFile, err := loadHelperConfig()
 	if err != nil {
 		return out, err
@@ -157,9 +157,9 @@ func (h helperRun) run(ctx context.Context, onProgress func(helperapi.Event)) (o
 				continue
 			}
 			switch ev.Kind {
-			case helperapi.KindProgress:
-				if onProgress != nil {
-					onProgress(ev)
+			case helperapi.KindProgress, helperapi.KindDumped, helperapi.KindFailed:
+				if onEvent != nil {
+					onEvent(ev)
 				}
 			case helperapi.KindResult, helperapi.KindError:
 				e := ev

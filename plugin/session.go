@@ -79,7 +79,7 @@ func (s *session) prepare(ctx context.Context) error {
 
 // run starts one helper command (command, req as JSON) about target and returns
 // its outcome; see helperRun.run.
-func (s *session) run(ctx context.Context, target, cmd string, req any, onProgress func(helperapi.Event)) (helperOutcome, error) {
+func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
 	if err := s.prepare(ctx); err != nil {
 		return helperOutcome{}, err
 	}
@@ -89,7 +89,7 @@ func (s *session) run(ctx context.Context, target, cmd string, req any, onProgre
 	}
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
 		capDrop: testCapDrop(s.cli.Err())}
-	return h.run(ctx, onProgress)
+	return h.run(ctx, onEvent)
 }
 
 // call runs a helper command that either answers or fails with a message.

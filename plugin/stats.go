@@ -2,25 +2,55 @@ package plugin
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/command/formatter"
+	"github.com/docker/go-units"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
-const defaultStatsFormat = "table {{.Container}}\t{{.Checkpoint}}\t{{.Freezing}}\t{{.Frozen}}\t{{.MemDump}}\t{{.MemWrite}}\t{{.PagesScanned}}\t{{.PagesWritten}}\t{{.Total}}"
+const (
+	defaultStatsFormat = "table {{.Container}}\t{{.Checkpoint}}\t{{.Freezing}}\t{{.Frozen}}\t{{.MemDump}}\t{{.MemWrite}}\t{{.PagesScanned}}\t{{.PagesWritten}}\t{{.Total}}"
+	// Several containers: their status too, since some may have failed.
+	defaultBatchStatsFormat = "table {{.Container}}\t{{.Checkpoint}}\t{{.Status}}\t{{.Freezing}}\t{{.Frozen}}\t{{.MemDump}}\t{{.MemWrite}}\t{{.PagesScanned}}\t{{.PagesWritten}}\t{{.Total}}"
+	// Several containers without --print-stats: one line each.
+	defaultBatchFormat = "table {{.Container}}\t{{.Checkpoint}}\t{{.Status}}\t{{.HumanSize}}\t{{.Total}}"
+)
 
-// dumpStatsRow is one checkpoint's line of `create --print-stats`.
+// Status values of a batch's lines.
+const (
+	statusStored = "stored"
+	statusFailed = "failed"
+)
+
+// dumpStatsRow is one container's line of `create --print-stats`, or of a
+// batch of containers.
 type dumpStatsRow struct {
-	container string
-	result    *helperapi.DumpResult
-	total     time.Duration
+	container  string
+	checkpoint string
+	// result is nil when the checkpoint failed; failure then says why.
+	result  *helperapi.DumpResult
+	failure string
+	total   time.Duration
 }
 
 func newStatsFormat(source string) formatter.Format {
 	if source == "" || source == formatter.TableFormatKey {
 		return defaultStatsFormat
+	}
+	return formatter.Format(source)
+}
+
+// newBatchFormat is the format of a batch's lines: the statistics' columns
+// with --print-stats, else name, status, size and time.
+func newBatchFormat(source string, stats bool) formatter.Format {
+	if source == "" || source == formatter.TableFormatKey {
+		if stats {
+			return defaultBatchStatsFormat
+		}
+		return defaultBatchFormat
 	}
 	return formatter.Format(source)
 }
@@ -47,6 +77,9 @@ func writeStats(ctx formatter.Context, rows []dumpStatsRow) error {
 		"PagesScanned": "PAGES SCANNED",
 		"PagesWritten": "PAGES WRITTEN",
 		"Total":        "TOTAL",
+		"Status":       "STATUS",
+		"HumanSize":    "SIZE",
+		"Error":        "ERROR",
 	}
 	return ctx.Write(sc, render)
 }
@@ -59,7 +92,7 @@ type statsContext struct {
 func (c *statsContext) MarshalJSON() ([]byte, error) { return formatter.MarshalJSON(c) }
 
 func (c *statsContext) stats() helperapi.DumpStats {
-	if c.r.result.Stats == nil {
+	if c.r.result == nil || c.r.result.Stats == nil {
 		return helperapi.DumpStats{}
 	}
 	return *c.r.result.Stats
@@ -68,12 +101,26 @@ func (c *statsContext) stats() helperapi.DumpStats {
 func us(v uint32) string { return (time.Duration(v) * time.Microsecond).String() }
 
 func (c *statsContext) Container() string  { return c.r.container }
-func (c *statsContext) Checkpoint() string { return c.r.result.Name }
+func (c *statsContext) Checkpoint() string { return c.r.checkpoint }
+
+// Status is "stored" or "failed".
+func (c *statsContext) Status() string {
+	if c.r.result == nil {
+		return statusFailed
+	}
+	return statusStored
+}
+
+// Error is the first line of a failure's explanation ("" when stored).
+func (c *statsContext) Error() string {
+	first, _, _ := strings.Cut(c.r.failure, "\n")
+	return first
+}
 
 // orDash shows "-" for statistics CRIU did not leave (no stats-dump), so that
 // a missing figure never reads as a measured zero.
 func (c *statsContext) orDash(s string) string {
-	if c.r.result.Stats == nil {
+	if c.r.result == nil || c.r.result.Stats == nil {
 		return "-"
 	}
 	return s
@@ -89,7 +136,12 @@ func (c *statsContext) PagesScanned() string {
 func (c *statsContext) PagesWritten() string {
 	return c.orDash(strconv.FormatUint(c.stats().PagesWritten, 10))
 }
-func (c *statsContext) Total() string { return c.r.total.Round(time.Millisecond).String() }
+func (c *statsContext) Total() string {
+	if c.r.result == nil {
+		return "-"
+	}
+	return c.r.total.Round(time.Millisecond).String()
+}
 
 // Microsecond and plain forms for scripts (--format json carries both).
 func (c *statsContext) FreezingUs() uint32 { return c.stats().FreezingTime }
@@ -97,4 +149,17 @@ func (c *statsContext) FrozenUs() uint32   { return c.stats().FrozenTime }
 func (c *statsContext) MemDumpUs() uint32  { return c.stats().MemdumpTime }
 func (c *statsContext) MemWriteUs() uint32 { return c.stats().MemwriteTime }
 func (c *statsContext) TotalMs() int64     { return c.r.total.Milliseconds() }
-func (c *statsContext) Size() int64        { return c.r.result.Size }
+func (c *statsContext) Size() int64 {
+	if c.r.result == nil {
+		return 0
+	}
+	return c.r.result.Size
+}
+
+// HumanSize is Size for people ("-" when the checkpoint failed).
+func (c *statsContext) HumanSize() string {
+	if c.r.result == nil {
+		return "-"
+	}
+	return units.HumanSize(float64(c.r.result.Size))
+}

@@ -16,10 +16,12 @@ import (
 
 func TestStatsOutput(t *testing.T) {
 	rows := []dumpStatsRow{
-		{container: "web", total: 835 * time.Millisecond, result: &helperapi.DumpResult{Name: "warm", Size: 251404,
+		{container: "web", checkpoint: "warm", total: 835 * time.Millisecond, result: &helperapi.DumpResult{Name: "warm", Size: 251404,
 			Stats: &helperapi.DumpStats{FreezingTime: 942, FrozenTime: 299025, MemdumpTime: 2238, MemwriteTime: 350, PagesScanned: 49, PagesWritten: 35}}},
 		// A checkpoint whose stats-dump could not be read still gets its line.
-		{container: "api", total: 2 * time.Second, result: &helperapi.DumpResult{Name: "cold"}},
+		{container: "api", checkpoint: "cold", total: 2 * time.Second, result: &helperapi.DumpResult{Name: "cold"}},
+		// A failed container of a batch: no figures, only why.
+		{container: "tcli", checkpoint: "warm", failure: "CRIU could not dump container \"tcli\"\nCRIU says:\n  ..."},
 	}
 	for _, tc := range []struct{ format, golden string }{
 		{"", "stats-table.golden"},
@@ -28,6 +30,19 @@ func TestStatsOutput(t *testing.T) {
 	} {
 		var out bytes.Buffer
 		assert.NilError(t, writeStats(formatter.Context{Output: &out, Format: newStatsFormat(tc.format)}, rows))
+		golden.Assert(t, out.String(), tc.golden)
+	}
+	for _, tc := range []struct {
+		format string
+		stats  bool
+		golden string
+	}{
+		{"", false, "batch-table.golden"},
+		{"", true, "batch-stats-table.golden"},
+		{"{{.Container}} {{.Status}} {{.Error}}", false, "batch-template.golden"},
+	} {
+		var out bytes.Buffer
+		assert.NilError(t, writeStats(formatter.Context{Output: &out, Format: newBatchFormat(tc.format, tc.stats)}, rows))
 		golden.Assert(t, out.String(), tc.golden)
 	}
 }

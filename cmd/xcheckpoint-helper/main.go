@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string) int {
 	case "dump":
 		var req helperapi.DumpRequest
 		if fail = decode(args[1], &req); fail == nil {
-			ev.Result, fail = helper.Dump(ctx, req, em)
+			ev.Batch, fail = helper.Dump(ctx, req, em)
 		}
 	case "list":
 		var req helperapi.ListRequest
