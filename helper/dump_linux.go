@@ -75,13 +75,12 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 	if len(req.Containers) == 0 {
 		return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: no container to checkpoint"}
 	}
-	// Once per batch, not per container.
-	criuVersion, err := criu.Version(ctx)
-	if err != nil {
-		return nil, &helperapi.DumpFailure{Message: "the helper image has no working CRIU: " + err.Error()}
-	}
+	// CRIU's version is asked once per batch, while the first dumps start:
+	// only the checkpoints' records need it, after their dump.
+	criuVersion := sync.OnceValues(func() (string, error) { return criu.Version(ctx) })
+	go criuVersion()
 	parallel := min(max(req.Parallel, 1), len(req.Containers))
-	res := &helperapi.BatchResult{CriuVersion: criuVersion}
+	res := &helperapi.BatchResult{}
 	var mu sync.Mutex
 	queue := make(chan inspect.ContainerInfo)
 	var wg sync.WaitGroup
@@ -111,13 +110,14 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 	}
 	close(queue)
 	wg.Wait()
+	res.CriuVersion, _ = criuVersion()
 	res.Duration = time.Since(start)
 	return res, nil
 }
 
 // dumpOne checkpoints one container. It returns the result, or a failure after
 // which no checkpoint of that name exists and no temporary files remain.
-func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, criuVersion string, em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
+func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, versionOf func() (string, error), em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
 	start := time.Now()
 	if ctx.Err() != nil {
 		// Interrupted before its turn: CRIU never touched it.
@@ -168,12 +168,17 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
 
-	em.ProgressFor(info.ID, "dumping container %s (pid %d) with CRIU %s", info.Name, info.PID, criuVersion)
+	em.ProgressFor(info.ID, "dumping container %s (pid %d)", info.Name, info.PID)
 	dumpErr := criu.Dump(ctx, opts)
 	if dumpErr != nil {
 		return nil, dumpFailure(ctx, info, facts, tmp, dumpErr)
 	}
-	em.ProgressFor(info.ID, "dump complete, storing checkpoint %s", req.CheckpointName)
+	criuVersion, err := versionOf()
+	if err != nil {
+		em.ProgressFor(info.ID, "warning: %v", err)
+		criuVersion = "unknown"
+	}
+	em.ProgressFor(info.ID, "dump complete (CRIU %s), storing checkpoint %s", criuVersion, req.CheckpointName)
 
 	res := &helperapi.DumpResult{
 		Name:             req.CheckpointName,

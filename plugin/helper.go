@@ -114,11 +114,29 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		return out, fmt.Errorf("creating helper container from %q: %w", h.image, err)
 	}
 	id := created.ID
+	// daemonRemoves is set once the helper has given its verdict: its process
+	// is exiting and the daemon removes it (AutoRemove) without us waiting.
+	daemonRemoves := false
 	defer func() {
+		if daemonRemoves {
+			return
+		}
 		// The caller's context may be cancelled: removal must still happen.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := h.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+		// NotFound: the daemon removed it already (AutoRemove, once it
+		// exited). Conflict: it is removing it; wait until it is gone, so that
+		// no helper is listed once the command has returned.
+		err := h.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if errdefs.IsConflict(err) {
+			waitCh, waitErrCh := h.api.ContainerWait(rctx, id, container.WaitConditionRemoved)
+			select {
+			case <-waitCh:
+				err = nil
+			case err = <-waitErrCh:
+			}
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("removing helper container %s: %w (remove it with: docker rm -f %s)", name, err, name))
 		}
 	}()
@@ -144,6 +162,9 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		stdoutW.CloseWithError(err)
 	}()
 	eventsDone := make(chan struct{})
+	// finalCh is closed once the helper's last event is read: everything it
+	// had to do is done (checkpoints renamed into place and flushed).
+	finalCh := make(chan struct{})
 	var final *helperapi.Event
 	var protoErr error
 	go func() {
@@ -162,8 +183,11 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 					onEvent(ev)
 				}
 			case helperapi.KindResult, helperapi.KindError:
-				e := ev
-				final = &e
+				if final == nil {
+					e := ev
+					final = &e
+					close(finalCh)
+				}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdoutR)
@@ -171,6 +195,11 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 
 	var exitCode int64 = -1
 	select {
+	case <-finalCh:
+		// The verdict is in: do not wait for the helper's exit and removal
+		// (a few hundred milliseconds): the daemon removes it (AutoRemove).
+		daemonRemoves = true
+		return helperOutcome{final: final, exitCode: exitCode, started: true}, nil
 	case st := <-waitCh:
 		exitCode = st.StatusCode
 		if st.Error != nil {

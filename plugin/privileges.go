@@ -43,8 +43,10 @@ func (c helperConfig) hostConfig(dockerRoot string) (*container.HostConfig, erro
 		CapAdd:      slices.Clone(c.Linux.Capabilities),
 		SecurityOpt: slices.Clone(c.Extra.SecurityOpt),
 		Privileged:  false,
-		// Removal is ours (we read the exit and logs first), in a defer.
-		AutoRemove: false,
+		// The daemon removes the helper once it exits, even when the plugin
+		// is gone; the plugin also removes it itself on every path that did
+		// not end with the helper's verdict (see helperRun.run).
+		AutoRemove: true,
 	}
 	if c.PidHost {
 		hc.PidMode = "host"

@@ -60,7 +60,7 @@ func TestHelperHostConfig(t *testing.T) {
 			assert.Check(t, is.Equal(hc.IpcMode, container.IpcMode("")), "ipchost is false in config.json")
 			assert.Check(t, is.Contains(hc.SecurityOpt, "seccomp=unconfined"))
 			assert.Check(t, is.Contains(hc.SecurityOpt, "apparmor=unconfined"))
-			assert.Check(t, !hc.AutoRemove, "the plugin removes the helper itself, after reading its exit")
+			assert.Check(t, hc.AutoRemove, "the daemon removes the helper once it exits, even when the plugin is gone")
 
 			assert.Check(t, is.Len(hc.Mounts, 2))
 			data, ok := mountAt(hc, root)

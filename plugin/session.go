@@ -72,7 +72,9 @@ func (s *session) prepare(ctx context.Context) error {
 		return err
 	}
 	s.image = img.ref
-	removeStaleHelpers(ctx, s.api, time.Now())
+	// Beside the command's own work, not before it: it only touches helpers
+	// that exited minutes ago, never the one this command starts.
+	go removeStaleHelpers(context.WithoutCancel(ctx), s.api, time.Now())
 	s.prepared = true
 	return nil
 }
