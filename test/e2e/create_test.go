@@ -169,7 +169,7 @@ func firstChildCounters(lines []string) map[string]int {
 func TestCreateWithMounts(t *testing.T) {
 	bind := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(bind, "f"), []byte("from-bind\n"), 0o644))
-	vol := "xcp-e2e-mounts-vol"
+	vol := "xcp-e2e-" + runID + "-mounts-vol"
 	t.Cleanup(func() { _ = runEnv(t, nil, "docker", "volume", "rm", "-f", vol) })
 	script := `echo from-tmpfs > /scratch/t; i=0; while true; do i=$((i+1)); echo "$i $(cat /scratch/t) $(cat /bind/f)"; echo $i > /vol/last; sleep 0.2; done`
 	ctr := startContainer(t, "", "-v", vol+":/vol", "-v", bind+":/bind", "--tmpfs", "/scratch", busybox, "sh", "-c", script)

@@ -39,6 +39,9 @@ var (
 	dockerRoot string
 	// version is the plugin's version; its helpers carry it as a label.
 	version string
+	// runID sets this run's containers and volumes apart from those of other
+	// runs on the same daemon (several worktrees may test at once).
+	runID = fmt.Sprintf("%04x", os.Getpid()&0xffff)
 )
 
 func TestMain(m *testing.M) {
@@ -150,7 +153,7 @@ func docker(t *testing.T, args ...string) string {
 // end of the test, and returns its name.
 func startContainer(t *testing.T, suffix string, args ...string) string {
 	t.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+t.Name()+"-"+suffix, "-"))
+	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+runID+"-"+t.Name()+"-"+suffix, "-"))
 	_ = exec.Command("docker", "rm", "-f", name).Run()
 	docker(t, append([]string{"run", "-d", "--name", name}, args...)...)
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", name).Run() })
