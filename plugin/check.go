@@ -11,7 +11,9 @@ import (
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/spf13/cobra"
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
@@ -74,6 +76,11 @@ func newCheckCommand(dockerCLI command.Cli) *cobra.Command {
 }
 
 func runCheck(ctx context.Context, dockerCLI command.Cli, opts checkOptions) error {
+	if opts.format != "" {
+		if err := checkFormat(formatter.Format(opts.format)); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	items, err := collectChecks(ctx, dockerCLI, opts)
@@ -97,7 +104,7 @@ func runCheck(ctx context.Context, dockerCLI command.Cli, opts checkOptions) err
 		return err
 	}
 	if !rep.CanCheckpoint {
-		return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("checkpoints cannot be made on this daemon host: %d missing", rep.Missing)}
+		return cli.StatusError{StatusCode: ExitHost, Status: fmt.Sprintf("checkpoints cannot be made on this daemon host: %d missing", rep.Missing)}
 	}
 	return nil
 }
@@ -116,7 +123,7 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 		return nil, err
 	}
 	items := daemonItems(info, sv.APIVersion)
-	if info.OSType != "" && info.OSType != "linux" {
+	if info.OSType != "" && info.OSType != "linux" || requireAPIVersion(api) != nil {
 		return items, nil
 	}
 
@@ -173,6 +180,9 @@ func daemonItems(info system.Info, apiVersion string) []helperapi.CheckItem {
 	if info.OSType != "" && info.OSType != "linux" {
 		docker.Status = helperapi.StatusMissing
 		docker.Detail = "the daemon runs " + info.OSType + " containers: CRIU checkpoints Linux containers only"
+	} else if apiVersion != "" && versions.LessThan(apiVersion, MinAPIVersion) {
+		docker.Status = helperapi.StatusMissing
+		docker.Detail = "Docker API " + MinAPIVersion + " (Docker 20.10) or newer is needed: upgrade Docker on the daemon host"
 	}
 	root := helperapi.CheckItem{Name: itemDataRoot, Status: helperapi.StatusOK, Value: info.DockerRootDir,
 		Detail: "checkpoints are stored under <data root>/containers/<id>/checkpoints"}

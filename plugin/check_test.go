@@ -98,7 +98,7 @@ func TestCheckWithoutHelperImage(t *testing.T) {
 	err := cmd.Execute()
 	var st dockercli.StatusError
 	assert.Assert(t, errors.As(err, &st), "%v", err)
-	assert.Check(t, is.Equal(st.StatusCode, 1))
+	assert.Check(t, is.Equal(st.StatusCode, ExitHost))
 	assert.Check(t, is.ErrorContains(err, "checkpoints cannot be made on this daemon host: 1 missing"))
 	var rep checkReport
 	assert.NilError(t, json.Unmarshal(cli.out.Bytes(), &rep), cli.out.String())

@@ -1,11 +1,13 @@
 package plugin
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/command/formatter"
+	"github.com/docker/cli/templates"
 	"github.com/docker/go-units"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
@@ -99,4 +101,20 @@ func (c *checkpointContext) Options() string {
 		return "-"
 	}
 	return strings.Join(opts, ",")
+}
+
+// checkFormat refuses a --format template that does not parse, before any
+// work is done: a typo must not cost a checkpoint's time, or run one.
+func checkFormat(f formatter.Format) error {
+	if f.IsJSON() {
+		return nil
+	}
+	src := string(f)
+	if f.IsTable() {
+		src = strings.TrimPrefix(strings.TrimPrefix(src, formatter.TableFormatKey), " ")
+	}
+	if _, err := templates.Parse(src); err != nil {
+		return usageError{fmt.Errorf("invalid --format template: %w", err)}
+	}
+	return nil
 }

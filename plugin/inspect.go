@@ -51,12 +51,12 @@ func newInspectCommand(dockerCLI command.Cli) *cobra.Command {
 
 func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions) error {
 	if err := helperapi.ValidateName(opts.name); err != nil {
-		return err
+		return usageError{err}
 	}
 	switch opts.format {
 	case "", "pretty", "json":
 	default:
-		return fmt.Errorf("invalid --format %q: want pretty or json", opts.format)
+		return usageError{fmt.Errorf("invalid --format %q: want pretty or json", opts.format)}
 	}
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {

@@ -50,6 +50,9 @@ func newListCommand(dockerCLI command.Cli) *cobra.Command {
 }
 
 func runList(ctx context.Context, dockerCLI command.Cli, opts listOptions) error {
+	if err := checkFormat(newListFormat(opts.format, opts.quiet)); err != nil {
+		return err
+	}
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err

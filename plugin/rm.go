@@ -59,7 +59,7 @@ func (o removeOptions) validate() error {
 
 func runRemove(ctx context.Context, dockerCLI command.Cli, opts removeOptions) error {
 	if err := opts.validate(); err != nil {
-		return err
+		return usageError{err}
 	}
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {

@@ -29,5 +29,6 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newCheckCommand(dockerCLI),
 		newVersionCommand(dockerCLI),
 	)
+	withExitCodes(cmd)
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 
@@ -33,12 +34,28 @@ func newSession(ctx context.Context, dockerCLI command.Cli, image string) (*sess
 	if err != nil {
 		return nil, err
 	}
+	if err := requireAPIVersion(api); err != nil {
+		return nil, err
+	}
 	if info.OSType != "" && info.OSType != "linux" {
 		return nil, fmt.Errorf("the daemon runs %s containers: CRIU checkpoints Linux containers only", info.OSType)
 	}
 	// An empty image means "not pinned": prepare picks the CLI config's setting
 	// or this build's own image, and loads the latter when missing.
 	return &session{cli: dockerCLI, api: api, info: info, image: image}, nil
+}
+
+// MinAPIVersion is the oldest Docker API the helper's settings need (cgroup
+// namespace mode, 1.41): Docker 20.10.
+const MinAPIVersion = "1.41"
+
+// requireAPIVersion refuses a daemon older than MinAPIVersion. The client has
+// negotiated down to the daemon's version by the time its first call returned.
+func requireAPIVersion(api client.APIClient) error {
+	if v := api.ClientVersion(); v != "" && versions.LessThan(v, MinAPIVersion) {
+		return hostError{fmt.Errorf("the daemon speaks Docker API %s, older than the %s (Docker 20.10) docker xcheckpoint needs: upgrade Docker on the daemon host", v, MinAPIVersion)}
+	}
+	return nil
 }
 
 // container finds a container by name or ID, running or not.

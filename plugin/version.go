@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 
@@ -88,6 +89,11 @@ func newVersionCommand(dockerCLI command.Cli) *cobra.Command {
 }
 
 func runVersion(ctx context.Context, dockerCLI command.Cli, opts versionOptions) error {
+	if opts.format != "" {
+		if err := checkFormat(formatter.Format(opts.format)); err != nil {
+			return err
+		}
+	}
 	// Ctrl-C while the helper runs: stop and remove it, then report.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -221,7 +227,7 @@ func writeFormatted(w io.Writer, format string, v any, text func(io.Writer) erro
 func formatTemplate(w io.Writer, format string, v any) error {
 	tmpl, err := templates.Parse(format)
 	if err != nil {
-		return cli.StatusError{StatusCode: 64, Status: "template parsing error: " + err.Error()}
+		return cli.StatusError{StatusCode: ExitUsage, Status: "template parsing error: " + err.Error()}
 	}
 	if err := tmpl.Execute(w, v); err != nil {
 		return fmt.Errorf("executing the --format template: %w", err)

@@ -107,25 +107,26 @@ func TestCreateBadInput(t *testing.T) {
 
 	cases := []struct {
 		name      string
+		code      int
 		args      []string
 		env       []string
 		container string
 		want      string
 	}{
-		{name: "unknown container", args: []string{"create", "xcp-e2e-no-such-container", "x"}, want: "no such container: xcp-e2e-no-such-container"},
-		{name: "stopped container", args: []string{"create", stopped, "x"}, container: stopped, want: "it is not running (exited); start it first"},
-		{name: "paused container", args: []string{"create", paused, "x"}, container: paused, want: "it is paused; unpause it first"},
-		{name: "name with slash", args: []string{"create", running, "a/b"}, container: running, want: `invalid checkpoint name "a/b"`},
-		{name: "name with dots", args: []string{"create", running, ".."}, container: running, want: `invalid checkpoint name ".."`},
-		{name: "name with space", args: []string{"create", running, "a b"}, container: running, want: `invalid checkpoint name "a b"`},
-		{name: "name too long", args: []string{"create", running, strings.Repeat("x", 129)}, container: running, want: "129 characters, at most 128"},
-		{name: "existing name", args: []string{"create", running, "taken"}, container: running, want: `checkpoint "taken" already exists for container "` + running + `"`},
-		{name: "missing helper image", args: []string{"create", "--helper-image", "xcp-e2e-missing:1", running, "x"}, container: running, want: "make helper-image"},
-		{name: "bad cgroup mode", args: []string{"create", "--manage-cgroups-mode", "bogus", running, "x"}, container: running, want: `invalid --manage-cgroups-mode "bogus"`},
-		{name: "bad log level", args: []string{"create", "--log-level", "7", running, "x"}, container: running, want: "invalid --log-level 7"},
-		{name: "unknown flag", args: []string{"create", "--bogus", running}, container: running, want: "unknown flag: --bogus"},
-		{name: "no container", args: []string{"create"}, want: "requires at least 1 and at most 2 arguments"},
-		{name: "daemon unreachable", args: []string{"create", running, "x"}, env: []string{"DOCKER_HOST=tcp://127.0.0.1:1"}, want: "Cannot connect to the Docker daemon at tcp://127.0.0.1:1"},
+		{name: "unknown container", code: 1, args: []string{"create", "xcp-e2e-no-such-container", "x"}, want: "no such container: xcp-e2e-no-such-container"},
+		{name: "stopped container", code: 1, args: []string{"create", stopped, "x"}, container: stopped, want: "it is not running (exited); start it first"},
+		{name: "paused container", code: 1, args: []string{"create", paused, "x"}, container: paused, want: "it is paused; unpause it first"},
+		{name: "name with slash", code: 125, args: []string{"create", running, "a/b"}, container: running, want: `invalid checkpoint name "a/b"`},
+		{name: "name with dots", code: 125, args: []string{"create", running, ".."}, container: running, want: `invalid checkpoint name ".."`},
+		{name: "name with space", code: 125, args: []string{"create", running, "a b"}, container: running, want: `invalid checkpoint name "a b"`},
+		{name: "name too long", code: 125, args: []string{"create", running, strings.Repeat("x", 129)}, container: running, want: "129 characters, at most 128"},
+		{name: "existing name", code: 1, args: []string{"create", running, "taken"}, container: running, want: `checkpoint "taken" already exists for container "` + running + `"`},
+		{name: "missing helper image", code: 3, args: []string{"create", "--helper-image", "xcp-e2e-missing:1", running, "x"}, container: running, want: "make helper-image"},
+		{name: "bad cgroup mode", code: 125, args: []string{"create", "--manage-cgroups-mode", "bogus", running, "x"}, container: running, want: `invalid --manage-cgroups-mode "bogus"`},
+		{name: "bad log level", code: 125, args: []string{"create", "--log-level", "7", running, "x"}, container: running, want: "invalid --log-level 7"},
+		{name: "unknown flag", code: 125, args: []string{"create", "--bogus", running}, container: running, want: "unknown flag: --bogus"},
+		{name: "no container", code: 125, args: []string{"create"}, want: "requires at least 1 and at most 2 arguments"},
+		{name: "daemon unreachable", code: 3, args: []string{"create", running, "x"}, env: []string{"DOCKER_HOST=tcp://127.0.0.1:1"}, want: "Cannot connect to the Docker daemon at tcp://127.0.0.1:1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +137,7 @@ func TestCreateBadInput(t *testing.T) {
 				beforeCkpts = checkpoints(t, tc.container)
 			}
 			r := runEnv(t, tc.env, "docker", append([]string{"xcheckpoint"}, tc.args...)...)
-			assert.Check(t, r.exit != 0, "%s", r)
+			assert.Check(t, is.Equal(r.exit, tc.code), "%s", r)
 			assert.Check(t, is.Contains(r.stderr, tc.want))
 			assert.Check(t, is.Equal(r.stdout, ""), "nothing on stdout on failure")
 			if tc.container != "" {
@@ -176,7 +177,7 @@ func TestCreateInterrupted(t *testing.T) {
 // startLargeDump starts a container holding 1 GiB of memory and, once the
 // memory is filled, `docker xcheckpoint create CONTAINER NAME` in its own
 // process group (as a terminal would run it); it returns when CRIU is dumping.
-func startLargeDump(t *testing.T, name string) (string, *exec.Cmd, *syncBuffer, *syncBuffer) {
+func startLargeDump(t *testing.T, name string, env ...string) (string, *exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
 	ctr := startContainer(t, "", fixture, "fixture", "memory", "1024")
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
@@ -187,7 +188,7 @@ func startLargeDump(t *testing.T, name string) (string, *exec.Cmd, *syncBuffer, 
 	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
 
 	cmd := exec.Command("docker", "xcheckpoint", "create", ctr, name)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+configDir), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

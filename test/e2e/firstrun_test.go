@@ -77,7 +77,7 @@ func TestCheckJSON(t *testing.T) {
 // CAP_SYS_ADMIN (through the test-only variable): check names them and fails.
 func TestCheckWithCapabilitiesCut(t *testing.T) {
 	r := runEnv(t, []string{"XCHECKPOINT_TEST_HELPER_CAPDROP=CAP_SYS_PTRACE,CAP_SYS_ADMIN"}, "docker", "xcheckpoint", "check")
-	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
+	assert.Check(t, is.Equal(r.exit, 3), "%s", r)
 	assert.Check(t, is.Regexp(`(?m)^MISSING +helper capabilities +10 of 12$`, r.stdout))
 	assert.Check(t, is.Contains(r.stdout, "the helper lacks CAP_SYS_ADMIN, CAP_SYS_PTRACE"))
 	assert.Check(t, is.Contains(r.stdout, "Checkpoints cannot be made on this daemon host"))
@@ -85,7 +85,7 @@ func TestCheckWithCapabilitiesCut(t *testing.T) {
 	assert.Check(t, is.Contains(r.stderr, "checkpoints cannot be made on this daemon host"))
 
 	r = runEnv(t, []string{"XCHECKPOINT_TEST_HELPER_CAPDROP=CAP_SYS_PTRACE"}, "docker", "xcheckpoint", "check", "--format", "json")
-	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
+	assert.Check(t, is.Equal(r.exit, 3), "%s", r)
 	var c checkJSON
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &c), "%s", r.stdout)
 	assert.Check(t, !c.CanCheckpoint)

@@ -197,25 +197,37 @@ func TestManageBadInput(t *testing.T) {
 
 	cases := []struct {
 		name string
+		code int
 		args []string
 		want string
 	}{
-		{"inspect unknown container", []string{"inspect", "xcp-e2e-no-such", "good"}, "no such container: xcp-e2e-no-such"},
-		{"inspect unknown checkpoint", []string{"inspect", ctr, "nosuch"}, `no checkpoint "nosuch" for container "` + ctr + `"; it has: broken, good`},
-		{"inspect dotdot", []string{"inspect", ctr, ".."}, `invalid checkpoint name ".."`},
-		{"inspect traversal", []string{"inspect", ctr, "../../etc"}, `invalid checkpoint name "../../etc"`},
-		{"inspect damaged", []string{"inspect", ctr, "broken"}, `checkpoint "broken" of container "` + ctr + `" cannot be read: checkpoint images are damaged or incomplete: pstree.img`},
-		{"inspect bad format", []string{"inspect", "--format", "yaml", ctr, "good"}, `invalid --format "yaml"`},
-		{"rm unknown container", []string{"rm", "xcp-e2e-no-such", "good"}, "no such container: xcp-e2e-no-such"},
-		{"rm dotdot", []string{"rm", ctr, "../x"}, `invalid checkpoint name "../x"`},
-		{"rm nothing named", []string{"rm", ctr}, "name the checkpoints to remove, or pass --all"},
-		{"rm names and all", []string{"rm", "--all", ctr, "good"}, "not both"},
-		{"ls unknown container", []string{"ls", "xcp-e2e-no-such"}, "no such container: xcp-e2e-no-such"},
+		{"inspect unknown container", 1, []string{"inspect", "xcp-e2e-no-such", "good"}, "no such container: xcp-e2e-no-such"},
+		{"inspect unknown checkpoint", 1, []string{"inspect", ctr, "nosuch"}, `no checkpoint "nosuch" for container "` + ctr + `"; it has: broken, good`},
+		{"inspect dotdot", 125, []string{"inspect", ctr, ".."}, `invalid checkpoint name ".."`},
+		{"inspect traversal", 125, []string{"inspect", ctr, "../../etc"}, `invalid checkpoint name "../../etc"`},
+		{"inspect damaged", 1, []string{"inspect", ctr, "broken"}, `checkpoint "broken" of container "` + ctr + `" cannot be read: checkpoint images are damaged or incomplete: pstree.img`},
+		{"inspect bad format", 125, []string{"inspect", "--format", "yaml", ctr, "good"}, `invalid --format "yaml"`},
+		{"rm unknown container", 1, []string{"rm", "xcp-e2e-no-such", "good"}, "no such container: xcp-e2e-no-such"},
+		{"rm dotdot", 125, []string{"rm", ctr, "../x"}, `invalid checkpoint name "../x"`},
+		{"rm nothing named", 125, []string{"rm", ctr}, "name the checkpoints to remove, or pass --all"},
+		{"rm names and all", 125, []string{"rm", "--all", ctr, "good"}, "not both"},
+		{"ls unknown container", 1, []string{"ls", "xcp-e2e-no-such"}, "no such container: xcp-e2e-no-such"},
+		{"rm unknown checkpoint", 1, []string{"rm", ctr, "nosuch"}, `no checkpoint "nosuch" for container "` + ctr + `"; it has: broken, good`},
+		{"rm one unknown among known", 1, []string{"rm", ctr, "good", "nosuch"}, `no checkpoint "nosuch"`},
+		{"inspect unicode name", 125, []string{"inspect", ctr, "caf\u00e9"}, "invalid checkpoint name \"caf\u00e9\""},
+		{"inspect newline name", 125, []string{"inspect", ctr, "a\nb"}, `invalid checkpoint name "a\nb"`},
+		{"rm 10 KB name", 125, []string{"rm", ctr, strings.Repeat("n", 10240)}, "10240 characters, at most 128"},
+		{"ls bad template", 125, []string{"ls", "--format", "{{.Name", ctr}, "invalid --format template"},
+		{"ls unknown flag", 125, []string{"ls", "--bogus"}, "unknown flag: --bogus"},
+		{"check bad template", 125, []string{"check", "--format", "{{end}}"}, "invalid --format template"},
+		{"check argument", 125, []string{"check", ctr}, "accepts no arguments"},
+		{"version bad template", 125, []string{"version", "--format", "{{"}, "invalid --format template"},
+		{"inspect missing argument", 125, []string{"inspect", ctr}, "requires 2 arguments"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := xcheckpoint(t, tc.args...)
-			assert.Check(t, r.exit != 0, "%s", r)
+			assert.Check(t, is.Equal(r.exit, tc.code), "%s", r)
 			assert.Check(t, is.Contains(r.stderr, tc.want))
 			assert.Check(t, is.Equal(r.stdout, ""))
 			assert.Check(t, is.DeepEqual(checkpoints(t, ctr), []string{"broken", "good"}))

@@ -1,0 +1,87 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	dockercli "github.com/docker/cli/cli"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestExitStatus(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	connFailed := client.ErrorConnectionFailed("tcp://127.0.0.1:1")
+	cases := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{name: "failure", err: errors.New(`no such container: web`), want: ExitFailed},
+		{name: "usage", err: usageError{errors.New(`invalid checkpoint name "a/b"`)}, want: ExitUsage},
+		{name: "wrapped usage", err: fmt.Errorf("create: %w", usageError{errors.New("bad")}), want: ExitUsage},
+		{name: "daemon unreachable", err: connFailed, want: ExitHost},
+		{name: "helper image missing", err: fmt.Errorf("%w: x", ErrHelperImageMissing), want: ExitHost},
+		{name: "helper image of another version", err: fmt.Errorf("%w: x", ErrHelperImageMismatch), want: ExitHost},
+		{name: "old daemon", err: hostError{errors.New("old")}, want: ExitHost},
+		{name: "interrupted", ctx: cancelled, err: errors.New("helper stopped"), want: ExitInterrupted},
+		{name: "status kept", err: dockercli.StatusError{StatusCode: ExitPartial, Status: "2 of 5 failed"}, want: ExitPartial},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := tc.ctx
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			err := exitStatus(ctx, tc.err)
+			var st dockercli.StatusError
+			assert.Assert(t, errors.As(err, &st))
+			assert.Check(t, is.Equal(st.StatusCode, tc.want))
+			assert.Check(t, is.Equal(st.Status, tc.err.Error()), "the message is passed on as it was")
+		})
+	}
+	assert.NilError(t, exitStatus(context.Background(), nil))
+}
+
+// Through the real command tree: what the user typed wrong exits 125 before
+// the daemon is asked anything.
+func TestUsageExitCodes(t *testing.T) {
+	cases := [][]string{
+		{"create"},
+		{"create", "web", "a/b"},
+		{"create", "--log-level", "9", "web"},
+		{"create", "--print-stats", "--format", "{{.Nope", "web"},
+		{"rm", "web"},
+		{"rm", "--all", "web", "x"},
+		{"inspect", "web", ".."},
+		{"inspect", "--format", "yaml", "web", "x"},
+		{"ls", "--format", "{{.Container"},
+		{"check", "--format", "{{"},
+		{"version", "--format", "{{end}}"},
+		{"check", "extra"},
+	}
+	for _, args := range cases {
+		t.Run(fmt.Sprint(args), func(t *testing.T) {
+			api := &fakeClient{infoFunc: func() (system.Info, error) {
+				t.Fatal("the daemon was asked before the input was checked")
+				return system.Info{}, nil
+			}}
+			cmd := NewRootCommand(newFakeCli(api))
+			cmd.SetArgs(args)
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			err := cmd.Execute()
+			var st dockercli.StatusError
+			assert.Assert(t, errors.As(err, &st), "%v", err)
+			assert.Check(t, is.Equal(st.StatusCode, ExitUsage), "%v", err)
+			assert.Check(t, is.Len(api.Calls(), 0))
+		})
+	}
+}
