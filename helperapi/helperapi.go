@@ -24,6 +24,12 @@ import (
 // containers, and events say which container they concern.
 const ProtocolVersion = 2
 
+// EnvWatchStdin, set to 1 in the helper's environment, says that the plugin
+// holds the helper's stdin open for as long as it listens: end of input means
+// the plugin (or its connection to the daemon) is gone, and the helper stops
+// its work as it does on SIGTERM.
+const EnvWatchStdin = "XCHECKPOINT_WATCH_STDIN"
+
 // CgroupModes are the values of --manage-cgroups-mode, as CRIU names them.
 var CgroupModes = []string{"soft", "full", "strict", "ignore"}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/opts"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -146,12 +147,15 @@ func (o *createOptions) validate(now time.Time) error {
 	if o.format != "" && !o.printStats && !o.batch {
 		return errors.New("--format applies to --print-stats output only")
 	}
+	if o.printStats {
+		return checkFormat(newStatsFormat(o.format))
+	}
 	return nil
 }
 
 func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
 	if err := opts.validate(time.Now()); err != nil {
-		return err
+		return usageError{err}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -338,6 +342,11 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID,
 	})
 	switch {
+	case err != nil && client.IsErrConnectionFailed(err):
+		lines = append(lines, "The connection to the daemon was lost. The helper stops the dump by itself when its client goes away: "+
+			"it unfreezes the container and removes the partial checkpoint, and the daemon removes the helper. "+
+			fmt.Sprintf("Once the daemon answers again, `docker xcheckpoint ls %s` shows that nothing was stored.", info.Name))
+		return hostError{errors.New(strings.Join(lines, "\n"))}
 	case err != nil:
 		lines = append(lines, fmt.Sprintf("Warning: cleaning up after the failure failed: %v; check the container, and rerun a checkpoint command on it to remove a partial checkpoint", err))
 	case ev.Recover != nil:

@@ -94,11 +94,19 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		return out, err
 	}
 	hostCfg.CapAdd = withoutCapabilities(hostCfg.CapAdd, h.capDrop)
+	// If this process or its connection to the daemon dies, nobody is left to
+	// stop the helper: it aborts its work (unfreezing the target, removing
+	// partial files) when its stdin closes, which Docker does when our attach
+	// goes away, and the daemon removes it when it exits (AutoRemove).
 	cfg := &container.Config{
 		Image:        h.image,
 		Entrypoint:   cfgFile.Entrypoint,
 		Cmd:          h.command,
+		Env:          []string{helperapi.EnvWatchStdin + "=1"},
 		WorkingDir:   cfgFile.WorkDir,
+		AttachStdin:  true,
+		OpenStdin:    true,
+		StdinOnce:    true,
 		AttachStdout: true,
 		AttachStderr: true,
 		Labels: map[string]string{
@@ -141,12 +149,14 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		}
 	}()
 
-	attach, err := h.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	attach, err := h.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return out, fmt.Errorf("attaching to helper container: %w", err)
 	}
 	defer attach.Close()
-	waitCh, waitErrCh := h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionNextExit)
+	// "removed", not "next-exit": with AutoRemove the exit status comes with
+	// the removal, and the container is gone when the wait returns.
+	waitCh, waitErrCh := h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
 	if err := h.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return out, fmt.Errorf("starting helper container from %q: %w", h.image, err)
 	}

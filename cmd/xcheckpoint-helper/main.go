@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,6 +32,17 @@ func main() {
 	// plugin's SIGTERM. Cancelling lets CRIU unfreeze and the work folder go.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if os.Getenv(helperapi.EnvWatchStdin) == "1" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			// Nothing is ever sent; the read ends when the plugin goes away.
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			fmt.Fprintln(os.Stderr, "xcheckpoint-helper: the plugin went away (stdin closed): stopping")
+			cancel()
+		}()
+	}
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
