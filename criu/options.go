@@ -165,9 +165,34 @@ func externalMountpoints(info inspect.ContainerInfo, facts ProcFacts) []string {
 	return out
 }
 
+// cgroupMountsExternal reports whether runc treats the container's cgroup
+// mounts as external bind mounts: only on cgroup v1 without a cgroup namespace.
+// On pure cgroup v2, or in a cgroup namespace (Docker's default on v2), they are
+// real mounts that CRIU dumps and recreates, and runc's restore passes no key
+// for them: marked external, `docker start --checkpoint` fails with "No mapping
+// for ...:(null) mountpoint".
+func cgroupMountsExternal(info inspect.ContainerInfo, facts ProcFacts) bool {
+	if inspect.CgroupV2Only(facts.Cgroups) {
+		return false
+	}
+	if facts.Spec != nil {
+		if facts.Spec.Linux == nil {
+			return true
+		}
+		for _, ns := range facts.Spec.Linux.Namespaces {
+			if ns.Type == specs.CgroupNamespace {
+				return false
+			}
+		}
+		return true
+	}
+	return info.Namespaces["cgroup"] != "private"
+}
+
 // ExternalMounts lists the mounts whose source lies outside the container, keyed
 // by mount point as runc keys them: Docker's own binds (hosts, hostname,
-// resolv.conf, a shared /dev/shm), user binds and volumes, cgroup mounts, and
+// resolv.conf, a shared /dev/shm), user binds and volumes, cgroup mounts (on
+// cgroup v1 without a cgroup namespace), and
 // masked files (bound from /dev/null). Only mounts the process really has count.
 // facts.MaskedFiles must already be limited to the masked paths that are files.
 func ExternalMounts(info inspect.ContainerInfo, facts ProcFacts) []*rpc.ExtMountMap {
@@ -181,9 +206,11 @@ func ExternalMounts(info inspect.ContainerInfo, facts ProcFacts) []*rpc.ExtMount
 			ext[dest] = dest
 		}
 	}
-	for _, e := range facts.Mountinfo {
-		if e.FSType == "cgroup" || e.FSType == "cgroup2" {
-			ext[e.Mountpoint] = e.Mountpoint
+	if cgroupMountsExternal(info, facts) {
+		for _, e := range facts.Mountinfo {
+			if e.FSType == "cgroup" || e.FSType == "cgroup2" {
+				ext[e.Mountpoint] = e.Mountpoint
+			}
 		}
 	}
 	for _, p := range facts.MaskedFiles {

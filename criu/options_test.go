@@ -165,7 +165,9 @@ func TestExternalMountsSamples(t *testing.T) {
 			got := ExternalMounts(s.info, facts)
 
 			// What runc marks external: the spec's bind mounts that the process
-			// really has, every cgroup filesystem, and the masked files.
+			// really has, the cgroup filesystems on cgroup v1 (on v2 the container
+			// has its own cgroup namespace and they are real mounts), and the
+			// masked files.
 			present := map[string]bool{}
 			for _, e := range s.mountinfo {
 				present[e.Mountpoint] = true
@@ -177,7 +179,7 @@ func TestExternalMountsSamples(t *testing.T) {
 				}
 			}
 			for _, e := range s.mountinfo {
-				if strings.HasPrefix(e.FSType, "cgroup") {
+				if strings.HasPrefix(e.FSType, "cgroup") && s.cgroupVersion == "1" {
 					want[e.Mountpoint] = e.Mountpoint
 				}
 			}
@@ -202,9 +204,37 @@ func TestExternalMountsSamples(t *testing.T) {
 			assert.Check(t, is.Equal(shm, strings.HasSuffix(dir, "ipc-shareable")), "/dev/shm is external only when shared")
 			if s.cgroupVersion == "1" {
 				assert.Check(t, is.Equal(extMap(got)["/sys/fs/cgroup/freezer"], "/sys/fs/cgroup/freezer"))
+			} else {
+				// runc's restore passes no key for it: marked external, Docker's
+				// restore fails with "No mapping for ...:(null) mountpoint".
+				_, ok := extMap(got)["/sys/fs/cgroup"]
+				assert.Check(t, !ok, "/sys/fs/cgroup must not be external on cgroup v2")
 			}
 		})
 	}
+}
+
+// In a cgroup namespace, cgroup v1 mounts are real mounts too, as runc has them.
+func TestExternalMountsCgroupNamespace(t *testing.T) {
+	s := loadSample(t, "cgroupv1")
+	facts := s.facts(t)
+	spec := *facts.Spec
+	linux := *spec.Linux
+	linux.Namespaces = append(slices.Clone(linux.Namespaces), specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	spec.Linux = &linux
+	facts.Spec = &spec
+	for k := range extMap(ExternalMounts(s.info, facts)) {
+		assert.Check(t, !strings.HasPrefix(k, "/sys/fs/cgroup"), "%s must not be external in a cgroup namespace", k)
+	}
+	// Without the spec, Docker's cgroupns mode says the same.
+	facts.Spec = nil
+	info := s.info
+	info.Namespaces = map[string]string{"cgroup": "private"}
+	for k := range extMap(ExternalMounts(info, facts)) {
+		assert.Check(t, !strings.HasPrefix(k, "/sys/fs/cgroup"), "%s must not be external with --cgroupns private", k)
+	}
+	info.Namespaces = map[string]string{"cgroup": "host"}
+	assert.Check(t, is.Equal(extMap(ExternalMounts(info, facts))["/sys/fs/cgroup/freezer"], "/sys/fs/cgroup/freezer"))
 }
 
 // Without the spec (the helper could not read the bundle), Docker's inspect
