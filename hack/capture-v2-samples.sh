@@ -31,9 +31,7 @@ VM_DIR=${VM_DIR:-/var/cache/xcheckpoint/vm}
 IMAGE=${IMAGE:-xcheckpoint-test/busybox}
 KEEP_VM=${KEEP_VM:-0}
 LOAD_HELPER=${LOAD_HELPER:-}
-MIRROR=http://deb.debian.org/debian
 SUITE=bookworm
-DISK_SIZE=8G
 
 mode=v2
 rebuild=0
@@ -128,140 +126,10 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
-# cgroup v2: a QEMU virtual machine.
+# cgroup v2: a QEMU virtual machine (built and booted by hack/vm-lib.sh).
 # ---------------------------------------------------------------------------
-need_tools() {
-	local missing=()
-	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-	command -v debootstrap >/dev/null || missing+=(debootstrap)
-	command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
-	command -v jq >/dev/null || missing+=(jq)
-	if [ ${#missing[@]} -gt 0 ]; then
-		log "installing ${missing[*]}"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get install -y -qq "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
-	fi
-}
-
-build_vm() {
-	local root=$VM_DIR/root t0
-	t0=$(now)
-	log "building the VM disk in $VM_DIR (debootstrap $SUITE, about 2 to 5 minutes)"
-	mkdir -p "$VM_DIR"
-	rm -rf "$root" "$VM_DIR"/disk.raw "$VM_DIR"/vmlinuz "$VM_DIR"/initrd.img "$VM_DIR"/built
-	debootstrap --variant=minbase \
-		--include=systemd-sysv,docker.io,iproute2,udev,procps \
-		"$SUITE" "$root" "$MIRROR" >"$VM_DIR/debootstrap.log" 2>&1 ||
-		{ tail -n 30 "$VM_DIR/debootstrap.log" >&2; die "debootstrap failed"; }
-
-	# The kernel and its initramfs, installed inside the root.
-	mount -t proc proc "$root/proc"
-	mount --rbind /dev "$root/dev"
-	mount --make-rslave "$root/dev"
-	mount -t sysfs sysfs "$root/sys"
-	local umount_root="umount -R $root/dev; umount $root/sys; umount $root/proc"
-	trap "$umount_root" EXIT
-	# The initramfs keeps its default MODULES=most; make sure the VM's disk driver is in.
-	mkdir -p "$root/etc/initramfs-tools"
-	printf 'virtio_pci\nvirtio_blk\next4\n' >>"$root/etc/initramfs-tools/modules"
-	chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends linux-image-cloud-amd64 initramfs-tools \
-		>"$VM_DIR/kernel-install.log" 2>&1 ||
-		{ tail -n 30 "$VM_DIR/kernel-install.log" >&2; eval "$umount_root"; die "installing the kernel failed"; }
-	eval "$umount_root"
-	trap - EXIT
-
-	configure_root "$root"
-
-	cp "$root"/boot/vmlinuz-* "$VM_DIR/vmlinuz"
-	cp "$root"/boot/initrd.img-* "$VM_DIR/initrd.img"
-	chroot "$root" apt-get clean
-	rm -rf "$root"/var/lib/apt/lists/*
-	truncate -s "$DISK_SIZE" "$VM_DIR/disk.raw"
-	mkfs.ext4 -q -L xroot -d "$root" "$VM_DIR/disk.raw"
-	rm -rf "$root"
-	{
-		echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(($(now) - t0)) s"
-	} >"$VM_DIR/built"
-	log "VM disk built in $(($(now) - t0)) s"
-}
-
-# configure_root ROOT: networking, dockerd on tcp 2375, a quiet boot.
-configure_root() {
-	local root=$1
-	echo xcheckpoint-v2 >"$root/etc/hostname"
-	printf '127.0.0.1 localhost\n127.0.1.1 xcheckpoint-v2\n' >"$root/etc/hosts"
-	echo 'LABEL=xroot / ext4 rw,errors=remount-ro 0 1' >"$root/etc/fstab"
-	# QEMU's user network: the guest is 10.0.2.15, with nothing reachable (restrict=on).
-	mkdir -p "$root/etc/systemd/network"
-	cat >"$root/etc/systemd/network/10-qemu.network" <<'EOF'
-[Match]
-Name=en* eth*
-
-[Network]
-Address=10.0.2.15/24
-Gateway=10.0.2.2
-EOF
-	ln -sf /lib/systemd/system/systemd-networkd.service \
-		"$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
-	# No network wait, no DNS: nothing outside is reachable anyway.
-	echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"
-	# dockerd listens on tcp 2375 besides its socket (no TLS: only QEMU's forwarded
-	# port on the host's 127.0.0.1 reaches it).
-	mkdir -p "$root/etc/systemd/system/docker.service.d"
-	cat >"$root/etc/systemd/system/docker.service.d/tcp.conf" <<'EOF'
-[Service]
-ExecStart=
-ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/run/containerd/containerd.sock
-EOF
-	# Serial console login is of no use; keep the console quiet.
-	ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
-	ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"
-	# A root password for debugging on the serial console is not needed either.
-}
-
-VM_PID=
-stop_vm() {
-	if [ -n "$VM_PID" ] && kill -0 "$VM_PID" 2>/dev/null; then
-		log "stopping QEMU (pid $VM_PID)"
-		kill "$VM_PID"
-		for _ in $(seq 1 50); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
-		kill -9 "$VM_PID" 2>/dev/null || true
-	fi
-	VM_PID=
-}
-
-boot_vm() {
-	if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-		die "something already listens on 127.0.0.1:$PORT (a VM from an earlier run?); set PORT"
-	fi
-	local t0
-	t0=$(now)
-	log "booting the VM (TCG, 2 vCPUs, 2048 MB; dockerd on 127.0.0.1:$PORT)"
-	rm -f "$VM_DIR/qemu.pid"
-	qemu-system-x86_64 \
-		-name xcheckpoint-v2 \
-		-accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
-		-kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initrd.img" \
-		-append "root=LABEL=xroot rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 apparmor=0 quiet" \
-		-drive "file=$VM_DIR/disk.raw,format=raw,if=virtio" -snapshot \
-		-nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:2375" \
-		-display none -serial "file:$VM_DIR/console.log" -monitor none \
-		-daemonize -pidfile "$VM_DIR/qemu.pid"
-	VM_PID=$(cat "$VM_DIR/qemu.pid")
-	if [ "$KEEP_VM" != 1 ]; then trap stop_vm EXIT; fi
-	for _ in $(seq 1 600); do
-		if docker -H "tcp://127.0.0.1:$PORT" version >/dev/null 2>&1; then
-			BOOT_SECONDS=$(($(now) - t0))
-			log "the VM's dockerd answers after $BOOT_SECONDS s"
-			return 0
-		fi
-		kill -0 "$VM_PID" 2>/dev/null || { tail -n 40 "$VM_DIR/console.log" >&2; die "QEMU exited"; }
-		sleep 1
-	done
-	tail -n 40 "$VM_DIR/console.log" >&2
-	die "the VM's dockerd did not answer within 10 minutes"
-}
+# shellcheck source=hack/vm-lib.sh
+. "$repo/hack/vm-lib.sh"
 
 capture_vm() {
 	local out=$repo/criu/testdata/cgroupv2
@@ -345,16 +213,17 @@ if [ "$mode" = v1 ]; then
 fi
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot)"
-need_tools
+vm_need_tools
 if [ "$rebuild" = 1 ] || [ ! -f "$VM_DIR/built" ]; then
-	build_vm
+	vm_build_disk
 else
 	log "using the cached VM disk ($(cat "$VM_DIR/built"))"
 fi
-boot_vm
+vm_boot
+if [ "$KEEP_VM" != 1 ]; then trap vm_stop EXIT; fi
 capture_vm
 if [ "$KEEP_VM" = 1 ]; then
 	log "VM left running: QEMU pid $VM_PID; DOCKER_HOST=tcp://127.0.0.1:$PORT (stop it with: kill $VM_PID)"
 else
-	stop_vm
+	vm_stop
 fi

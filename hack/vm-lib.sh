@@ -1,0 +1,174 @@
+# shellcheck shell=bash
+# The cgroup v2 Docker host as a QEMU virtual machine: building its disk and
+# booting it. Sourced by hack/vm-host.sh (the test host) and
+# hack/capture-v2-samples.sh (the unit tests' samples).
+#
+# The caller sets log, die and now, and may set:
+#   VM_DIR     cache of the built disk, kernel and initrd (/var/cache/xcheckpoint/vm)
+#   VM_DISK    the disk to boot ($VM_DIR/disk.raw)
+#   VM_PIDFILE where QEMU writes its pid ($VM_DIR/qemu.pid)
+#   PORT       host port (127.0.0.1) forwarded to the VM's dockerd (tcp 2375)
+#
+# Software emulation (TCG): /dev/kvm here belongs to a module that runs no
+# Debian kernel. -snapshot throws the VM's writes away, so the cached disk
+# stays as built and stopping QEMU by its pid is safe.
+
+VM_DIR=${VM_DIR:-/var/cache/xcheckpoint/vm}
+VM_DISK=${VM_DISK:-$VM_DIR/disk.raw}
+VM_PIDFILE=${VM_PIDFILE:-$VM_DIR/qemu.pid}
+VM_MIRROR=${VM_MIRROR:-http://deb.debian.org/debian}
+VM_SUITE=bookworm
+VM_DISK_SIZE=8G
+VM_MEM=${VM_MEM:-2048}
+
+vm_need_tools() {
+	local missing=()
+	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+	command -v debootstrap >/dev/null || missing+=(debootstrap)
+	command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+	command -v jq >/dev/null || missing+=(jq)
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -qq "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+	fi
+}
+
+# vm_build_disk: debootstrap a bookworm root with systemd, docker.io and
+# Debian's cloud kernel into $VM_DIR/disk.raw (ext4, label xroot), with the
+# kernel and initrd beside it. About 2 to 5 minutes.
+vm_build_disk() {
+	local root=$VM_DIR/root t0
+	t0=$(now)
+	log "building the VM disk in $VM_DIR (debootstrap $VM_SUITE, about 2 to 5 minutes)"
+	mkdir -p "$VM_DIR"
+	rm -rf "$root" "$VM_DIR"/disk.raw "$VM_DIR"/vmlinuz "$VM_DIR"/initrd.img "$VM_DIR"/built
+	debootstrap --variant=minbase \
+		--include=systemd-sysv,docker.io,iproute2,udev,procps \
+		"$VM_SUITE" "$root" "$VM_MIRROR" >"$VM_DIR/debootstrap.log" 2>&1 ||
+		{ tail -n 30 "$VM_DIR/debootstrap.log" >&2; die "debootstrap failed"; }
+
+	# The kernel and its initramfs, installed inside the root.
+	mount -t proc proc "$root/proc"
+	mount --rbind /dev "$root/dev"
+	mount --make-rslave "$root/dev"
+	mount -t sysfs sysfs "$root/sys"
+	local umount_root="umount -R $root/dev; umount $root/sys; umount $root/proc"
+	trap "$umount_root" EXIT
+	# The initramfs keeps its default MODULES=most; make sure the VM's disk driver is in.
+	mkdir -p "$root/etc/initramfs-tools"
+	printf 'virtio_pci\nvirtio_blk\next4\n' >>"$root/etc/initramfs-tools/modules"
+	chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends linux-image-cloud-amd64 initramfs-tools \
+		>"$VM_DIR/kernel-install.log" 2>&1 ||
+		{ tail -n 30 "$VM_DIR/kernel-install.log" >&2; eval "$umount_root"; die "installing the kernel failed"; }
+	eval "$umount_root"
+	trap - EXIT
+
+	vm_configure_root "$root"
+
+	cp "$root"/boot/vmlinuz-* "$VM_DIR/vmlinuz"
+	cp "$root"/boot/initrd.img-* "$VM_DIR/initrd.img"
+	chroot "$root" apt-get clean
+	rm -rf "$root"/var/lib/apt/lists/*
+	truncate -s "$VM_DISK_SIZE" "$VM_DIR/disk.raw"
+	mkfs.ext4 -q -L xroot -d "$root" "$VM_DIR/disk.raw"
+	rm -rf "$root"
+	echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(($(now) - t0)) s" >"$VM_DIR/built"
+	log "VM disk built in $(($(now) - t0)) s"
+}
+
+# vm_configure_root ROOT: networking, dockerd on tcp 2375, a quiet boot.
+vm_configure_root() {
+	local root=$1
+	echo xcheckpoint-v2 >"$root/etc/hostname"
+	printf '127.0.0.1 localhost\n127.0.1.1 xcheckpoint-v2\n' >"$root/etc/hosts"
+	echo 'LABEL=xroot / ext4 rw,errors=remount-ro 0 1' >"$root/etc/fstab"
+	# QEMU's user network: the guest is 10.0.2.15, with nothing reachable (restrict=on).
+	mkdir -p "$root/etc/systemd/network"
+	cat >"$root/etc/systemd/network/10-qemu.network" <<'NET'
+[Match]
+Name=en* eth*
+
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+NET
+	ln -sf /lib/systemd/system/systemd-networkd.service \
+		"$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+	# No network wait, no DNS: nothing outside is reachable anyway.
+	echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"
+	# dockerd listens on tcp 2375 besides its socket (no TLS: only QEMU's forwarded
+	# port on the host's 127.0.0.1 reaches it).
+	mkdir -p "$root/etc/systemd/system/docker.service.d"
+	cat >"$root/etc/systemd/system/docker.service.d/tcp.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/run/containerd/containerd.sock
+UNIT
+	# Serial console login is of no use; keep the console quiet.
+	ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
+	ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"
+}
+
+# vm_port_busy: something listens on 127.0.0.1:$PORT.
+vm_port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+VM_PID=
+# vm_boot: start QEMU in the background on $VM_DISK and wait until the VM's
+# dockerd answers on 127.0.0.1:$PORT. Sets VM_PID and BOOT_SECONDS. On failure
+# QEMU is stopped.
+vm_boot() {
+	vm_port_busy && die "something already listens on 127.0.0.1:$PORT (a VM from an earlier run?); set PORT"
+	local t0
+	t0=$(now)
+	log "booting the VM (TCG, 2 vCPUs, $VM_MEM MB; dockerd on 127.0.0.1:$PORT)"
+	rm -f "$VM_PIDFILE"
+	qemu-system-x86_64 \
+		-name xcheckpoint-v2 \
+		-accel tcg,thread=multi -cpu max -smp 2 -m "$VM_MEM" \
+		-kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initrd.img" \
+		-append "root=LABEL=xroot rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 apparmor=0 quiet" \
+		-drive "file=$VM_DISK,format=raw,if=virtio" -snapshot \
+		-nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:2375" \
+		-display none -serial "file:$VM_DIR/console.log" -monitor none \
+		-daemonize -pidfile "$VM_PIDFILE"
+	VM_PID=$(cat "$VM_PIDFILE")
+	for _ in $(seq 1 600); do
+		if docker -H "tcp://127.0.0.1:$PORT" version >/dev/null 2>&1; then
+			BOOT_SECONDS=$(($(now) - t0))
+			log "the VM's dockerd answers after $BOOT_SECONDS s"
+			return 0
+		fi
+		if ! kill -0 "$VM_PID" 2>/dev/null; then
+			tail -n 40 "$VM_DIR/console.log" >&2
+			die "QEMU exited"
+		fi
+		sleep 1
+	done
+	tail -n 40 "$VM_DIR/console.log" >&2
+	vm_stop
+	die "the VM's dockerd did not answer within 10 minutes"
+}
+
+# vm_is_ours PID: PID is a QEMU of this VM (not a reused pid).
+vm_is_ours() {
+	local pid=$1
+	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '-name xcheckpoint-v2 '
+}
+
+# vm_stop: stop QEMU ($VM_PID) by its pid: the minimal root ignores ACPI
+# power-off, and -snapshot makes a hard stop safe.
+vm_stop() {
+	if [ -n "$VM_PID" ] && vm_is_ours "$VM_PID"; then
+		log "stopping QEMU (pid $VM_PID)"
+		kill "$VM_PID"
+		for _ in $(seq 1 50); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
+		kill -9 "$VM_PID" 2>/dev/null || true
+	fi
+	VM_PID=
+	rm -f "$VM_PIDFILE"
+}
