@@ -13,10 +13,10 @@ PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 CROSS_TAGS ?=
 
-.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e bench cross lint fmt clean docker
+.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the plugin and the helper binary into bin/
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
@@ -56,6 +56,22 @@ e2e: install ## End-to-end tests only (needs root and a Docker engine)
 	./hack/test-images.sh
 	./hack/host-criu.sh $(CRIU_DIR)
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+# The second Docker host: cgroup v2 in a QEMU VM (software emulation, slow and
+# CPU-heavy: stop it when done). Its disk is built once into /var/cache/xcheckpoint/vm.
+vm-host: helper-image ## Start the cgroup v2 Docker host VM on 127.0.0.1:23750 (stop it with make vm-host-stop)
+	./hack/test-images.sh
+	HELPER_IMAGE=$(HELPER_IMAGE) CRIU_DIR=$(CRIU_DIR) ./hack/vm-host.sh start
+
+vm-host-stop: ## Stop the cgroup v2 VM
+	./hack/vm-host.sh stop
+
+vm-host-status: ## Is the cgroup v2 VM running, and on which port
+	./hack/vm-host.sh status
+
+e2e-vm: install ## End-to-end tests on the cgroup v2 VM (boots it, runs TestVM*, stops it)
+	./hack/test-images.sh
+	CRIU_DIR=$(CRIU_DIR) ./hack/e2e-vm.sh $(HELPER_IMAGE)
 
 bench: ## Benchmark create against Docker's and Podman's checkpoint, 16 MiB to 1 GiB (slow, not part of test)
 	CRIU_DIR=$(CRIU_DIR) ./hack/bench.sh

@@ -3,7 +3,8 @@
 # machine it installs and starts what it needs (Docker engine from Debian's
 # packages, dockerd by hand, the CRIU helper image built offline), then runs
 # every test: lint, unit tests, the cross-compile check, and the end-to-end
-# tests against the real daemon and real CRIU.
+# tests against the real daemon and real CRIU, then again on a cgroup v2 Docker
+# host in a QEMU VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -23,6 +24,12 @@ go test -count=1 ./...
 
 step "end-to-end tests (real dockerd, real CRIU)"
 make --no-print-directory e2e
+
+step "end-to-end tests on a second Docker host: cgroup v2 in a QEMU VM, through a Docker context"
+# Boots the VM (its disk is built once, about 3 to 5 minutes, and cached in
+# /var/cache/xcheckpoint/vm), runs the TestVM* tests, stops it. When QEMU cannot
+# be installed, this says so loudly and the rest still runs.
+make --no-print-directory e2e-vm
 
 step "the plugin builds for every platform it ships for (no Linux-only code on the host side)"
 # All five targets of `make cross`, as released: about 4 minutes each on a
