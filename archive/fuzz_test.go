@@ -1,0 +1,58 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"path"
+	"strings"
+	"testing"
+)
+
+// FuzzRead feeds arbitrary bytes to the reader that import uses on archives
+// from anywhere: it must never panic, and whatever it hands to its caller must
+// have a name inside the layout and no more bytes than the header claimed.
+// Seeds: testdata/fuzz/FuzzRead (real-layout archives in each compression, a
+// traversal, a symlink, a tampered one) plus the ones added here.
+func FuzzRead(f *testing.F) {
+	for _, c := range Compressions {
+		f.Add(sample(f, c))
+	}
+	f.Add(raw(f, []rawEntry{reg("checkpoint/../../x", "x")}, nil))
+	f.Add(raw(f, []rawEntry{{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "checkpoint/a", Linkname: "/"}}}, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lim := Limits{MaxFileSize: 1 << 20, MaxTotalSize: 4 << 20, MaxFiles: 64}
+		var total int64
+		_, _ = Read(bytes.NewReader(data), lim, func(e Entry, r io.Reader) error {
+			if err := validName(e.Name); err != nil || strings.HasPrefix(e.Name, "/") || strings.Contains(e.Name, "..") || path.Clean(e.Name) != e.Name {
+				t.Fatalf("entry %q handed out", e.Name)
+			}
+			n, _ := io.Copy(io.Discard, r)
+			if n > e.Size || e.Size > lim.MaxFileSize {
+				t.Fatalf("entry %q: %d bytes, header %d", e.Name, n, e.Size)
+			}
+			total += n
+			if total > lim.MaxTotalSize {
+				t.Fatalf("more than the limit handed out")
+			}
+			return nil
+		})
+	})
+}
+
+// FuzzValidName: a name the reader accepts stays inside the folder it is
+// extracted to.
+func FuzzValidName(f *testing.F) {
+	for _, s := range []string{"checkpoint/pages-1.img", "checkpoint/../x", "/x", "volumes/data.tar", "volumes/../x.tar", "spec.dump", "checkpoint/", "a\x00b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if validName(name) != nil {
+			return
+		}
+		joined := path.Join("/base", name)
+		if !strings.HasPrefix(joined, "/base/") || strings.Count(strings.TrimPrefix(joined, "/base/"), "/") > 1 {
+			t.Fatalf("valid name %q leads to %q", name, joined)
+		}
+	})
+}

@@ -1,0 +1,124 @@
+// Package archive is the portable checkpoint archive: a tar stream, compressed
+// with zstd or gzip or not at all, in the layout of Podman's and CRI-O's
+// checkpoint archives (so checkpointctl reads it), ending with a manifest that
+// holds the size and SHA-256 of every other file.
+//
+// It is plain Go with no Linux-only code: the helper writes archives on the
+// daemon host, the plugin and the helper both read them.
+//
+//	checkpoint/          CRIU's images, descriptors.json (runc's stdio record)
+//	config.dump          container facts, in the fields checkpointctl reads
+//	spec.dump            the OCI spec runc ran the container with, annotated
+//	network.status       the container's networks (Podman's format)
+//	stats-dump           CRIU's dump statistics (checkpointctl inspect --stats)
+//	dump.log             CRIU's log of the dump
+//	container.json       docker xcheckpoint's own description of the checkpoint
+//	rootfs-diff.tar      the container's filesystem changes (optional)
+//	deleted.files        paths deleted from the image's filesystem, JSON (optional)
+//	volumes/NAME.tar     the contents of named and anonymous volumes (optional)
+//	manifest.json        last: name, size and SHA-256 of every file above
+package archive
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Names of the archive's files and folders, as Podman and checkpointctl use
+// them where they have one.
+const (
+	CheckpointDir   = "checkpoint"
+	VolumesDir      = "volumes"
+	ConfigDump      = "config.dump"
+	SpecDump        = "spec.dump"
+	NetworkStatus   = "network.status"
+	StatsDump       = "stats-dump"
+	DumpLog         = "dump.log"
+	ContainerJSON   = "container.json"
+	RootfsDiff      = "rootfs-diff.tar"
+	DeletedFiles    = "deleted.files"
+	ManifestName    = "manifest.json"
+	ManifestVersion = 1
+)
+
+// Spec annotations naming the engine. checkpointctl 1.6 knows Podman
+// ("libpod"), CRI-O and, for anything else, containerd (which runs Docker's
+// containers): it then takes the container's name from the CRI annotation.
+const (
+	AnnotationManager       = "io.container.manager"
+	AnnotationEngine        = "org.criu.checkpoint.engine.name"
+	AnnotationContainerName = "io.kubernetes.cri.container-name"
+	EngineName              = "docker"
+)
+
+// Compression names, as --compress takes them.
+const (
+	Zstd = "zstd"
+	Gzip = "gzip"
+	None = "none"
+)
+
+// Compressions lists the values of --compress.
+var Compressions = []string{Zstd, Gzip, None}
+
+// ValidateCompression refuses an unknown --compress value.
+func ValidateCompression(c string) error {
+	for _, k := range Compressions {
+		if c == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("invalid --compress %q: want one of %s", c, strings.Join(Compressions, ", "))
+}
+
+// Manifest is manifest.json, the archive's last file.
+type Manifest struct {
+	Version int    `json:"version"`
+	Tool    string `json:"tool"`
+	// Checkpoint is the checkpoint's name when it was made.
+	Checkpoint string         `json:"checkpoint"`
+	Created    time.Time      `json:"created"`
+	Files      []ManifestFile `json:"files"`
+}
+
+// ManifestFile is one file of the archive.
+type ManifestFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// ConfigDumpData is config.dump: the fields of Podman's container config that
+// checkpointctl reads.
+type ConfigDumpData struct {
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	RootfsImage     string    `json:"rootfsImage,omitempty"`
+	RootfsImageRef  string    `json:"rootfsImageRef,omitempty"`
+	RootfsImageName string    `json:"rootfsImageName,omitempty"`
+	OCIRuntime      string    `json:"runtime,omitempty"`
+	CreatedTime     time.Time `json:"createdTime"`
+	CheckpointedAt  time.Time `json:"checkpointedTime"`
+}
+
+// NetworkStatusData is network.status in Podman's format: network name to
+// its interfaces.
+type NetworkStatusData map[string]NetworkResult
+
+// NetworkResult is one network of network.status.
+type NetworkResult struct {
+	Interfaces map[string]NetworkInterface `json:"interfaces"`
+}
+
+// NetworkInterface is one interface of a network.
+type NetworkInterface struct {
+	Subnets    []NetworkSubnet `json:"subnets"`
+	MacAddress string          `json:"mac_address"`
+}
+
+// NetworkSubnet is an address of an interface.
+type NetworkSubnet struct {
+	IPNet   string `json:"ipnet"`
+	Gateway string `json:"gateway,omitempty"`
+}
