@@ -75,6 +75,9 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 	if len(req.Containers) == 0 {
 		return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: no container to checkpoint"}
 	}
+	if req.Archive != nil && len(req.Containers) != 1 {
+		return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: an archive holds one container's checkpoint"}
+	}
 	// CRIU's version is asked once per batch, while the first dumps start:
 	// only the checkpoints' records need it, after their dump.
 	criuVersion := sync.OnceValues(func() (string, error) { return criu.Version(ctx) })
@@ -204,14 +207,27 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		Stats:         res.Stats,
 		Descriptors:   descriptors,
 	}
-	store := func() error {
+	writeFiles := func() error {
 		if err := writeJSON(filepath.Join(tmp, MetadataFile), meta); err != nil {
 			return err
 		}
 		if err := writeJSON(filepath.Join(tmp, descriptorsFile), descriptors); err != nil {
 			return err
 		}
-		if err := writeJSON(filepath.Join(tmp, dockerConfigFile), map[string]string{"Name": req.CheckpointName}); err != nil {
+		return writeJSON(filepath.Join(tmp, dockerConfigFile), map[string]string{"Name": req.CheckpointName})
+	}
+	if req.Archive != nil {
+		if f := dumpArchive(ctx, req, info, tmp, facts.Spec, res, writeFiles, em); f != nil {
+			f.ContainerState = containerState(info.PID, facts.Cgroups)
+			return nil, f
+		}
+		if !req.Archive.Keep {
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+	}
+	store := func() error {
+		if err := writeFiles(); err != nil {
 			return err
 		}
 		size, files, err := secureTree(tmp)

@@ -57,6 +57,9 @@ type DumpRequest struct {
 	Options    DumpOptions `json:"options"`
 	// Parallel is how many containers are dumped at the same time (at least 1).
 	Parallel int `json:"parallel"`
+	// Archive, when set, streams the checkpoint of the one container of the
+	// request as an archive on stdout (events on stderr).
+	Archive *ArchiveOptions `json:"archive,omitempty"`
 }
 
 // CheckpointDir is where Docker keeps the checkpoint named name of container id.
@@ -94,7 +97,10 @@ type Event struct {
 	Check *CheckReport `json:"check,omitempty"`
 	// Version is the result of the helper's version command.
 	Version *VersionInfo `json:"version,omitempty"`
-	Error   *DumpFailure `json:"error,omitempty"`
+	// Export and Import are the results of those helper commands.
+	Export *ArchiveResult `json:"export,omitempty"`
+	Import *ImportResult  `json:"import,omitempty"`
+	Error  *DumpFailure   `json:"error,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).
@@ -120,6 +126,8 @@ type DumpResult struct {
 	// ContainerRunning is false when the container was left stopped on purpose
 	// (--leave-running=false): the plugin then asks Docker to stop it.
 	ContainerRunning bool `json:"container_running"`
+	// Archive describes the archive streamed on stdout, when one was asked for.
+	Archive *ArchiveResult `json:"archive,omitempty"`
 }
 
 // BatchResult is the final event of a dump request.

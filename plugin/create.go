@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
@@ -48,6 +49,13 @@ type createOptions struct {
 	// batch is set when the command names several containers (a list, --all or
 	// --name): one line per container, failures do not stop the others.
 	batch bool
+	// output, when set, streams the checkpoint as an archive to this file ("-": stdout).
+	output        string
+	compress      string
+	keep          bool
+	ignoreRootfs  bool
+	ignoreVolumes bool
+	quiet         bool
 }
 
 func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
@@ -68,7 +76,9 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
 			"  docker xcheckpoint create --print-stats --format json web\n" +
 			"  docker xcheckpoint create --name nightly web api db\n" +
-			"  docker xcheckpoint create --all --filter label=com.example.tier=front --parallel 4",
+			"  docker xcheckpoint create --all --filter label=com.example.tier=front --parallel 4\n" +
+			"  docker xcheckpoint create web -o web.tar.zst\n" +
+			"  docker -c prod xcheckpoint create api --output - | ssh backup 'cat > api.ckpt'",
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case opts.all:
@@ -123,6 +133,11 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVarP(&opts.all, "all", "a", false, "Checkpoint every running container (helpers and containers that cannot be checkpointed are skipped)")
 	f.VarP(&opts.filter, "filter", "f", "With --all: only containers matching a filter, as `docker ps --filter` (e.g. label=KEY=VALUE, name=NAME)")
 	f.IntVar(&opts.parallel, "parallel", 0, "How many containers to checkpoint at the same time (default: the daemon host's CPU count)")
+	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
+	f.BoolVar(&opts.keep, "keep", false, "With --output: also store the checkpoint in Docker's checkpoint store on the daemon host")
+	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "With --output: leave the container's filesystem changes out of the archive")
+	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "With --output: leave the contents of volumes out of the archive")
+	_ = cmd.RegisterFlagCompletionFunc("compress", cobra.FixedCompletions(archive.Compressions, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -146,6 +161,21 @@ func (o *createOptions) validate(now time.Time) error {
 	}
 	if o.format != "" && !o.printStats && !o.batch {
 		return errors.New("--format applies to --print-stats output only")
+	}
+	if o.compress == "" {
+		o.compress = archive.Zstd
+	}
+	if err := archive.ValidateCompression(o.compress); err != nil {
+		return err
+	}
+	if o.output == "" && (o.keep || o.ignoreRootfs || o.ignoreVolumes) {
+		return errors.New("--keep, --ignore-rootfs and --ignore-volumes apply to --output only")
+	}
+	if o.output != "" && o.batch {
+		return errors.New("--output writes one container's checkpoint: name one container")
+	}
+	if o.output == "-" && o.printStats {
+		return errors.New("--print-stats prints on stdout, which --output - uses for the archive")
 	}
 	if o.printStats {
 		return checkFormat(newStatsFormat(o.format))
@@ -223,13 +253,33 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	req := opts.dumpRequest(s.info.DockerRootDir, 1, []inspect.ContainerInfo{info})
 	stderr := dockerCLI.Err()
+	var dest *archiveOutput
+	if opts.output != "" {
+		raw, err := s.api.ContainerInspect(ctx, info.ID)
+		if err != nil {
+			return fmt.Errorf("inspecting container %q: %w", info.Name, err)
+		}
+		if dest, err = newArchiveOutput(dockerCLI, opts.output, opts.quiet); err != nil {
+			return err
+		}
+		defer dest.abort()
+		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw)}
+	}
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
 	var outcome *helperapi.Event
-	out, runErr := s.run(ctx, info.ID, "dump", req, func(ev helperapi.Event) {
+	run := s.run
+	if dest != nil {
+		run = func(ctx context.Context, target, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
+			return s.stream(ctx, target, cmd, req, nil, dest, onEvent)
+		}
+	}
+	out, runErr := run(ctx, info.ID, "dump", req, func(ev helperapi.Event) {
 		switch ev.Kind {
 		case helperapi.KindProgress:
-			fmt.Fprintf(stderr, "  %s\n", ev.Message)
+			if dest == nil || dest.bar == nil {
+				fmt.Fprintf(stderr, "  %s\n", ev.Message)
+			}
 		case helperapi.KindDumped, helperapi.KindFailed:
 			if ev.Container == info.ID {
 				e := ev
@@ -253,6 +303,11 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		return fmt.Errorf("the helper reported success without a result")
 	}
 	res := outcome.Result
+	if dest != nil {
+		if err := dest.commit(res.Archive); err != nil {
+			return fmt.Errorf("checkpoint %q of container %q: %w; nothing was written to %s", opts.name, info.Name, err, dest.where())
+		}
+	}
 	if !opts.leaveRunning {
 		if err := stopAfterDump(ctx, dockerCLI, info); err != nil {
 			return err
@@ -260,6 +315,12 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	total := time.Since(start)
 	printSummary(stderr, res, total, "")
+	if dest != nil {
+		fmt.Fprintf(stderr, "Archive written to %s: %s.\n", dest.where(), describeArchive(res.Archive))
+		if opts.output == "-" {
+			return nil
+		}
+	}
 	if opts.printStats {
 		fctx := formatter.Context{Output: dockerCLI.Out(), Format: newStatsFormat(opts.format)}
 		return writeStats(fctx, []dumpStatsRow{{container: info.Name, checkpoint: res.Name, result: res, total: total}})
@@ -285,11 +346,19 @@ func stopAfterDump(ctx context.Context, dockerCLI command.Cli, info inspect.Cont
 
 // printSummary says on w what was stored; prefix names the container in a batch.
 func printSummary(w io.Writer, res *helperapi.DumpResult, total time.Duration, prefix string) {
-	line := prefix + fmt.Sprintf("Checkpoint %q stored: %s in %d files, %.2fs", res.Name, units.HumanSize(float64(res.Size)), res.Files, total.Seconds())
+	verb := "stored"
+	if res.Archive != nil && !res.Archive.Stored {
+		verb = "made"
+	}
+	line := prefix + fmt.Sprintf("Checkpoint %q %s: %s in %d files, %.2fs", res.Name, verb, units.HumanSize(float64(res.Size)), res.Files, total.Seconds())
 	if st := res.Stats; st != nil {
 		line += fmt.Sprintf(" (container frozen %s, %d pages written)", (time.Duration(st.FrozenTime) * time.Microsecond).Round(time.Millisecond), st.PagesWritten)
 	}
 	fmt.Fprintln(w, line)
+	if res.LogPath == "" {
+		fmt.Fprintf(w, "%sCRIU log: dump.log in the archive (nothing was kept on the daemon host)\n", prefix)
+		return
+	}
 	fmt.Fprintf(w, "%sCRIU log: %s (on the daemon host)\n", prefix, res.LogPath)
 }
 

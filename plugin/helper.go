@@ -43,6 +43,12 @@ type helperRun struct {
 	// capDrop removes capabilities of config.json from this helper; only the
 	// end-to-end tests set it (see testCapDrop).
 	capDrop []string
+	// stdout, when set, receives the helper's stdout (an archive); its events
+	// are then read from its stderr. stdin, when set, is sent to the helper's
+	// stdin, which is closed at its end (the helper then does not watch its
+	// stdin for the plugin going away: a truncated archive is refused anyway).
+	stdout io.Writer
+	stdin  io.Reader
 }
 
 // helperOutcome is what a helper container produced.
@@ -116,6 +122,13 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 			LabelCommand: h.command[0],
 		},
 	}
+	if h.stdin != nil {
+		cfg.Env = nil
+	}
+	if h.stdout != nil || h.stdin != nil {
+		// An archive must not be copied into the helper's log on the daemon host.
+		hostCfg.LogConfig = container.LogConfig{Type: "none"}
+	}
 	name := "xcheckpoint-helper-" + randomSuffix()
 	created, err := h.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
 	if err != nil {
@@ -162,15 +175,38 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 	}
 	out.started = true
 
+	// A failure to store what the helper sends, or to read what we send it,
+	// stops the helper as a Ctrl-C would.
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
 	var stderr bytes.Buffer
 	stdoutR, stdoutW := io.Pipe()
 	var copyWG sync.WaitGroup
 	copyWG.Add(1)
 	go func() {
 		defer copyWG.Done()
-		_, err := stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
+		var err error
+		if h.stdout != nil {
+			sink := &sinkWriter{w: h.stdout}
+			_, err = stdcopy.StdCopy(sink, stdoutW, attach.Reader)
+			if sink.err != nil {
+				cancelRun(sink.err)
+			}
+		} else {
+			_, err = stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
+		}
 		stdoutW.CloseWithError(err)
 	}()
+	if h.stdin != nil {
+		go func() {
+			_, err := io.Copy(attach.Conn, h.stdin)
+			if err != nil {
+				cancelRun(fmt.Errorf("sending the archive to the helper: %w", err))
+				return
+			}
+			_ = attach.CloseWrite()
+		}()
+	}
 	eventsDone := make(chan struct{})
 	// finalCh is closed once the helper's last event is read: everything it
 	// had to do is done (checkpoints renamed into place and flushed).
@@ -184,6 +220,11 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		for sc.Scan() {
 			var ev helperapi.Event
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				if h.stdout != nil {
+					// Events share stderr with whatever else the helper printed.
+					fmt.Fprintln(&lockedWriter{w: &stderr}, sc.Text())
+					continue
+				}
 				protoErr = fmt.Errorf("unexpected output from the helper: %q", truncate(sc.Text(), 200))
 				continue
 			}
@@ -209,6 +250,18 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		// The verdict is in: do not wait for the helper's exit and removal
 		// (a few hundred milliseconds): the daemon removes it (AutoRemove).
 		daemonRemoves = true
+		if h.stdout != nil {
+			// The archive's last bytes may still be on their way (Docker copies
+			// stdout and stderr separately): the stream ends when the helper exits.
+			select {
+			case <-streamEnded(&copyWG):
+			case <-time.After(time.Minute):
+				return helperOutcome{final: final, exitCode: exitCode, started: true}, errors.New("the helper's archive stream did not end after its last event")
+			}
+			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+				return helperOutcome{final: final, exitCode: exitCode, started: true}, cause
+			}
+		}
 		return helperOutcome{final: final, exitCode: exitCode, started: true}, nil
 	case st := <-waitCh:
 		exitCode = st.StatusCode
@@ -227,7 +280,7 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		case <-time.After(stopGrace):
 			_ = h.api.ContainerKill(bg, id, "KILL")
 		}
-		retErr = ctx.Err()
+		retErr = context.Cause(ctx)
 	}
 	// The stream ends when the container exits; do not wait forever if it stays.
 	streamDone := make(chan struct{})
@@ -254,6 +307,31 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		}
 	}
 	return out, retErr
+}
+
+// streamEnded is closed once wg is done.
+func streamEnded(wg *sync.WaitGroup) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	return ch
+}
+
+// sinkWriter remembers the first error of the writer an archive goes to, so
+// that it is reported as the cause rather than as a broken stream.
+type sinkWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sinkWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
 }
 
 type lockedWriter struct {

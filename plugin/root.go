@@ -26,6 +26,8 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newListCommand(dockerCLI),
 		newInspectCommand(dockerCLI),
 		newRemoveCommand(dockerCLI),
+		newExportCommand(dockerCLI),
+		newImportCommand(dockerCLI),
 		newCheckCommand(dockerCLI),
 		newVersionCommand(dockerCLI),
 	)

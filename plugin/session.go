@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -109,6 +110,21 @@ func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent 
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
 		capDrop: testCapDrop(s.cli.Err())}
 	return h.run(ctx, onEvent)
+}
+
+// stream runs a helper command that reads stdin (when not nil) and writes its
+// stdout to stdout (when not nil), its events then coming on its stderr.
+func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin io.Reader, stdout io.Writer, onProgress func(helperapi.Event)) (helperOutcome, error) {
+	if err := s.prepare(ctx); err != nil {
+		return helperOutcome{}, err
+	}
+	reqJSON, err := jsonString(req)
+	if err != nil {
+		return helperOutcome{}, err
+	}
+	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
+		capDrop: testCapDrop(s.cli.Err()), stdin: stdin, stdout: stdout}
+	return h.run(ctx, onProgress)
 }
 
 // call runs a helper command that either answers or fails with a message.

@@ -7,9 +7,13 @@
 //	xcheckpoint-helper remove REQUEST-JSON
 //	xcheckpoint-helper recover REQUEST-JSON
 //	xcheckpoint-helper check REQUEST-JSON
+//	xcheckpoint-helper export REQUEST-JSON   (archive on stdout, events on stderr)
+//	xcheckpoint-helper import REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper version
 //
-// It writes helperapi.Events to stdout, one JSON object per line.
+// It writes helperapi.Events to stdout, one JSON object per line; a command
+// that streams an archive on stdout (dump with an archive, export) writes them
+// to stderr.
 package main
 
 import (
@@ -46,7 +50,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
-const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover|check REQUEST-JSON | version"
+const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover|check|export|import REQUEST-JSON | version"
 
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
@@ -77,7 +81,24 @@ func run(ctx context.Context, args []string) int {
 	case "dump":
 		var req helperapi.DumpRequest
 		if fail = decode(args[1], &req); fail == nil {
+			if req.Archive != nil {
+				// The archive goes on stdout: events on stderr.
+				em = helperapi.NewEmitter(os.Stderr)
+			}
 			ev.Batch, fail = helper.Dump(ctx, req, em)
+		}
+	case "export":
+		em = helperapi.NewEmitter(os.Stderr)
+		var req helperapi.ExportRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Export, fail = helper.Export(ctx, req, em)
+		}
+	case "import":
+		// The plugin sends the archive on stdin (it does not ask the helper
+		// to watch stdin then): its end is the archive's end.
+		var req helperapi.ImportRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Import, fail = helper.Import(ctx, req, os.Stdin, em)
 		}
 	case "list":
 		var req helperapi.ListRequest

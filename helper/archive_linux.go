@@ -1,0 +1,419 @@
+package helper
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+// ArchiveOut is where streaming commands write the archive: the helper's
+// stdout (its events then go to stderr). Tests change it.
+var ArchiveOut io.Writer = os.Stdout
+
+// archiveSource is a checkpoint folder in Docker's layout and what the
+// archive says about it beside the CRIU images.
+type archiveSource struct {
+	dir  string
+	name string
+	opts helperapi.ArchiveOptions
+	spec *specs.Spec
+	// extra are files made for the archive only (rootfs-diff.tar, volumes),
+	// archive name to path.
+	extra map[string]string
+	// deleted lists paths deleted from the image's filesystem.
+	deleted []string
+}
+
+// files of a Docker checkpoint folder that are not CRIU's: they go to the
+// archive's top level, or are made again on import.
+var notImages = map[string]string{
+	MetadataFile:     archive.ContainerJSON,
+	criu.LogFile:     archive.DumpLog,
+	dockerConfigFile: "",
+}
+
+// countingHash counts and hashes what goes to the client.
+type countingHash struct {
+	w io.Writer
+	h interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// writeArchive streams src as an archive to out and says what it wrote.
+func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *helperapi.Emitter) (*helperapi.ArchiveResult, error) {
+	entries, err := os.ReadDir(src.dir)
+	if err != nil {
+		return nil, err
+	}
+	buf := bufio.NewWriterSize(out, 1<<20)
+	ch := &countingHash{w: buf, h: sha256.New()}
+	aw, err := archive.NewWriter(ch, src.opts.Compression, src.name, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	res := &helperapi.ArchiveResult{}
+	addFile := func(name, p string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		res.Files++
+		res.DataBytes += st.Size()
+		return aw.File(name, st.Size(), f)
+	}
+	addJSON := func(name string, v any) error {
+		res.Files++
+		return aw.JSON(name, v)
+	}
+	if err := aw.Dir(archive.CheckpointDir); err != nil {
+		return nil, err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var top []string
+	for _, e := range entries {
+		if _, special := notImages[e.Name()]; special {
+			top = append(top, e.Name())
+			continue
+		}
+		if !e.Type().IsRegular() {
+			return nil, fmt.Errorf("checkpoint file %s is not a regular file", e.Name())
+		}
+		if err := addFile(archive.CheckpointDir+"/"+e.Name(), filepath.Join(src.dir, e.Name())); err != nil {
+			return nil, fmt.Errorf("archiving %s: %w", e.Name(), err)
+		}
+	}
+	facts := src.opts.Facts
+	if err := addJSON(archive.ConfigDump, archive.ConfigDumpData{
+		ID: facts.ID, Name: facts.Name, RootfsImage: facts.Image, RootfsImageRef: facts.ImageID,
+		RootfsImageName: facts.Image, OCIRuntime: facts.Runtime, CreatedTime: facts.Created,
+		CheckpointedAt: time.Now().UTC(),
+	}); err != nil {
+		return nil, err
+	}
+	if err := addJSON(archive.SpecDump, annotatedSpec(src.spec, facts)); err != nil {
+		return nil, err
+	}
+	if err := addJSON(archive.NetworkStatus, networkStatus(facts.Networks)); err != nil {
+		return nil, err
+	}
+	// checkpointctl reads CRIU's statistics at the top level, as Podman puts them.
+	if _, err := os.Stat(filepath.Join(src.dir, archive.StatsDump)); err == nil {
+		if err := addFile(archive.StatsDump, filepath.Join(src.dir, archive.StatsDump)); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range top {
+		if to := notImages[n]; to != "" {
+			if err := addFile(to, filepath.Join(src.dir, n)); err != nil {
+				return nil, fmt.Errorf("archiving %s: %w", n, err)
+			}
+		}
+	}
+	extras := make([]string, 0, len(src.extra))
+	for n := range src.extra {
+		extras = append(extras, n)
+	}
+	sort.Strings(extras)
+	for _, n := range extras {
+		if strings.HasPrefix(n, archive.VolumesDir+"/") {
+			if err := aw.Dir(archive.VolumesDir); err != nil {
+				return nil, err
+			}
+		}
+		if err := addFile(n, src.extra[n]); err != nil {
+			return nil, fmt.Errorf("archiving %s: %w", n, err)
+		}
+	}
+	if src.opts.Rootfs != nil {
+		deleted := src.deleted
+		if deleted == nil {
+			deleted = []string{}
+		}
+		if err := addJSON(archive.DeletedFiles, deleted); err != nil {
+			return nil, err
+		}
+	}
+	if err := aw.Close(); err != nil {
+		return nil, err
+	}
+	if err := buf.Flush(); err != nil {
+		return nil, fmt.Errorf("sending the archive: %w", err)
+	}
+	res.Bytes = ch.n
+	res.SHA256 = hex.EncodeToString(ch.h.Sum(nil))
+	em.Progress("archive sent: %d files, %d bytes (%d before compression)", res.Files, res.Bytes, res.DataBytes)
+	return res, nil
+}
+
+// annotatedSpec is spec.dump: the OCI spec runc ran the container with (or a
+// minimal one when it is unknown), with annotations naming the engine and the
+// container, which checkpointctl shows.
+func annotatedSpec(spec *specs.Spec, facts helperapi.ArchiveFacts) *specs.Spec {
+	s := specs.Spec{Version: specs.Version}
+	if spec != nil {
+		s = *spec
+	}
+	ann := map[string]string{}
+	for k, v := range s.Annotations {
+		ann[k] = v
+	}
+	ann[archive.AnnotationManager] = archive.EngineName
+	ann[archive.AnnotationEngine] = archive.EngineName
+	ann[archive.AnnotationContainerName] = facts.Name
+	s.Annotations = ann
+	return &s
+}
+
+// networkStatus is network.status in Podman's format.
+func networkStatus(nets []helperapi.ArchiveNetwork) archive.NetworkStatusData {
+	st := archive.NetworkStatusData{}
+	for _, n := range nets {
+		iface := archive.NetworkInterface{MacAddress: n.MacAddress, Subnets: []archive.NetworkSubnet{}}
+		if n.IPAddress != "" {
+			ipnet := n.IPAddress
+			if n.PrefixLen > 0 {
+				ipnet = (&net.IPNet{IP: net.ParseIP(n.IPAddress), Mask: net.CIDRMask(n.PrefixLen, ipBits(n.IPAddress))}).String()
+			}
+			iface.Subnets = append(iface.Subnets, archive.NetworkSubnet{IPNet: ipnet, Gateway: n.Gateway})
+		}
+		st[n.Name] = archive.NetworkResult{Interfaces: map[string]archive.NetworkInterface{"eth0": iface}}
+	}
+	return st
+}
+
+func ipBits(ip string) int {
+	if strings.Contains(ip, ":") {
+		return 128
+	}
+	return 32
+}
+
+// Export streams a stored checkpoint as an archive on ArchiveOut.
+func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emitter) (*helperapi.ArchiveResult, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	if err := helperapi.ValidateName(req.Name); err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	if err := archive.ValidateCompression(req.Archive.Compression); err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	ctrDir := containerDir(req.DockerRoot, req.Container.ID)
+	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", req.Container.Name, ctrDir)}
+	}
+	// The lock keeps `rm` from deleting files while they are being sent.
+	lock, fail := lockContainer(ctrDir, req.Container)
+	if fail != nil {
+		return nil, fail
+	}
+	defer lock.Close()
+	names, err := checkpointNames(req.DockerRoot, req.Container.ID)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("listing the checkpoints of container %q: %v", req.Container.Name, err)}
+	}
+	if !contains(names, req.Name) {
+		return nil, notFound(req.Container, req.Name, names)
+	}
+	dir := filepath.Join(ctrDir, "checkpoints", req.Name)
+	em.Progress("sending checkpoint %s of container %s", req.Name, req.Container.Name)
+	res, err := writeArchive(ctx, ArchiveOut, archiveSource{dir: dir, name: req.Name, opts: req.Archive}, em)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("exporting checkpoint %q of container %q: %v", req.Name, req.Container.Name, err)}
+	}
+	return res, nil
+}
+
+// Import reads an archive from in and stores it as a checkpoint of
+// req.Container. Everything is written into the work folder first and renamed
+// into place only once the whole archive matched its manifest: a damaged or
+// tampered archive leaves nothing behind.
+func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *helperapi.Emitter) (*helperapi.ImportResult, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	if req.Name != "" {
+		if err := helperapi.ValidateName(req.Name); err != nil {
+			return nil, &helperapi.DumpFailure{Message: err.Error()}
+		}
+	}
+	ctrDir := containerDir(req.DockerRoot, req.Container.ID)
+	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", req.Container.Name, ctrDir)}
+	}
+	lock, fail := lockContainer(ctrDir, req.Container)
+	if fail != nil {
+		return nil, fail
+	}
+	defer lock.Close()
+	if req.Name != "" {
+		if _, err := os.Lstat(filepath.Join(ctrDir, "checkpoints", req.Name)); err == nil {
+			return nil, &helperapi.DumpFailure{Exists: true, Message: fmt.Sprintf("checkpoint %q already exists for container %q", req.Name, req.Container.Name)}
+		}
+	}
+	tmpParent := filepath.Join(ctrDir, tmpDirName)
+	_ = os.RemoveAll(tmpParent)
+	if err := os.MkdirAll(tmpParent, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	}
+	defer os.RemoveAll(tmpParent)
+	tmp := filepath.Join(tmpParent, "import")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	}
+	res := &helperapi.ImportResult{}
+	em.Progress("receiving the archive for container %s", req.Container.Name)
+	manifest, err := archive.Read(in, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var target string
+		switch {
+		case strings.HasPrefix(e.Name, archive.CheckpointDir+"/"):
+			leaf := strings.TrimPrefix(e.Name, archive.CheckpointDir+"/")
+			if _, special := notImages[leaf]; special {
+				return fmt.Errorf("%w: %s is not a CRIU image", archive.ErrInvalid, e.Name)
+			}
+			target = leaf
+		case e.Name == archive.DumpLog:
+			target = criu.LogFile
+		case e.Name == archive.ContainerJSON:
+			target = MetadataFile
+		case e.Name == archive.RootfsDiff:
+			res.HasRootfs = true
+			return nil
+		case strings.HasPrefix(e.Name, archive.VolumesDir+"/"):
+			res.Volumes = append(res.Volumes, strings.TrimSuffix(strings.TrimPrefix(e.Name, archive.VolumesDir+"/"), ".tar"))
+			return nil
+		default:
+			// config.dump, spec.dump, network.status, stats-dump (a copy of
+			// checkpoint/stats-dump), deleted.files: verified, not stored.
+			return nil
+		}
+		// Names were checked by the reader: one plain file name, no "..".
+		f, err := os.OpenFile(filepath.Join(tmp, target), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, r); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+	if err != nil {
+		if errors.Is(err, archive.ErrInvalid) {
+			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused, nothing was stored: %v", err)}
+		}
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("importing into container %q, nothing was stored: %v", req.Container.Name, err)}
+	}
+	name := req.Name
+	if name == "" {
+		name = manifest.Checkpoint
+	}
+	if err := helperapi.ValidateName(name); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive's checkpoint name: %v; name it with --name", err)}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
+		return nil, &helperapi.DumpFailure{Message: "the archive was refused, nothing was stored: it holds no CRIU images (checkpoint/inventory.img)"}
+	}
+	res.SourceName = manifest.Checkpoint
+	if b, err := os.ReadFile(filepath.Join(tmp, MetadataFile)); err == nil {
+		var m Metadata
+		if json.Unmarshal(b, &m) == nil {
+			res.SourceContainer = m.Container.Name
+		}
+	}
+	if err := writeJSON(filepath.Join(tmp, dockerConfigFile), map[string]string{"Name": name}); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("storing checkpoint %q: %v", name, err)}
+	}
+	size, files, err := secureTree(tmp)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("storing checkpoint %q: %v", name, err)}
+	}
+	ckptParent := filepath.Join(ctrDir, "checkpoints")
+	final := filepath.Join(ckptParent, name)
+	if _, err := os.Lstat(final); err == nil {
+		return nil, &helperapi.DumpFailure{Exists: true, Message: fmt.Sprintf("checkpoint %q already exists for container %q; import with another --name", name, req.Container.Name)}
+	}
+	if err := os.MkdirAll(ckptParent, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("storing checkpoint %q: %v", name, err)}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("storing checkpoint %q: %v", name, err)}
+	}
+	if err := syncDir(ckptParent); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("storing checkpoint %q: %v", name, err)}
+	}
+	res.Name, res.Path, res.Size, res.Files = name, final, size, files
+	return res, nil
+}
+
+// dumpArchive streams a fresh dump (in the work folder tmp) as an archive on
+// ArchiveOut. Without --keep the work folder is removed afterwards and no
+// checkpoint stays on the daemon host.
+func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, tmp string, spec *specs.Spec, res *helperapi.DumpResult, writeFiles func() error, em *helperapi.Emitter) *helperapi.DumpFailure {
+	fail := func(err error) *helperapi.DumpFailure {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("archiving checkpoint %q of container %q: %v", req.CheckpointName, info.Name, err)}
+	}
+	if err := archive.ValidateCompression(req.Archive.Compression); err != nil {
+		return &helperapi.DumpFailure{Message: err.Error()}
+	}
+	if err := writeFiles(); err != nil {
+		return fail(err)
+	}
+	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec}
+	em.ProgressFor(info.ID, "sending the checkpoint (%s)", req.Archive.Compression)
+	ar, err := writeArchive(ctx, ArchiveOut, src, em)
+	if err != nil {
+		return fail(err)
+	}
+	ar.Stored = req.Archive.Keep
+	res.Archive = ar
+	if !req.Archive.Keep {
+		res.Path, res.LogPath = "", ""
+		res.Size, res.Files = ar.DataBytes, ar.Files
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package helperapi
+
+import "time"
+
+// Streaming helpers (create --output, export) write the archive's bytes on
+// stdout and their Events on stderr; import reads the archive on stdin. Docker
+// keeps a non-TTY container's two streams apart (stdcopy), so neither needs
+// any other framing.
+
+// ArchiveOptions asks for the checkpoint as a portable archive on stdout.
+type ArchiveOptions struct {
+	// Compression is zstd, gzip or none.
+	Compression string `json:"compression"`
+	// Keep also stores the checkpoint in Docker's checkpoint store (create only).
+	Keep bool `json:"keep,omitempty"`
+	// Facts are what the archive's config.dump and network.status say.
+	Facts ArchiveFacts `json:"facts"`
+	// Rootfs lists the container's filesystem changes, as Docker's changes
+	// API reports them; nil leaves rootfs-diff.tar and deleted.files out.
+	Rootfs []FileChange `json:"rootfs,omitempty"`
+	// Volumes are the named and anonymous volumes whose contents go into
+	// volumes/NAME.tar.
+	Volumes []ArchiveVolume `json:"volumes,omitempty"`
+}
+
+// FileChange is one entry of Docker's changes API: Kind 0 modified, 1 added,
+// 2 deleted.
+type FileChange struct {
+	Path string `json:"path"`
+	Kind int    `json:"kind"`
+}
+
+// Kinds of FileChange, as Docker's API numbers them.
+const (
+	ChangeModify = 0
+	ChangeAdd    = 1
+	ChangeDelete = 2
+)
+
+// ArchiveVolume is a volume mounted in the container.
+type ArchiveVolume struct {
+	Name        string `json:"name"`
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+}
+
+// ArchiveFacts describe the container for config.dump and network.status,
+// from Docker's inspect.
+type ArchiveFacts struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Image    string            `json:"image"`
+	ImageID  string            `json:"image_id"`
+	Runtime  string            `json:"runtime"`
+	Created  time.Time         `json:"created"`
+	Networks []ArchiveNetwork  `json:"networks,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// ArchiveNetwork is one network of the container.
+type ArchiveNetwork struct {
+	Name       string `json:"name"`
+	IPAddress  string `json:"ip_address,omitempty"`
+	PrefixLen  int    `json:"prefix_len,omitempty"`
+	Gateway    string `json:"gateway,omitempty"`
+	MacAddress string `json:"mac_address,omitempty"`
+}
+
+// ArchiveResult describes the archive a helper wrote on stdout: the plugin
+// compares its size and SHA-256 with what it received.
+type ArchiveResult struct {
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	Files  int    `json:"files"`
+	// DataBytes is the sum of the archived files before compression.
+	DataBytes int64 `json:"data_bytes"`
+	// Stored is set when the checkpoint was also stored on the daemon (--keep).
+	Stored bool `json:"stored,omitempty"`
+}
+
+// ExportRequest asks for a stored checkpoint as an archive on stdout.
+type ExportRequest struct {
+	Protocol   int            `json:"protocol"`
+	DockerRoot string         `json:"docker_root"`
+	Container  ContainerRef   `json:"container"`
+	Name       string         `json:"name"`
+	Archive    ArchiveOptions `json:"archive"`
+}
+
+// ImportRequest asks to store the archive read on stdin as checkpoint Name of
+// Container, once the whole archive matched its manifest.
+type ImportRequest struct {
+	Protocol   int          `json:"protocol"`
+	DockerRoot string       `json:"docker_root"`
+	Container  ContainerRef `json:"container"`
+	// Name is the checkpoint's name; empty takes the one the archive carries.
+	Name string `json:"name,omitempty"`
+}
+
+// ImportResult describes an imported checkpoint.
+type ImportResult struct {
+	Name  string `json:"name"`
+	Path  string `json:"path"`
+	Files int    `json:"files"`
+	Size  int64  `json:"size"`
+	// Source is the checkpoint's name and container when it was made.
+	SourceName      string `json:"source_name"`
+	SourceContainer string `json:"source_container,omitempty"`
+	// Rootfs and Volumes say whether the archive holds filesystem changes and
+	// volume contents, which the plugin applies through Docker's API.
+	HasRootfs bool     `json:"has_rootfs,omitempty"`
+	Volumes   []string `json:"volumes,omitempty"`
+}

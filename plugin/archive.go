@@ -1,0 +1,193 @@
+package plugin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-units"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// archiveFacts are what an archive's config.dump and network.status say about
+// the container, from Docker's inspect.
+func archiveFacts(c container.InspectResponse) helperapi.ArchiveFacts {
+	f := helperapi.ArchiveFacts{ID: c.ID, Name: trimSlash(c.Name)}
+	if c.ContainerJSONBase != nil {
+		f.ImageID = c.Image
+		f.Runtime = c.HostConfig.Runtime
+		if t, err := time.Parse(time.RFC3339Nano, c.Created); err == nil {
+			f.Created = t.UTC()
+		}
+	}
+	if f.Runtime == "" {
+		f.Runtime = "runc"
+	}
+	if c.Config != nil {
+		f.Image = c.Config.Image
+		f.Labels = c.Config.Labels
+	}
+	if c.NetworkSettings != nil {
+		names := make([]string, 0, len(c.NetworkSettings.Networks))
+		for n := range c.NetworkSettings.Networks {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			ep := c.NetworkSettings.Networks[n]
+			if ep == nil {
+				continue
+			}
+			f.Networks = append(f.Networks, helperapi.ArchiveNetwork{
+				Name: n, IPAddress: ep.IPAddress, PrefixLen: ep.IPPrefixLen, Gateway: ep.Gateway, MacAddress: ep.MacAddress,
+			})
+		}
+	}
+	return f
+}
+
+// archiveOutput receives an archive from a helper: into a private temporary
+// file beside the target, renamed to the target only once the archive is
+// whole and matches the size and SHA-256 the helper reports; or onto stdout.
+type archiveOutput struct {
+	target string
+	tmp    *os.File
+	w      io.Writer
+	hash   hash.Hash
+	n      int64
+	bar    *progressbar.ProgressBar
+	done   bool
+}
+
+// newArchiveOutput opens the destination of an archive: FILE or "-" (stdout,
+// refused when it is a terminal: an archive is binary).
+func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiveOutput, error) {
+	o := &archiveOutput{target: target, hash: sha256.New()}
+	if target == "-" {
+		if dockerCLI.Out().IsTerminal() {
+			return nil, errors.New("refusing to write a checkpoint archive to a terminal: redirect stdout, or use --output FILE")
+		}
+		o.w = dockerCLI.Out()
+	} else {
+		dir, base := filepath.Split(target)
+		if dir == "" {
+			dir = "."
+		}
+		if st, err := os.Stat(target); err == nil && st.IsDir() {
+			return nil, fmt.Errorf("--output %s is a folder: name a file", target)
+		}
+		f, err := os.CreateTemp(dir, "."+base+".xcheckpoint-*.tmp")
+		if err != nil {
+			return nil, fmt.Errorf("creating the archive next to %s: %w", target, err)
+		}
+		// CreateTemp makes it 0600 already; say it anyway, the file holds memory.
+		_ = f.Chmod(0o600)
+		o.tmp, o.w = f, f
+	}
+	if !quiet && dockerCLI.Err().IsTerminal() {
+		o.bar = newBytesBar(dockerCLI.Err(), -1, "Receiving")
+	}
+	return o, nil
+}
+
+// newBytesBar is a progress bar of bytes on w: rate, and time left when the
+// total is known.
+func newBytesBar(w io.Writer, total int64, label string) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(label),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionSetPredictTime(total > 0),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprint(w, "\r") }),
+	)
+}
+
+func (o *archiveOutput) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	o.hash.Write(p[:n])
+	o.n += int64(n)
+	if o.bar != nil {
+		_ = o.bar.Add(n)
+	}
+	return n, err
+}
+
+// commit checks what arrived against what the helper sent and puts the file
+// under its name.
+func (o *archiveOutput) commit(sent *helperapi.ArchiveResult) error {
+	o.finishBar()
+	if sent == nil {
+		return errors.New("the helper did not describe the archive it sent")
+	}
+	got := hex.EncodeToString(o.hash.Sum(nil))
+	if o.n != sent.Bytes || got != sent.SHA256 {
+		return fmt.Errorf("the archive arrived damaged: %d bytes, SHA-256 %s; the helper sent %d bytes, SHA-256 %s", o.n, got, sent.Bytes, sent.SHA256)
+	}
+	if o.tmp == nil {
+		o.done = true
+		return nil
+	}
+	if err := o.tmp.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", o.target, err)
+	}
+	if err := o.tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", o.target, err)
+	}
+	if err := os.Rename(o.tmp.Name(), o.target); err != nil {
+		return fmt.Errorf("writing %s: %w", o.target, err)
+	}
+	o.done = true
+	return nil
+}
+
+// abort removes the temporary file unless the archive was committed.
+func (o *archiveOutput) abort() {
+	o.finishBar()
+	if o.done || o.tmp == nil {
+		return
+	}
+	o.tmp.Close()
+	_ = os.Remove(o.tmp.Name())
+}
+
+func (o *archiveOutput) finishBar() {
+	if o.bar != nil {
+		_ = o.bar.Finish()
+		o.bar = nil
+	}
+}
+
+// where names the destination for messages.
+func (o *archiveOutput) where() string {
+	if o.tmp == nil {
+		return "stdout"
+	}
+	return o.target
+}
+
+// describeArchive is the summary line of a received archive.
+func describeArchive(a *helperapi.ArchiveResult) string {
+	s := units.HumanSize(float64(a.Bytes))
+	if a.DataBytes > 0 && a.DataBytes != a.Bytes {
+		s += fmt.Sprintf(", %s before compression", units.HumanSize(float64(a.DataBytes)))
+	}
+	return s + fmt.Sprintf(", %d files", a.Files)
+}

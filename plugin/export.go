@@ -1,0 +1,113 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+type exportOptions struct {
+	container   string
+	name        string
+	output      string
+	compress    string
+	quiet       bool
+	helperImage string
+}
+
+func newExportCommand(dockerCLI command.Cli) *cobra.Command {
+	var opts exportOptions
+	cmd := &cobra.Command{
+		Use:   "export [OPTIONS] CONTAINER CHECKPOINT",
+		Short: "Write a stored checkpoint as a portable archive",
+		Long: "Write a checkpoint stored on the daemon host as a portable archive on this\n" +
+			"machine (or on stdout), streamed through the Docker API. `import` stores it\n" +
+			"again on any daemon; checkpointctl reads it.",
+		Example:               "  docker xcheckpoint export web warm -o warm.tar.zst\n  docker xcheckpoint export web warm > warm.tar.zst",
+		Args:                  cli.ExactArgs(2),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.container, opts.name = args[0], args[1]
+			return runExport(cmd.Context(), dockerCLI, opts)
+		},
+		ValidArgsFunction: completeContainerThenCheckpoints(dockerCLI, false),
+	}
+	f := cmd.Flags()
+	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
+	addHelperImageFlag(f, &opts.helperImage)
+	_ = cmd.RegisterFlagCompletionFunc("compress", cobra.FixedCompletions(archive.Compressions, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runExport(ctx context.Context, dockerCLI command.Cli, opts exportOptions) error {
+	if err := helperapi.ValidateName(opts.name); err != nil {
+		return err
+	}
+	if err := archive.ValidateCompression(opts.compress); err != nil {
+		return err
+	}
+	if opts.output == "" {
+		// As `docker save`: stdout, unless it is a terminal.
+		opts.output = "-"
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := export(ctx, dockerCLI, opts); err != nil {
+		if ctx.Err() != nil {
+			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
+		}
+		return err
+	}
+	return nil
+}
+
+func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) error {
+	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	if err != nil {
+		return err
+	}
+	raw, err := s.api.ContainerInspect(ctx, opts.container)
+	if err != nil {
+		if _, nf := s.container(ctx, opts.container); nf != nil {
+			return nf
+		}
+		return err
+	}
+	ref := helperapi.ContainerRef{ID: raw.ID, Name: trimSlash(raw.Name)}
+	dest, err := newArchiveOutput(dockerCLI, opts.output, opts.quiet)
+	if err != nil {
+		return err
+	}
+	defer dest.abort()
+	start := time.Now()
+	req := helperapi.ExportRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name,
+		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw)},
+	}
+	out, runErr := s.stream(ctx, ref.ID, "export", req, nil, dest, nil)
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return errors.New(out.final.Error.Message)
+	}
+	if runErr != nil {
+		return fmt.Errorf("exporting checkpoint %q of container %q: %w", opts.name, ref.Name, runErr)
+	}
+	if out.final == nil || out.final.Export == nil {
+		return errors.New("the helper answered without describing the archive")
+	}
+	if err := dest.commit(out.final.Export); err != nil {
+		return fmt.Errorf("exporting checkpoint %q of container %q: %w; nothing was written to %s", opts.name, ref.Name, err, dest.where())
+	}
+	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs.\n", opts.name, ref.Name, dest.where(), describeArchive(out.final.Export), time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,159 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/completion"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+type importOptions struct {
+	file        string
+	container   string
+	name        string
+	quiet       bool
+	helperImage string
+}
+
+func newImportCommand(dockerCLI command.Cli) *cobra.Command {
+	var opts importOptions
+	cmd := &cobra.Command{
+		Use:   "import [OPTIONS] FILE|- --container CONTAINER",
+		Short: "Store a checkpoint archive as a checkpoint of a container",
+		Long: "Send a checkpoint archive (from create --output or export) to the daemon host and\n" +
+			"store it in Docker's checkpoint store as a checkpoint of CONTAINER, which\n" +
+			"`docker start --checkpoint NAME CONTAINER` restores. The whole archive is checked\n" +
+			"against its manifest first: a damaged or altered archive stores nothing.",
+		Example: "  docker xcheckpoint import warm.tar.zst --container web2\n" +
+			"  docker start --checkpoint warm web2\n" +
+			"  ssh backup 'cat api.ckpt' | docker xcheckpoint import - --container api2 --name restored",
+		Args:                  cli.ExactArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.file = args[0]
+			return runImport(cmd.Context(), dockerCLI, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.container, "container", "", "The container to store the checkpoint for (required)")
+	f.StringVar(&opts.name, "name", "", "The checkpoint's name (default: the name it had when made)")
+	f.BoolVarP(&opts.quiet, "quiet", "q", false, "No progress bar")
+	addHelperImageFlag(f, &opts.helperImage)
+	_ = cmd.MarkFlagRequired("container")
+	_ = cmd.RegisterFlagCompletionFunc("container", completion.ContainerNames(dockerCLI, true))
+	return cmd
+}
+
+func runImport(ctx context.Context, dockerCLI command.Cli, opts importOptions) error {
+	if opts.name != "" {
+		if err := helperapi.ValidateName(opts.name); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := importArchive(ctx, dockerCLI, opts); err != nil {
+		if ctx.Err() != nil {
+			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
+		}
+		return err
+	}
+	return nil
+}
+
+func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOptions) error {
+	var in io.Reader
+	size := int64(-1)
+	if opts.file == "-" {
+		if dockerCLI.In().IsTerminal() {
+			return errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")
+		}
+		in = dockerCLI.In()
+	} else {
+		f, err := os.Open(opts.file)
+		if err != nil {
+			return fmt.Errorf("opening the archive: %w", err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
+			if st.IsDir() {
+				return fmt.Errorf("%s is a folder, not a checkpoint archive", opts.file)
+			}
+			size = st.Size()
+		}
+		in = f
+	}
+	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	if err != nil {
+		return err
+	}
+	ref, err := s.container(ctx, opts.container)
+	if err != nil {
+		return err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	stderr := dockerCLI.Err()
+	fmt.Fprintf(stderr, "Importing %s into container %s...\n", opts.file, ref.Name)
+	start := time.Now()
+	counted := &countingReader{r: in}
+	var src io.Reader = counted
+	var bar interface{ Finish() error }
+	if !opts.quiet && stderr.IsTerminal() {
+		b := newBytesBar(stderr, size, "Sending")
+		bar = b
+		src = io.TeeReader(counted, b)
+	}
+	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name}
+	out, runErr := s.stream(ctx, ref.ID, "import", req, src, nil, func(ev helperapi.Event) {
+		if bar == nil {
+			fmt.Fprintf(stderr, "  %s\n", ev.Message)
+		}
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return fmt.Errorf("importing %s into container %q: %s", opts.file, ref.Name, out.final.Error.Message)
+	}
+	if runErr != nil {
+		return fmt.Errorf("importing %s into container %q: %w; nothing was stored", opts.file, ref.Name, runErr)
+	}
+	res := out.final.Import
+	if res == nil {
+		return errors.New("the helper answered without a result")
+	}
+	from := fmt.Sprintf("%q", res.SourceName)
+	if res.SourceContainer != "" {
+		from += " of container " + res.SourceContainer
+	}
+	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s received, %.2fs.\n",
+		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(counted.n)), time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "Restore it with: docker start --checkpoint %s %s\n", res.Name, ref.Name)
+	fmt.Fprintln(dockerCLI.Out(), res.Name)
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
