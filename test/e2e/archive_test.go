@@ -1,0 +1,256 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// createdContainer creates (does not start) a container named after the test,
+// removed at the end of the test: the target of an import.
+func createdContainer(t *testing.T, suffix string, args ...string) string {
+	t.Helper()
+	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+t.Name()+"-"+suffix, "-"))
+	_ = exec.Command("docker", "rm", "-f", name).Run()
+	docker(t, append([]string{"create", "--name", name}, args...)...)
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", name).Run() })
+	return name
+}
+
+// archiveOK runs create --output into dir and checks what every archive must
+// be: private, whole, with no temporary file left beside it.
+func archiveOK(t *testing.T, ctr, name, file string, flags ...string) (atStart, atEnd int) {
+	t.Helper()
+	atStart = last(t, ctr)
+	r := xcheckpoint(t, append(append([]string{"create", "--output", file}, flags...), ctr, name)...)
+	atEnd = last(t, ctr)
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assert.Equal(t, r.stdout, name+"\n")
+	assert.Check(t, is.Contains(r.stderr, "Archive written to "+file))
+	st, err := os.Stat(file)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o600)))
+	entries, err := os.ReadDir(filepath.Dir(file))
+	assert.NilError(t, err)
+	for _, e := range entries {
+		assert.Check(t, !strings.Contains(e.Name(), ".tmp"), "temporary file left: %s", e.Name())
+	}
+	return atStart, atEnd
+}
+
+// importOK imports an archive into a container and checks the result.
+func importOK(t *testing.T, file, ctr string, flags ...string) string {
+	t.Helper()
+	r := xcheckpoint(t, append([]string{"import", file, "--container", ctr}, flags...)...)
+	assert.Equal(t, r.exit, 0, "%s", r)
+	name := strings.TrimSpace(r.stdout)
+	assert.Check(t, is.Contains(r.stderr, "docker start --checkpoint "+name+" "+ctr))
+	dir := checkpointDir(t, ctr, name)
+	assertPrivate(t, dir)
+	for _, f := range []string{"inventory.img", "pstree.img", "dump.log", "descriptors.json", "config.json", "container.json"} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		assert.Check(t, err, "checkpoint file %s", f)
+	}
+	assertNoWork(t, ctr)
+	return name
+}
+
+func assertNoWork(t *testing.T, ctr string) {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(dockerRoot, "containers", containerID(t, ctr), ".xcheckpoint-tmp"))
+	assert.Check(t, os.IsNotExist(err), "work folder of %s removed", ctr)
+}
+
+// startFromCheckpoint restores an imported checkpoint into a container that
+// never ran, with Docker's own restore, and returns its first log lines.
+func startFromCheckpoint(t *testing.T, ctr, ckpt string) []string {
+	t.Helper()
+	r := runEnv(t, nil, "docker", "start", "--checkpoint", ckpt, ctr)
+	assert.Equal(t, r.exit, 0, "docker start --checkpoint %s %s\n%s", ckpt, ctr, r)
+	waitCounting(t, ctr, 0)
+	return strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", ctr).stdout), "\n")
+}
+
+// TestArchiveRoundTrip: for each compression, create --output streams the
+// checkpoint to this machine, import stores it for a second container made
+// from the same image, and Docker's own restore continues the counter there.
+// Nothing stays on the daemon host without --keep.
+func TestArchiveRoundTrip(t *testing.T) {
+	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, src, 2)
+	dir := t.TempDir()
+	for _, c := range []string{"zstd", "gzip", "none"} {
+		t.Run(c, func(t *testing.T) {
+			file := filepath.Join(dir, "web-"+c+".ckpt")
+			atStart, atEnd := archiveOK(t, src, "warm-"+c, file, "--compress", c)
+			assertKeepsRunning(t, src)
+			assert.Check(t, is.Len(checkpoints(t, src), 0), "no checkpoint kept on the daemon host")
+			assertNoWork(t, src)
+			magic := map[string][]byte{"zstd": {0x28, 0xb5, 0x2f, 0xfd}, "gzip": {0x1f, 0x8b}, "none": []byte("checkpoint/")}[c]
+			head := make([]byte, 11)
+			f, err := os.Open(file)
+			assert.NilError(t, err)
+			_, _ = f.Read(head)
+			f.Close()
+			assert.Check(t, bytes.HasPrefix(head, magic), "%s archive starts with %q", c, head)
+
+			dst := createdContainer(t, "dst", busybox, "sh", "-c", counterLoop)
+			name := importOK(t, file, dst)
+			assert.Equal(t, name, "warm-"+c)
+			assert.Check(t, is.Contains(docker(t, "checkpoint", "ls", dst), name))
+			assertResumed(t, startFromCheckpoint(t, dst, name), atStart, atEnd)
+			assertKeepsRunning(t, dst)
+		})
+	}
+}
+
+// TestArchiveKeepExportImportStdin: --keep stores the checkpoint too; export
+// writes it to stdout; import reads it from stdin under another name.
+func TestArchiveKeepExportImportStdin(t *testing.T) {
+	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, src, 2)
+	file := filepath.Join(t.TempDir(), "kept.tar.zst")
+	atStart, atEnd := archiveOK(t, src, "kept", file, "--keep")
+	assert.Check(t, is.DeepEqual(checkpoints(t, src), []string{"kept"}))
+	assertPrivate(t, checkpointDir(t, src, "kept"))
+
+	exported := filepath.Join(t.TempDir(), "exported.tar.gz")
+	out, err := os.Create(exported)
+	assert.NilError(t, err)
+	cmd := exec.Command("docker", "xcheckpoint", "export", "--compress", "gzip", src, "kept")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	assert.NilError(t, cmd.Run(), stderr.String())
+	out.Close()
+	assert.Check(t, is.Contains(stderr.String(), `Checkpoint "kept" of container `+src+" written to stdout"))
+
+	dst := createdContainer(t, "dst", busybox, "sh", "-c", counterLoop)
+	in, err := os.Open(exported)
+	assert.NilError(t, err)
+	defer in.Close()
+	imp := exec.Command("docker", "xcheckpoint", "import", "-", "--container", dst, "--name", "again")
+	imp.Env = cmd.Env
+	var impOut, impErr bytes.Buffer
+	imp.Stdin, imp.Stdout, imp.Stderr = in, &impOut, &impErr
+	assert.NilError(t, imp.Run(), impErr.String())
+	assert.Equal(t, impOut.String(), "again\n")
+	assertResumed(t, startFromCheckpoint(t, dst, "again"), atStart, atEnd)
+}
+
+// TestArchiveToTerminalRefused: an archive is never written to a terminal,
+// and an unknown compression is refused before anything runs.
+func TestArchiveBadOptions(t *testing.T) {
+	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, src, 1)
+	r := xcheckpoint(t, "create", "--output", filepath.Join(t.TempDir(), "x"), "--compress", "xz", src)
+	assert.Check(t, r.exit != 0)
+	assert.Check(t, is.Contains(r.stderr, `invalid --compress "xz": want one of zstd, gzip, none`))
+	r = xcheckpoint(t, "create", "--keep", src)
+	assert.Check(t, is.Contains(r.stderr, "apply to --output only"))
+	r = xcheckpoint(t, "import", "/nonexistent.tar.zst", "--container", src)
+	assert.Check(t, r.exit != 0)
+	assert.Check(t, is.Contains(r.stderr, "opening the archive"))
+	assert.Check(t, is.Len(checkpoints(t, src), 0))
+}
+
+// TestArchiveRefused: damaged, altered and hostile archives are refused with
+// the bad file named, and nothing is stored for the container.
+func TestArchiveRefused(t *testing.T) {
+	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, src, 1)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.tar")
+	archiveOK(t, src, "good", good, "--compress", "none")
+	data, err := os.ReadFile(good)
+	assert.NilError(t, err)
+	dst := createdContainer(t, "dst", busybox, "sh", "-c", counterLoop)
+
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		assert.NilError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	cases := []struct {
+		name, file, want string
+	}{
+		{"tampered", write("tampered.tar", tamper(t, data, "checkpoint/pstree.img")), "checkpoint/pstree.img does not match its SHA-256 in the manifest"},
+		{"truncated", write("truncated.tar", data[:len(data)*2/3]), "truncated"},
+		{"traversal", write("traversal.tar", hostile(t, tar.Header{Typeflag: tar.TypeReg, Name: "checkpoint/../../../../etc/xcp-evil", Size: 4}, "evil")), `file name "checkpoint/../../../../etc/xcp-evil" is not allowed`},
+		{"absolute", write("absolute.tar", hostile(t, tar.Header{Typeflag: tar.TypeReg, Name: "/tmp/xcp-evil", Size: 4}, "evil")), `file name "/tmp/xcp-evil" is not allowed`},
+		{"symlink", write("symlink.tar", hostile(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "checkpoint/inventory.img", Linkname: "/etc/shadow"}, "")), `"checkpoint/inventory.img" is a link`},
+		{"device", write("device.tar", hostile(t, tar.Header{Typeflag: tar.TypeBlock, Name: "checkpoint/disk.img", Devmajor: 8}, "")), "is not a regular file"},
+		{"not an archive", write("junk.tar", []byte("hello, this is not a checkpoint\n")), "invalid checkpoint archive"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := xcheckpoint(t, "import", tc.file, "--container", dst)
+			assert.Check(t, r.exit != 0, "%s", r)
+			assert.Check(t, is.Contains(r.stderr, tc.want))
+			assert.Check(t, is.Contains(r.stderr, "nothing was stored"))
+			assert.Check(t, is.Equal(r.stdout, ""))
+			assert.Check(t, is.Len(checkpoints(t, dst), 0))
+			assertNoWork(t, dst)
+		})
+	}
+	_, err = os.Stat("/etc/xcp-evil")
+	assert.Check(t, os.IsNotExist(err))
+	_, err = os.Stat("/tmp/xcp-evil")
+	assert.Check(t, os.IsNotExist(err))
+}
+
+// tamper flips one byte inside the named file of an uncompressed archive,
+// leaving the manifest as it was.
+func tamper(t *testing.T, archive []byte, name string) []byte {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		hdr, err := tr.Next()
+		assert.NilError(t, err, "looking for %s", name)
+		if hdr.Name != name {
+			continue
+		}
+		body, err := io.ReadAll(tr)
+		assert.NilError(t, err)
+		i := bytes.Index(archive, body)
+		assert.Assert(t, i >= 0 && len(body) > 0)
+		out := bytes.Clone(archive)
+		out[i+len(body)/2] ^= 0xff
+		return out
+	}
+}
+
+// hostile is an archive with one bad entry followed by a manifest that lists
+// it: the reader must refuse it by its header alone.
+func hostile(t *testing.T, hdr tar.Header, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "checkpoint/", Mode: 0o700}))
+	assert.NilError(t, tw.WriteHeader(&hdr))
+	if body != "" {
+		_, err := tw.Write([]byte(body))
+		assert.NilError(t, err)
+	}
+	sum := sha256.Sum256([]byte(body))
+	m, _ := json.Marshal(map[string]any{"version": 1, "checkpoint": "evil", "files": []map[string]any{{"name": hdr.Name, "size": len(body), "sha256": hex.EncodeToString(sum[:])}}})
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "manifest.json", Size: int64(len(m)), Mode: 0o600}))
+	_, err := tw.Write(m)
+	assert.NilError(t, err)
+	assert.NilError(t, tw.Close())
+	return buf.Bytes()
+}
