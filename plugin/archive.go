@@ -76,7 +76,7 @@ func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiv
 	o := &archiveOutput{target: target, hash: sha256.New()}
 	if target == "-" {
 		if dockerCLI.Out().IsTerminal() {
-			return nil, errors.New("refusing to write a checkpoint archive to a terminal: redirect stdout, or use --output FILE")
+			return nil, usageError{errors.New("refusing to write a checkpoint archive to a terminal: redirect stdout, or use --output FILE")}
 		}
 		o.w = dockerCLI.Out()
 	} else {
@@ -85,7 +85,7 @@ func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiv
 			dir = "."
 		}
 		if st, err := os.Stat(target); err == nil && st.IsDir() {
-			return nil, fmt.Errorf("--output %s is a folder: name a file", target)
+			return nil, usageError{fmt.Errorf("--output %s is a folder: name a file", target)}
 		}
 		f, err := os.CreateTemp(dir, "."+base+".xcheckpoint-*.tmp")
 		if err != nil {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -52,24 +49,16 @@ func newExportCommand(dockerCLI command.Cli) *cobra.Command {
 
 func runExport(ctx context.Context, dockerCLI command.Cli, opts exportOptions) error {
 	if err := helperapi.ValidateName(opts.name); err != nil {
-		return err
+		return usageError{err}
 	}
 	if err := archive.ValidateCompression(opts.compress); err != nil {
-		return err
+		return usageError{err}
 	}
 	if opts.output == "" {
 		// As `docker save`: stdout, unless it is a terminal.
 		opts.output = "-"
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := export(ctx, dockerCLI, opts); err != nil {
-		if ctx.Err() != nil {
-			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
-		}
-		return err
-	}
-	return nil
+	return export(ctx, dockerCLI, opts)
 }
 
 func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) error {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -59,18 +57,10 @@ func newImportCommand(dockerCLI command.Cli) *cobra.Command {
 func runImport(ctx context.Context, dockerCLI command.Cli, opts importOptions) error {
 	if opts.name != "" {
 		if err := helperapi.ValidateName(opts.name); err != nil {
-			return err
+			return usageError{err}
 		}
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := importArchive(ctx, dockerCLI, opts); err != nil {
-		if ctx.Err() != nil {
-			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
-		}
-		return err
-	}
-	return nil
+	return importArchive(ctx, dockerCLI, opts)
 }
 
 func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOptions) error {
@@ -78,7 +68,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	size := int64(-1)
 	if opts.file == "-" {
 		if dockerCLI.In().IsTerminal() {
-			return errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")
+			return usageError{errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")}
 		}
 		in = dockerCLI.In()
 	} else {

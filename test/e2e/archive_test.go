@@ -24,7 +24,7 @@ import (
 // removed at the end of the test: the target of an import.
 func createdContainer(t *testing.T, suffix string, args ...string) string {
 	t.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+t.Name()+"-"+suffix, "-"))
+	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+runID+"-"+t.Name()+"-"+suffix, "-"))
 	_ = exec.Command("docker", "rm", "-f", name).Run()
 	docker(t, append([]string{"create", "--name", name}, args...)...)
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", name).Run() })
