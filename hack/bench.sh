@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark (`make bench`): how long `docker xcheckpoint create` takes against
-# Docker's own `docker checkpoint create` and Podman's `podman container
-# checkpoint`, all three with --leave-running, in ONE run on the same machine, so
-# that the ratios mean something on a noisy shared host.
+# Docker's own `docker checkpoint create`, Podman's `podman container
+# checkpoint`, all three with --leave-running, and the floor: a plain `criu dump`
+# (same freezer, same external mounts) run by `docker run --rm` of the helper
+# image; in ONE run on the same machine, so that the ratios mean something on a
+# noisy shared host. CRIU's frozen time (the application's downtime) is read
+# for each: ours from --print-stats, Podman's from its --print-stats, the
+# floor's from the stats-dump CRIU left (hack/criustats). Docker keeps no CRIU
+# statistics (its checkpoint holds the images only), so it has none.
 #
 # Workloads: a tiny busybox loop (the fixed cost of each command), then
 # test/fixture's `memory MIB` (half pseudo-random, half text) at each size of
@@ -13,12 +18,21 @@
 # after its measurement and the containers keep running between rounds. Medians
 # and ratios go to stdout as a table and to a JSON file; progress to stderr.
 #
+# The batch: BENCH_BATCH containers of the fixture per engine, checkpointed by
+# one `docker xcheckpoint create --all --filter label=...` (the filter keeps it
+# to the bench's containers on a shared daemon), by a loop of Docker's command,
+# and by one `podman container checkpoint` naming them all (what --all does,
+# without touching other users' Podman containers).
+#
 # usage: hack/bench.sh
 #   BENCH_SIZES="16 256 1024"  resident MiB of the fixture containers
 #   BENCH_ROUNDS=3             rounds per workload (at least 3 for a median worth reading)
 #   BENCH_TINY_ROUNDS=5        rounds of the busybox workload (cheap, noisier)
 #   BENCH_OUT=FILE             JSON output (default bench/results-<UTC time>.json)
 #   BENCH_PODMAN=0             skip Podman (default: install it from Debian's packages when missing)
+#   BENCH_BATCH="8x128"        the batch: COUNTxMIB ("" to skip)
+#   BENCH_FLOOR=0              skip the plain `criu dump` floor
+#   BENCH_WARMUP=0             skip the untimed warm-up round
 #   CRIU_DIR                   where hack/criu-root.sh keeps CRIU's root (default /var/cache/xcheckpoint/criu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,17 +45,21 @@ criu_dir=${CRIU_DIR:-/var/cache/xcheckpoint/criu}
 stamp=$(date -u +%Y%m%d-%H%M%S)
 out=${BENCH_OUT:-bench/results-$stamp.json}
 use_podman=${BENCH_PODMAN:-1}
+use_floor=${BENCH_FLOOR:-1}
+batch=${BENCH_BATCH-8x128}
 cmd_timeout=900  # seconds, per measured command: the bench always ends
 # (--foreground below: a Ctrl-C reaches the command being measured at once)
 fill_timeout=300 # seconds for a fixture to fill its memory
 prefix=bench-$$  # containers of this run; another run at the same time uses others
-tools=(xcheckpoint docker podman)
+tools=(xcheckpoint docker podman criu)
 started=$EPOCHREALTIME
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 tmp=$(mktemp -d /tmp/xcheckpoint-bench.XXXXXX)
+# The floor's images: on the filesystem of Docker's data root, as ours are.
+floor_dir=
 docker_containers=()
 podman_containers=()
 cleanup() {
@@ -49,6 +67,7 @@ cleanup() {
 	for c in "${docker_containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
 	for c in "${podman_containers[@]}"; do podman rm -f "$c" >/dev/null 2>&1 || true; done
 	rm -rf "$tmp"
+	[ -z "$floor_dir" ] || rm -rf "$floor_dir"
 }
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT TERM
@@ -67,6 +86,9 @@ if ! criu --version 2>/dev/null | grep -Eq 'Version: (4\.([2-9]|[1-9][0-9])|[5-9
 	./hack/host-criu.sh "$criu_dir"
 fi
 host_criu=$(criu --version 2>/dev/null | sed -n 's/^Version: *//p')
+go build -o "$tmp/criustats" ./hack/criustats
+docker_root=$(docker info --format '{{.DockerRootDir}}')
+floor_dir=$(mktemp -d "$(dirname "$docker_root")/xcheckpoint-bench-floor.XXXXXX")
 
 # The plugin just built, through a throw-away CLI config: nothing is installed.
 # Only for the plugin's commands: Podman reads DOCKER_CONFIG too.
@@ -74,6 +96,7 @@ mkdir -p "$tmp/config/cli-plugins"
 ln -s "$PWD/bin/docker-xcheckpoint" "$tmp/config/cli-plugins/docker-xcheckpoint"
 xcheckpoint=(env DOCKER_CONFIG="$tmp/config" docker xcheckpoint)
 plugin_version=$(bin/docker-xcheckpoint docker-cli-plugin-metadata | sed -n 's/.*"Version": *"\([^"]*\)".*/\1/p')
+helper_image=docker-xcheckpoint-helper:$plugin_version
 "${xcheckpoint[@]}" version >/dev/null || die "the plugin does not answer"
 
 # Podman checkpoints through runc with the same host CRIU. When it cannot run
@@ -112,10 +135,14 @@ setup_podman
 
 # --- measuring ------------------------------------------------------------------
 
-declare -A runs fails frozen pages reported skip
+# runs[WL,TOOL]: wall times; frozen[WL,TOOL]: CRIU's frozen times (s), one per
+# container checkpointed; pages[WL]: our pages written; reported[WL]: our
+# plugin's own total (ms -> s).
+declare -A runs fails frozen pages reported skip ncont
 workloads=()
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+us2s() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1e6 }'; }
 
 # measure WORKLOAD TOOL ROUND COMMAND...: the whole command's wall time.
 measure() {
@@ -137,23 +164,56 @@ measure() {
 	return "$rc"
 }
 
+# frozen_from FILE KEY WL TOOL: every "KEY": N (microseconds) of FILE, as seconds.
+frozen_from() {
+	local v
+	for v in $(grep -o "\"$2\": *[0-9]*" "$1" | grep -o '[0-9]*$'); do
+		frozen[$3,$4]+=" $(us2s "$v")"
+	done
+}
+
+# stats_dump WL TOOL DIR: the frozen time of the stats-dump CRIU left in DIR.
+stats_dump() {
+	if "$tmp/criustats" "$3" >"$tmp/stats.json" 2>>"$tmp/err"; then
+		frozen_from "$tmp/stats.json" frozen_time_us "$1" "$2"
+	else
+		log "  no CRIU statistics in $3"
+	fi
+}
+
+# floor_args CONTAINER DIR: the plain `criu dump` of a Docker container from a
+# helper container: the same freezer cgroup and the same external mounts as
+# runc (and we) mark: cgroup mounts, the files Docker binds in, masked files.
+floor_args() {
+	local pid fz root mp fstype ext=()
+	pid=$(docker inspect -f '{{.State.Pid}}' "$1")
+	fz=$(awk -F: '$2 ~ /(^|,)freezer(,|$)/ { print $3 }' "/proc/$pid/cgroup")
+	while read -r root mp fstype; do
+		case $fstype in cgroup | cgroup2) ext+=(--external "mnt[$mp]:$mp") ;; esac
+		case $root in
+		/null) ext+=(--external "mnt[$mp]:/dev/null") ;;
+		"$docker_root"/*) ext+=(--external "mnt[$mp]:$mp") ;;
+		esac
+	done < <(awk '{ for (i = 7; $i != "-"; i++); print $4, $5, $(i + 1) }' "/proc/$pid/mountinfo")
+	local caps=() c
+	for c in $(sed -n 's/^ *"CAP_\([A-Z_]*\)",*$/\1/p' config.json); do caps+=(--cap-add "$c"); done
+	floor=(docker run --rm --pid=host --network=host --cap-drop ALL "${caps[@]}"
+		--security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined
+		-v /sys/fs/cgroup:/sys/fs/cgroup -v "$floor_dir:/ckpt" --entrypoint criu "$helper_image"
+		dump -t "$pid" -D "/ckpt/$2" --leave-running --shell-job --manage-cgroups
+		${fz:+--freeze-cgroup "/sys/fs/cgroup/freezer$fz"} -v4 -o dump.log "${ext[@]}")
+}
+
 one() { # WORKLOAD TOOL ROUND DOCKER_CONTAINER PODMAN_CONTAINER
 	local wl=$1 tool=$2 r=$3 dc=$4 pc=$5 v
 	case $tool in
 	xcheckpoint)
-		if measure "$wl" "$tool" "$r" "${xcheckpoint[@]}" create --leave-running "$dc" "x$r"; then
-			# The plugin's own total (helper created, run and removed), from its summary.
-			v=$(sed -n 's/^Checkpoint ".*" stored: .*, \([0-9.]*\)s.*/\1/p' "$tmp/err")
-			[ -z "$v" ] || reported[$wl]+=" $v"
-			# CRIU's own statistics, for context: how long the program was frozen.
-			if "${xcheckpoint[@]}" inspect --format json "$dc" "x$r" >"$tmp/inspect.json" 2>"$tmp/err"; then
-				v=$(sed -n 's/.*"frozen_time_us": *\([0-9]*\).*/\1/p' "$tmp/inspect.json" | head -n 1)
-				[ -z "$v" ] || frozen[$wl]+=" $(awk -v us="$v" 'BEGIN { printf "%.3f", us / 1e6 }')"
-				v=$(sed -n 's/.*"pages_written": *\([0-9]*\).*/\1/p' "$tmp/inspect.json" | head -n 1)
-				[ -z "$v" ] || pages[$wl]+=" $v"
-			else
-				log "  inspect failed: $(tail -n 1 "$tmp/err")"
-			fi
+		if measure "$wl" "$tool" "$r" "${xcheckpoint[@]}" create --leave-running --print-stats --format json "$dc" "x$r"; then
+			frozen_from "$tmp/out" FrozenUs "$wl" "$tool"
+			v=$(grep -o '"PagesWritten": *"[0-9]*"' "$tmp/out" | grep -o '[0-9]*' | head -n 1)
+			[ -z "$v" ] || pages[$wl]+=" $v"
+			v=$(grep -o '"TotalMs": *[0-9]*' "$tmp/out" | grep -o '[0-9]*$' | head -n 1)
+			[ -z "$v" ] || reported[$wl]+=" $(awk -v ms="$v" 'BEGIN { printf "%.3f", ms / 1e3 }')"
 		fi
 		"${xcheckpoint[@]}" rm "$dc" "x$r" >/dev/null 2>&1 || true
 		;;
@@ -163,7 +223,17 @@ one() { # WORKLOAD TOOL ROUND DOCKER_CONTAINER PODMAN_CONTAINER
 		;;
 	podman)
 		# Podman keeps one checkpoint per container, replaced by the next.
-		measure "$wl" "$tool" "$r" podman container checkpoint --leave-running "$pc" || true
+		if measure "$wl" "$tool" "$r" podman container checkpoint --leave-running --print-stats "$pc"; then
+			frozen_from "$tmp/out" frozen_time "$wl" "$tool"
+		fi
+		;;
+	criu)
+		floor_args "$dc" "f$r"
+		mkdir -p "$floor_dir/f$r"
+		if measure "$wl" "$tool" "$r" "${floor[@]}"; then
+			stats_dump "$wl" "$tool" "$floor_dir/f$r"
+		fi
+		rm -rf "${floor_dir:?}/f$r"
 		;;
 	esac
 	return 0
@@ -180,18 +250,14 @@ wait_filled() { # docker|podman CONTAINER: until the fixture's first "count=" li
 	done
 }
 
-# bench WORKLOAD ROUNDS COMMAND...: one Docker and one Podman container of the
-# fixture image running COMMAND, every tool once per round in rotating order.
-bench() {
-	local wl=$1 n=$2 image=xcheckpoint-test/fixture dc=$prefix-$1 pc=$prefix-$1 r i tool
-	shift 2
-	workloads+=("$wl")
-	log "$wl: starting the containers ($*)"
+# start_pair WORKLOAD DOCKER_NAME PODMAN_NAME LABEL COMMAND...: one Docker and
+# one Podman container of the fixture image running COMMAND.
+start_pair() {
+	local wl=$1 dc=$2 pc=$3 label=$4 image=xcheckpoint-test/fixture
+	shift 4
 	docker_containers+=("$dc")
-	docker run -d --name "$dc" "$image" "$@" >/dev/null
-	if [ -n "$podman_skip" ]; then
-		skip[$wl,podman]=$podman_skip
-	else
+	docker run -d --name "$dc" --label "$label" "$image" "$@" >/dev/null
+	if [ -z "${skip[$wl,podman]:-}" ]; then
 		podman_containers+=("$pc")
 		if ! podman "${podman_args[@]}" run -d --name "$pc" --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
 			"localhost/$image" "$@" >/dev/null 2>"$tmp/err"; then
@@ -204,20 +270,92 @@ bench() {
 			skip[$wl,podman]="the Podman container did not start"
 		fi
 	fi
+}
+
+# rounds WORKLOAD N ONE-FUNCTION ARGS...: every tool once per round, in
+# rotating order.
+rounds() {
+	local wl=$1 n=$2 fn=$3 r i tool
+	shift 3
 	[ -z "${skip[$wl,podman]:-}" ] || log "$wl: Podman is not measured: ${skip[$wl,podman]}"
 	for r in $(seq 1 "$n"); do
-		for i in 0 1 2; do
-			tool=${tools[$(((r - 1 + i) % 3))]}
+		for i in "${!tools[@]}"; do
+			tool=${tools[$(((r - 1 + i) % ${#tools[@]}))]}
 			[ -z "${skip[$wl,$tool]:-}" ] || continue
-			one "$wl" "$tool" "$r" "$dc" "$pc"
+			"$fn" "$wl" "$tool" "$r" "$@"
 		done
-		running docker "$dc" || die "$wl: the Docker container stopped during round $r"
-		if [ -z "${skip[$wl,podman]:-}" ] && ! running podman "$pc"; then
-			skip[$wl,podman]="the Podman container stopped during round $r"
-		fi
 	done
+}
+
+# bench WORKLOAD ROUNDS COMMAND...: one Docker and one Podman container of the
+# fixture image running COMMAND, every tool once per round in rotating order.
+bench() {
+	local wl=$1 n=$2 dc=$prefix-$1 pc=$prefix-$1
+	shift 2
+	workloads+=("$wl")
+	ncont[$wl]=1
+	log "$wl: starting the containers ($*)"
+	[ -z "$podman_skip" ] || skip[$wl,podman]=$podman_skip
+	[ "$use_floor" != 0 ] || skip[$wl,criu]="BENCH_FLOOR=0"
+	start_pair "$wl" "$dc" "$pc" "com.docker.xcheckpoint.bench=$prefix" "$@"
+	rounds "$wl" "$n" one_checked "$dc" "$pc"
 	docker rm -f "$dc" >/dev/null 2>&1 || true
 	[ -n "$podman_skip" ] || podman rm -f "$pc" >/dev/null 2>&1 || true
+}
+
+one_checked() { # as one, then: do the containers still run?
+	local wl=$1 dc=$4 pc=$5
+	one "$@"
+	running docker "$dc" || die "$wl: the Docker container stopped during round $3"
+	if [ -z "${skip[$wl,podman]:-}" ] && ! running podman "$pc"; then
+		skip[$wl,podman]="the Podman container stopped during round $3"
+	fi
+}
+
+# The batch: BENCH_BATCH's COUNT containers per engine, all checkpointed by
+# each tool in one go.
+batch_dcs=()
+batch_pcs=()
+one_batch() { # WORKLOAD TOOL ROUND
+	local wl=$1 tool=$2 r=$3 c
+	case $tool in
+	xcheckpoint)
+		if measure "$wl" "$tool" "$r" "${xcheckpoint[@]}" create --all --filter "label=com.docker.xcheckpoint.bench-batch=$prefix" \
+			--name "xb$r" --leave-running --print-stats --format json; then
+			frozen_from "$tmp/out" FrozenUs "$wl" "$tool"
+		fi
+		for c in "${batch_dcs[@]}"; do "${xcheckpoint[@]}" rm "$c" "xb$r" >/dev/null 2>&1 || true; done
+		;;
+	docker)
+		# shellcheck disable=SC2016
+		measure "$wl" "$tool" "$r" bash -c 'r=$1; shift; for c; do docker checkpoint create --leave-running "$c" "db$r" || exit; done' \
+			- "$r" "${batch_dcs[@]}" || true
+		for c in "${batch_dcs[@]}"; do docker checkpoint rm "$c" "db$r" >/dev/null 2>&1 || true; done
+		;;
+	podman)
+		if measure "$wl" "$tool" "$r" podman container checkpoint --leave-running --print-stats "${batch_pcs[@]}"; then
+			frozen_from "$tmp/out" frozen_time "$wl" "$tool"
+		fi
+		;;
+	esac
+	for c in "${batch_dcs[@]}"; do running docker "$c" || die "$wl: Docker container $c stopped during round $r"; done
+}
+
+bench_batch() { # COUNT MIB ROUNDS
+	local n=$1 mib=$2 wl="${1}x${2}MiB" i
+	workloads+=("$wl")
+	ncont[$wl]=$n
+	[ -z "$podman_skip" ] || skip[$wl,podman]=$podman_skip
+	skip[$wl,criu]="not measured for the batch"
+	log "$wl: starting $n containers per engine (fixture memory $mib)"
+	for i in $(seq 1 "$n"); do
+		batch_dcs+=("$prefix-b$i")
+		batch_pcs+=("$prefix-b$i")
+		start_pair "$wl" "$prefix-b$i" "$prefix-b$i" "com.docker.xcheckpoint.bench-batch=$prefix" fixture memory "$mib"
+	done
+	rounds "$wl" "$3" one_batch
+	for i in "${batch_dcs[@]}"; do docker rm -f "$i" >/dev/null 2>&1 || true; done
+	[ -n "$podman_skip" ] || for i in "${batch_pcs[@]}"; do podman rm -f "$i" >/dev/null 2>&1 || true; done
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -226,15 +364,20 @@ others=$(($(docker ps -q | wc -l) + $( [ -n "$podman_skip" ] && echo 0 || podman
 log "results will be written to $out; $others other containers running, load average $load_before"
 
 # One untimed round first: page cache, helper image, runc and CRIU binaries.
-log "warm-up (not measured)"
-bench warmup 1 sh -c 'while true; do sleep 1; done' 2>/dev/null || true
-unset 'workloads[0]'
-workloads=("${workloads[@]}")
+if [ "${BENCH_WARMUP:-1}" != 0 ]; then
+	log "warm-up (not measured)"
+	bench warmup 1 sh -c 'while true; do sleep 1; done' 2>/dev/null || true
+	unset 'workloads[0]'
+	workloads=("${workloads[@]}")
+fi
 
 bench busybox "$tiny_rounds" sh -c 'while true; do sleep 1; done'
 for mib in $sizes; do
 	bench "${mib}MiB" "$rounds" fixture memory "$mib"
 done
+if [ -n "$batch" ]; then
+	bench_batch "${batch%x*}" "${batch#*x}" "$rounds"
+fi
 load_after=$(loadavg)
 
 # --- report -------------------------------------------------------------------
@@ -253,12 +396,15 @@ cell() { # median: "1.23", or why there is none
 	elif [ -n "${med[$wl,$tool]}" ]; then printf '%s' "${med[$wl,$tool]}"
 	else printf 'failed'; fi
 }
+xr() { local v; v=$(ratio "$1" "$2"); printf '%s' "${v:+${v}x}"; }
 
-declare -A med
+declare -A med fmed
 for wl in "${workloads[@]}"; do
 	for tool in "${tools[@]}"; do
 		# shellcheck disable=SC2086
 		med[$wl,$tool]=$(median ${runs[$wl,$tool]:-})
+		# shellcheck disable=SC2086
+		fmed[$wl,$tool]=$(median ${frozen[$wl,$tool]:-})
 	done
 done
 
@@ -267,25 +413,33 @@ total=$(secs "$started" "$EPOCHREALTIME")
 	printf '\nCheckpoint with --leave-running, whole-command wall time, median seconds of alternated rounds\n'
 	printf '(%s UTC, %s, %s CPUs, %s; load average %s before, %s after)\n\n' "$(date -u '+%Y-%m-%d %H:%M')" \
 		"$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" "$load_before" "$load_after"
-	printf '%-9s %6s  %11s %8s %8s  %11s %11s  %10s\n' workload rounds xcheckpoint docker podman ours/docker ours/podman "our frozen"
+	printf '%-12s %6s  %11s %8s %8s %8s  %11s %11s %10s\n' workload rounds xcheckpoint docker podman "criu(d)" ours/docker ours/podman ours/criu
 	for wl in "${workloads[@]}"; do
 		n=$rounds
 		[ "$wl" != busybox ] || n=$tiny_rounds
-		# shellcheck disable=SC2086
-		fz=$(median ${frozen[$wl]:-})
-		rd=$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,docker]}")
-		rp=$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,podman]}")
-		printf '%-9s %6s  %11s %8s %8s  %11s %11s  %10s\n' "$wl" "$n" \
-			"$(cell "$wl" xcheckpoint)" "$(cell "$wl" docker)" "$(cell "$wl" podman)" \
-			"${rd:+${rd}x}" "${rp:+${rp}x}" "${fz:+$fz s}"
+		printf '%-12s %6s  %11s %8s %8s %8s  %11s %11s %10s\n' "$wl" "$n" \
+			"$(cell "$wl" xcheckpoint)" "$(cell "$wl" docker)" "$(cell "$wl" podman)" "$(cell "$wl" criu)" \
+			"$(xr "${med[$wl,xcheckpoint]}" "${med[$wl,docker]}")" "$(xr "${med[$wl,xcheckpoint]}" "${med[$wl,podman]}")" \
+			"$(xr "${med[$wl,xcheckpoint]}" "${med[$wl,criu]}")"
+	done
+	printf '\nCRIU frozen time (the application'"'"'s downtime), median seconds per container checkpoint\n\n'
+	printf '%-12s  %11s %8s %8s %8s  %11s %11s %10s\n' workload xcheckpoint docker podman "criu(d)" ours/docker ours/podman ours/criu
+	for wl in "${workloads[@]}"; do
+		printf '%-12s  %11s %8s %8s %8s  %11s %11s %10s\n' "$wl" \
+			"${fmed[$wl,xcheckpoint]:--}" "${fmed[$wl,docker]:--}" "${fmed[$wl,podman]:--}" "${fmed[$wl,criu]:--}" \
+			"$(xr "${fmed[$wl,xcheckpoint]}" "${fmed[$wl,docker]}")" "$(xr "${fmed[$wl,xcheckpoint]}" "${fmed[$wl,podman]}")" \
+			"$(xr "${fmed[$wl,xcheckpoint]}" "${fmed[$wl,criu]}")"
 	done
 	printf '\nEvery run (s):\n'
 	for wl in "${workloads[@]}"; do
-		printf '%-9s' "$wl"
+		printf '%-12s' "$wl"
 		for tool in "${tools[@]}"; do printf '  %s:%s' "$tool" "${runs[$wl,$tool]:- -}"; done
 		printf '\n'
 	done
-	printf '\nours/docker, ours/podman: below 1.0x we are faster. "our frozen": CRIU'"'"'s frozen time of our dumps.\n'
+	printf '\nDocker keeps no CRIU statistics: its frozen time is unknown.\n'
+	printf 'Below 1.0x we are faster. criu(d): `docker run --rm` of the helper image doing a plain `criu dump`.\n'
+	printf 'Batch: ours is one `create --all --filter`, docker a loop of `docker checkpoint create`, podman one\n'
+	printf '`podman container checkpoint` of all of them; its frozen times are per container.\n'
 	for wl in "${workloads[@]}"; do
 		for tool in "${tools[@]}"; do
 			[ -z "${skip[$wl,$tool]:-}" ] || printf '%s %s skipped: %s\n' "$wl" "$tool" "${skip[$wl,$tool]}"
@@ -304,31 +458,34 @@ mkdir -p "$(dirname "$out")"
 		"$(json_str "$host_criu")" "$(json_str "$load_before")" "$(json_str "$load_after")" "$others"
 	printf '  "plugin_version": %s,\n  "rounds": %s,\n  "tiny_rounds": %s,\n  "total_s": %s,\n' \
 		"$(json_str "$plugin_version")" "$rounds" "$tiny_rounds" "$total"
-	printf '  "commands": {"xcheckpoint": "docker xcheckpoint create --leave-running CONTAINER NAME", "docker": "docker checkpoint create --leave-running CONTAINER NAME", "podman": "podman container checkpoint --leave-running CONTAINER"},\n'
+	printf '  "commands": {"xcheckpoint": "docker xcheckpoint create --leave-running --print-stats --format json CONTAINER NAME", "docker": "docker checkpoint create --leave-running CONTAINER NAME", "podman": "podman container checkpoint --leave-running --print-stats CONTAINER", "criu": "docker run --rm HELPER-IMAGE criu dump -t PID --leave-running --shell-job --manage-cgroups --freeze-cgroup ... --external mnt[...]", "batch": {"xcheckpoint": "docker xcheckpoint create --all --filter label=... --name NAME --leave-running --print-stats --format json", "docker": "for c in CONTAINERS; do docker checkpoint create --leave-running $c NAME; done", "podman": "podman container checkpoint --leave-running --print-stats CONTAINERS..."}},\n'
 	printf '  "workloads": [\n'
 	sep=
 	for wl in "${workloads[@]}"; do
 		mib=null
-		case $wl in *MiB) mib=${wl%MiB} ;; esac
-		printf '%s    {"name": %s, "resident_mib": %s, "tools": {' "$sep" "$(json_str "$wl")" "$mib"
+		case $wl in *MiB) mib=${wl%MiB}; mib=${mib#*x} ;; esac
+		printf '%s    {"name": %s, "containers": %s, "resident_mib": %s, "tools": {' "$sep" "$(json_str "$wl")" "${ncont[$wl]}" "$mib"
 		tsep=
 		for tool in "${tools[@]}"; do
 			# shellcheck disable=SC2086
-			printf '%s\n      %s: {"median_s": %s, "runs_s": %s, "failed": %s' "$tsep" "$(json_str "$tool")" \
-				"$(json_num "${med[$wl,$tool]}")" "$(json_list ${runs[$wl,$tool]:-})" "${fails[$wl,$tool]:-0}"
+			printf '%s\n      %s: {"median_s": %s, "runs_s": %s, "failed": %s, "frozen_median_s": %s, "frozen_s": %s' "$tsep" "$(json_str "$tool")" \
+				"$(json_num "${med[$wl,$tool]}")" "$(json_list ${runs[$wl,$tool]:-})" "${fails[$wl,$tool]:-0}" \
+				"$(json_num "${fmed[$wl,$tool]}")" "$(json_list ${frozen[$wl,$tool]:-})"
 			[ -z "${skip[$wl,$tool]:-}" ] || printf ', "skipped": %s' "$(json_str "${skip[$wl,$tool]}")"
 			if [ "$tool" = xcheckpoint ]; then
 				# shellcheck disable=SC2086
-				printf ', "frozen_median_s": %s, "frozen_s": %s, "pages_written": %s, "plugin_reported_s": %s' \
-					"$(json_num "$(median ${frozen[$wl]:-})")" "$(json_list ${frozen[$wl]:-})" "$(json_list ${pages[$wl]:-})" \
-					"$(json_list ${reported[$wl]:-})"
+				printf ', "pages_written": %s, "plugin_reported_s": %s' "$(json_list ${pages[$wl]:-})" "$(json_list ${reported[$wl]:-})"
 			fi
 			printf '}'
 			tsep=,
 		done
-		printf '},\n      "ratios": {"xcheckpoint_over_docker": %s, "xcheckpoint_over_podman": %s}}' \
+		printf '},\n      "ratios": {"xcheckpoint_over_docker": %s, "xcheckpoint_over_podman": %s, "xcheckpoint_over_criu": %s, "frozen_over_docker": %s, "frozen_over_podman": %s, "frozen_over_criu": %s}}' \
 			"$(json_num "$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,docker]}")")" \
-			"$(json_num "$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,podman]}")")"
+			"$(json_num "$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,podman]}")")" \
+			"$(json_num "$(ratio "${med[$wl,xcheckpoint]}" "${med[$wl,criu]}")")" \
+			"$(json_num "$(ratio "${fmed[$wl,xcheckpoint]}" "${fmed[$wl,docker]}")")" \
+			"$(json_num "$(ratio "${fmed[$wl,xcheckpoint]}" "${fmed[$wl,podman]}")")" \
+			"$(json_num "$(ratio "${fmed[$wl,xcheckpoint]}" "${fmed[$wl,criu]}")")"
 		sep=$',\n'
 	done
 	printf '\n  ]\n}\n'

@@ -1,0 +1,33 @@
+//go:build linux
+
+// Command criustats prints CRIU's dump statistics (stats-dump) of a folder of
+// CRIU images as one JSON object, for hack/bench.sh: it reads the frozen time
+// of Docker's own checkpoints and of the plain `criu dump` floor the same way
+// the helper reads ours.
+//
+//	go run ./hack/criustats DIR
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: criustats DIR")
+		os.Exit(2)
+	}
+	st, err := criu.ReadStats(os.Args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "criustats: %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(st); err != nil {
+		fmt.Fprintln(os.Stderr, "criustats:", err)
+		os.Exit(1)
+	}
+}
