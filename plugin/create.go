@@ -131,7 +131,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVar(&opts.format, "format", "", "With --print-stats or several containers: 'table', 'json', or a Go template")
 	f.StringVar(&opts.name, "name", "", "Checkpoint name, the same for every container (default: the current time); the arguments are then all containers")
 	f.BoolVarP(&opts.all, "all", "a", false, "Checkpoint every running container (helpers and containers that cannot be checkpointed are skipped)")
-	f.VarP(&opts.filter, "filter", "f", "With --all: only containers matching a filter, as `docker ps --filter` (e.g. label=KEY=VALUE, name=NAME)")
+	f.VarP(&opts.filter, "filter", "f", "With --all: only containers matching the `filter`, like docker ps --filter (e.g. label=KEY=VALUE, name=NAME)")
 	f.IntVar(&opts.parallel, "parallel", 0, "How many containers to checkpoint at the same time (default: the daemon host's CPU count)")
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
 	f.BoolVar(&opts.keep, "keep", false, "With --output: also store the checkpoint in Docker's checkpoint store on the daemon host")

@@ -1,0 +1,71 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// TestBenchSmoke runs `make bench` at its smallest (one round, an 8 MiB
+// fixture, a batch of two, no Podman, no warm-up): it must finish and write
+// JSON holding every workload and tool. The figures themselves are not
+// asserted: they depend on the machine.
+func TestBenchSmoke(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "bench.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", "../..", "bench", "VERSION="+version)
+	cmd.Env = append(os.Environ(), "BENCH_SIZES=8", "BENCH_ROUNDS=1", "BENCH_TINY_ROUNDS=1", "BENCH_BATCH=2x8",
+		"BENCH_PODMAN=0", "BENCH_WARMUP=0", "BENCH_OUT="+out)
+	output, err := cmd.CombinedOutput()
+	assert.NilError(t, err, "%s", output)
+
+	b, err := os.ReadFile(out)
+	assert.NilError(t, err)
+	type tool struct {
+		MedianS      *float64  `json:"median_s"`
+		Failed       int       `json:"failed"`
+		Skipped      string    `json:"skipped"`
+		FrozenS      []float64 `json:"frozen_s"`
+		PagesWritten []int64   `json:"pages_written"`
+	}
+	var res struct {
+		PluginVersion string `json:"plugin_version"`
+		Workloads     []struct {
+			Name       string          `json:"name"`
+			Containers int             `json:"containers"`
+			Tools      map[string]tool `json:"tools"`
+			Ratios     map[string]*float64
+		} `json:"workloads"`
+	}
+	assert.NilError(t, json.Unmarshal(b, &res), "%s", b)
+	assert.Check(t, is.Equal(res.PluginVersion, version))
+	var names []string
+	for _, wl := range res.Workloads {
+		names = append(names, wl.Name)
+		ours := wl.Tools["xcheckpoint"]
+		assert.Check(t, is.Equal(ours.Failed, 0), "%s: ours failed", wl.Name)
+		assert.Check(t, ours.MedianS != nil && *ours.MedianS > 0, "%s: our median", wl.Name)
+		assert.Check(t, is.Len(ours.FrozenS, wl.Containers), "%s: a frozen time per container", wl.Name)
+		docker := wl.Tools["docker"]
+		assert.Check(t, docker.MedianS != nil && *docker.MedianS > 0, "%s: Docker's median", wl.Name)
+		assert.Check(t, is.Equal(wl.Tools["podman"].Skipped, "BENCH_PODMAN=0"))
+		assert.Check(t, wl.Ratios["xcheckpoint_over_docker"] != nil, "%s: ratio to Docker's", wl.Name)
+		if wl.Containers == 1 {
+			assert.Check(t, ours.PagesWritten[0] > 0, "%s: pages written", wl.Name)
+			floor := wl.Tools["criu"]
+			assert.Check(t, floor.MedianS != nil && *floor.MedianS > 0, "%s: the criu dump floor", wl.Name)
+			assert.Check(t, is.Len(floor.FrozenS, 1), "%s: the floor's frozen time", wl.Name)
+		}
+	}
+	assert.Check(t, is.DeepEqual(names, []string{"busybox", "8MiB", "2x8MiB"}))
+}
