@@ -18,11 +18,14 @@
 # after its measurement and the containers keep running between rounds. Medians
 # and ratios go to stdout as a table and to a JSON file; progress to stderr.
 #
-# The batch: BENCH_BATCH containers of the fixture per engine, checkpointed by
+# The batch: BENCH_BATCH containers per engine, checkpointed by
 # one `docker xcheckpoint create --all --filter label=...` (the filter keeps it
 # to the bench's containers on a shared daemon), by a loop of Docker's command,
 # and by one `podman container checkpoint` naming them all (what --all does,
-# without touching other users' Podman containers).
+# without touching other users' Podman containers). Its containers hold their
+# memory idle (a shell holding half random data in base64, half text): the
+# fixture recomputes a checksum of all its memory every 200 ms, and 16 of them
+# would keep a small machine's CPUs saturated and measure only that.
 #
 # usage: hack/bench.sh
 #   BENCH_SIZES="16 256 1024"  resident MiB of the fixture containers
@@ -313,7 +316,8 @@ one_checked() { # as one, then: do the containers still run?
 }
 
 # The batch: BENCH_BATCH's COUNT containers per engine, all checkpointed by
-# each tool in one go.
+# each tool in one go. Each holds MIB of memory idle once filled (half random,
+# base64-encoded, half text) and then prints "count=1" (see wait_filled).
 batch_dcs=()
 batch_pcs=()
 one_batch() { # WORKLOAD TOOL ROUND
@@ -347,11 +351,16 @@ bench_batch() { # COUNT MIB ROUNDS
 	ncont[$wl]=$n
 	[ -z "$podman_skip" ] || skip[$wl,podman]=$podman_skip
 	skip[$wl,criu]="not measured for the batch"
-	log "$wl: starting $n containers per engine (fixture memory $mib)"
+	log "$wl: starting $n containers per engine, $mib MiB each"
 	for i in $(seq 1 "$n"); do
 		batch_dcs+=("$prefix-b$i")
 		batch_pcs+=("$prefix-b$i")
-		start_pair "$wl" "$prefix-b$i" "$prefix-b$i" "com.docker.xcheckpoint.bench-batch=$prefix" fixture memory "$mib"
+		start_pair "$wl" "$prefix-b$i" "$prefix-b$i" "com.docker.xcheckpoint.bench-batch=$prefix" sh -c \
+			"r=\$(head -c $((mib * 3 / 8))m /dev/urandom | base64 -w0); t=\$(head -c $((mib / 2))m /dev/zero | tr '\\0' a); echo count=1 filled; while true; do sleep 1; done"
+		wait_filled docker "$prefix-b$i" || die "$wl: Docker container $prefix-b$i did not fill its memory"
+		if [ -z "${skip[$wl,podman]:-}" ] && ! wait_filled podman "$prefix-b$i"; then
+			skip[$wl,podman]="Podman container $prefix-b$i did not fill its memory"
+		fi
 	done
 	rounds "$wl" "$3" one_batch
 	for i in "${batch_dcs[@]}"; do docker rm -f "$i" >/dev/null 2>&1 || true; done
