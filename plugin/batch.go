@@ -149,7 +149,12 @@ func createBatch(ctx context.Context, dockerCLI command.Cli, opts createOptions)
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted: %s", msg)
 		}
-		return cli.StatusError{StatusCode: 1, Status: msg}
+		// Some stored and some not (ExitPartial), or none stored (ExitFailed).
+		code := ExitFailed
+		if len(failed) < len(targets) {
+			code = ExitPartial
+		}
+		return cli.StatusError{StatusCode: code, Status: msg}
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"Several containers at once: `create [--name CHECKPOINT] CONTAINER CONTAINER...`\n" +
 			"or `create --all [--filter KEY=VALUE]`. One helper container checkpoints them,\n" +
 			"--parallel at a time; stdout gets one line per container, a failure of one does\n" +
-			"not stop the others, and the exit status is 1 when any failed.",
+			"not stop the others; the exit status is 2 when some failed, 1 when all failed.",
 		Example: "  docker xcheckpoint create web warm\n" +
 			"  docker xcheckpoint create --tcp-established api\n" +
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
