@@ -15,4 +15,8 @@ RUN if ! command -v criu >/dev/null 2>&1; then \
     fi
 ARG TARGETARCH=amd64
 COPY bin/linux-${TARGETARCH}/xcheckpoint-helper /usr/local/bin/xcheckpoint-helper
+# Launchers (criu, tar, iptables-restore, ...) that run the bundled programs
+# through the bundled loader: restore mounts this image's /usr into a container
+# whose own root may have no (or another) glibc.
+RUN ["/usr/local/bin/xcheckpoint-helper", "install-launchers"]
 ENTRYPOINT ["/usr/local/bin/xcheckpoint-helper"]

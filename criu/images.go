@@ -12,6 +12,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -275,4 +276,26 @@ func DescribeMounts(dir string) ([]helperapi.CheckpointMount, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Mountpoint < out[j].Mountpoint })
 	return out, nil
+}
+
+// NetNSExternal reports whether the dump marked its network namespace
+// external (netns-*.img holds an ext_key) rather than dumping it; ok is false
+// when the dump has no network namespace image at all.
+func NetNSExternal(dir string) (external, ok bool, err error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "netns-*.img"))
+	if err != nil || len(matches) == 0 {
+		return false, false, err
+	}
+	for _, m := range matches {
+		img, err := decodeImage(dir, filepath.Base(m), &netdev.NetnsEntry{})
+		if err != nil {
+			return false, false, err
+		}
+		for _, e := range img.Entries {
+			if ne, isNS := e.Message.(*netdev.NetnsEntry); isNS && ne.GetExtKey() == "" {
+				return false, true, nil
+			}
+		}
+	}
+	return true, true, nil
 }

@@ -25,6 +25,9 @@ const LogFile = "dump.log"
 // that Docker's own restore can hand the new namespace back to CRIU.
 const netNSKey = "extRootNetNS"
 
+// NetNSKey is that key, for the restore side.
+const NetNSKey = netNSKey
+
 // ProcFacts are what the helper read from /proc about the target's init process.
 type ProcFacts struct {
 	// Spec is the container's OCI runtime spec as runc received it, when the
@@ -100,7 +103,7 @@ func DumpOpts(info inspect.ContainerInfo, facts ProcFacts, o helperapi.DumpOptio
 	if info.Rootfs != "" {
 		opts.Root = proto.String(info.Rootfs)
 	}
-	if ext := ExternalNetNS(info, facts); ext != "" {
+	if ext := ExternalNetNS(info, facts, o.ExternalNetNS); ext != "" {
 		opts.External = append(opts.External, ext)
 	}
 	freezer, err := inspect.FreezerPath(facts.Cgroups, facts.CgroupRoot)
@@ -115,12 +118,13 @@ func DumpOpts(info inspect.ContainerInfo, facts ProcFacts, o helperapi.DumpOptio
 // namespace when runc treats it as external: when the spec names an existing
 // namespace to join (Docker 23 and later create it themselves). Docker 20.10
 // lets runc create it, and runc then has CRIU dump and recreate it. Without a
-// spec, a namespace other than the host's is taken as external.
-func ExternalNetNS(info inspect.ContainerInfo, facts ProcFacts) string {
+// spec, a namespace other than the host's is taken as external. force marks
+// any namespace but the host's external (create --external-netns).
+func ExternalNetNS(info inspect.ContainerInfo, facts ProcFacts, force bool) string {
 	if facts.NetNSInode == 0 || facts.NetNSInode == facts.HelperNetNSInode {
 		return ""
 	}
-	if facts.Spec != nil {
+	if facts.Spec != nil && !force {
 		if facts.Spec.Linux == nil {
 			return ""
 		}

@@ -306,8 +306,21 @@ func TestExternalNetNS(t *testing.T) {
 			testCases := []struct {
 				doc    string
 				modify func(*ProcFacts)
+				force  bool
 				want   string
 			}{
+				{
+					// create --external-netns: for our restore into a new container.
+					doc:   "recorded spec, external forced",
+					force: true,
+					want:  want,
+				},
+				{
+					doc:    "external forced, the host's namespace",
+					force:  true,
+					modify: func(f *ProcFacts) { f.NetNSInode = hostNetNS },
+					want:   "",
+				},
 				{
 					// Docker 20.10 lets runc create the namespace (no path): CRIU
 					// dumps and recreates it.
@@ -364,8 +377,10 @@ func TestExternalNetNS(t *testing.T) {
 					if tc.modify != nil {
 						tc.modify(&facts)
 					}
-					assert.Check(t, is.Equal(ExternalNetNS(s.info, facts), tc.want))
-					opts, err := DumpOpts(s.info, facts, defaultOptions, 3)
+					assert.Check(t, is.Equal(ExternalNetNS(s.info, facts, tc.force), tc.want))
+					o := defaultOptions
+					o.ExternalNetNS = tc.force
+					opts, err := DumpOpts(s.info, facts, o, 3)
 					assert.NilError(t, err)
 					if tc.want == "" {
 						assert.Check(t, is.Len(opts.External, 0))

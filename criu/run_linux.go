@@ -102,3 +102,39 @@ func ReadStats(dir string) (*helperapi.DumpStats, error) {
 		PagesWritten: st.GetPagesWritten(),
 	}, nil
 }
+
+// Restore runs CRIU's restore with opts through the swrk RPC and returns the
+// pid of the restored root (reported by CRIU's post-restore notification).
+func Restore(opts *rpc.CriuOpts) (int, error) {
+	c := gocriu.MakeCriu()
+	c.SetCriuPath(Binary)
+	var n restoreNotify
+	err := c.Restore(opts, &n)
+	if err == nil && n.pid <= 0 {
+		err = errors.New("CRIU reported no restored process")
+	}
+	return n.pid, err
+}
+
+type restoreNotify struct {
+	gocriu.NoNotify
+	pid int
+}
+
+func (n *restoreNotify) PostRestore(pid int32) error {
+	n.pid = int(pid)
+	return nil
+}
+
+// ReadRestoreStats reads CRIU's restore statistics (stats-restore).
+func ReadRestoreStats(dir string) (*helperapi.RestoreStats, error) {
+	st, err := crit.GetRestoreStats(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading CRIU's restore statistics: %w", err)
+	}
+	return &helperapi.RestoreStats{
+		ForkingTime:   st.GetForkingTime(),
+		RestoreTime:   st.GetRestoreTime(),
+		PagesRestored: st.GetPagesRestored(),
+	}, nil
+}

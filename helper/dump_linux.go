@@ -57,6 +57,10 @@ type Metadata struct {
 	Options       helperapi.DumpOptions `json:"options"`
 	Stats         *helperapi.DumpStats  `json:"stats,omitempty"`
 	Descriptors   []string              `json:"descriptors"`
+	// NetNS says how the network namespace was dumped (helperapi.NetNS*).
+	NetNS string `json:"netns,omitempty"`
+	// ExtMounts are the external mounts given to CRIU, key to source.
+	ExtMounts map[string]string `json:"ext_mounts,omitempty"`
 }
 
 // Dump checkpoints every container of the batch into Docker's checkpoint
@@ -206,6 +210,11 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		Options:       req.Options,
 		Stats:         res.Stats,
 		Descriptors:   descriptors,
+		NetNS:         netNSMode(info, facts, req.Options),
+		ExtMounts:     map[string]string{},
+	}
+	for _, m := range opts.ExtMnt {
+		meta.ExtMounts[m.GetKey()] = m.GetVal()
 	}
 	writeFiles := func() error {
 		if err := writeJSON(filepath.Join(tmp, MetadataFile), meta); err != nil {
@@ -254,6 +263,18 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// netNSMode says how the dump treated the network namespace.
+func netNSMode(info inspect.ContainerInfo, facts criu.ProcFacts, o helperapi.DumpOptions) string {
+	switch {
+	case criu.ExternalNetNS(info, facts, o.ExternalNetNS) != "":
+		return helperapi.NetNSExternal
+	case facts.NetNSInode != 0 && facts.NetNSInode == facts.HelperNetNSInode:
+		return helperapi.NetNSHost
+	default:
+		return helperapi.NetNSDumped
+	}
 }
 
 // readFacts reads what CRIU's options need from /proc, after checking that the

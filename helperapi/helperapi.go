@@ -41,6 +41,10 @@ type DumpOptions struct {
 	ShellJob          bool   `json:"shell_job"`
 	ManageCgroupsMode string `json:"manage_cgroups_mode"`
 	LogLevel          int    `json:"log_level"`
+	// ExternalNetNS marks the network namespace external even where runc would
+	// dump it (Docker before 23): `docker xcheckpoint restore` needs that, and
+	// Docker's own restore of such a checkpoint then fails on those daemons.
+	ExternalNetNS bool `json:"external_netns,omitempty"`
 }
 
 // DumpRequest asks the helper to checkpoint a batch of containers, each under
@@ -100,7 +104,9 @@ type Event struct {
 	// Export and Import are the results of those helper commands.
 	Export *ArchiveResult `json:"export,omitempty"`
 	Import *ImportResult  `json:"import,omitempty"`
-	Error  *DumpFailure   `json:"error,omitempty"`
+	// Stage is the result of the helper's stage command (restore).
+	Stage *StageResult `json:"stage,omitempty"`
+	Error *DumpFailure `json:"error,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).

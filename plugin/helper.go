@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -49,6 +50,9 @@ type helperRun struct {
 	// stdin for the plugin going away: a truncated archive is refused anyway).
 	stdout io.Writer
 	stdin  io.Reader
+	// mounts are added to those of config.json (restore: the new container's
+	// restore volume).
+	mounts []mount.Mount
 }
 
 // helperOutcome is what a helper container produced.
@@ -100,6 +104,7 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		return out, err
 	}
 	hostCfg.CapAdd = withoutCapabilities(hostCfg.CapAdd, h.capDrop)
+	hostCfg.Mounts = append(hostCfg.Mounts, h.mounts...)
 	// If this process or its connection to the daemon dies, nobody is left to
 	// stop the helper: it aborts its work (unfreezing the target, removing
 	// partial files) when its stdin closes, which Docker does when our attach

@@ -7,6 +7,12 @@ const (
 	LabelVersion = "com.docker.xcheckpoint.version"
 	LabelTarget  = "com.docker.xcheckpoint.target"
 	LabelCommand = "com.docker.xcheckpoint.command"
+	// LabelRestoredFrom is set on a container made by restore:
+	// CONTAINER/CHECKPOINT it was restored from.
+	LabelRestoredFrom = "com.docker.xcheckpoint.restored-from"
+	// LabelRuntime marks the volume holding CRIU and the supervisor for
+	// restored containers (filled from the helper image).
+	LabelRuntime = "com.docker.xcheckpoint.runtime"
 	// LabelCriuVersion is set on the helper image.
 	LabelCriuVersion = "com.docker.xcheckpoint.criu-version"
 )

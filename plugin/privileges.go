@@ -19,6 +19,12 @@ type helperConfig struct {
 	Extra struct {
 		SecurityOpt []string `json:"securityopt"`
 		Cgroupns    string   `json:"cgroupns"`
+		// Restore is what the container a checkpoint is restored into needs
+		// beyond the original's own privileges.
+		Restore struct {
+			Capabilities []string `json:"capabilities"`
+			SecurityOpt  []string `json:"securityopt"`
+		} `json:"restore"`
 	} `json:"x-xcheckpoint"`
 }
 

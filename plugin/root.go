@@ -23,6 +23,7 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newCreateCommand(dockerCLI),
+		newRestoreCommand(dockerCLI),
 		newListCommand(dockerCLI),
 		newInspectCommand(dockerCLI),
 		newRemoveCommand(dockerCLI),

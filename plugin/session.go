@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
@@ -125,6 +126,20 @@ func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
 		capDrop: testCapDrop(s.cli.Err()), stdin: stdin, stdout: stdout}
 	return h.run(ctx, onProgress)
+}
+
+// runMounts is run with extra mounts in the helper.
+func (s *session) runMounts(ctx context.Context, target, cmd string, req any, mounts []mount.Mount) (helperOutcome, error) {
+	if err := s.prepare(ctx); err != nil {
+		return helperOutcome{}, err
+	}
+	reqJSON, err := jsonString(req)
+	if err != nil {
+		return helperOutcome{}, err
+	}
+	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
+		capDrop: testCapDrop(s.cli.Err()), mounts: mounts}
+	return h.run(ctx, nil)
 }
 
 // call runs a helper command that either answers or fails with a message.

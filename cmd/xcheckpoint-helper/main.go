@@ -10,6 +10,9 @@
 //	xcheckpoint-helper export REQUEST-JSON   (archive on stdout, events on stderr)
 //	xcheckpoint-helper import REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper version
+//	xcheckpoint-helper stage REQUEST-JSON
+//	xcheckpoint-helper supervise DIR     (PID 1 of a restored container)
+//	criu|tar|gzip|ip|iptables-restore... (symlinks: the bundled programs)
 //
 // It writes helperapi.Events to stdout, one JSON object per line; a command
 // that streams an archive on stdout (dump with an archive, export) writes them
@@ -32,6 +35,26 @@ import (
 )
 
 func main() {
+	// Started under a bundled program's name (criu, tar, iptables-restore...):
+	// run it through the bundled loader.
+	if helper.IsBundled(os.Args[0]) {
+		err := helper.ExecBundled(os.Args[0], os.Args[1:])
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(127)
+	}
+	// PID 1 of a restored container: no helper protocol on stdout (it is the
+	// container's log), signals forwarded to the restored tree.
+	if len(os.Args) == 2 && os.Args[1] == "install-launchers" {
+		// At image build time (Dockerfile): the symlinks above.
+		if err := helper.InstallLaunchers(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if len(os.Args) == 3 && os.Args[1] == "supervise" {
+		os.Exit(helper.Supervise(os.Args[2]))
+	}
 	// The helper is its container's PID 1: without handlers it would ignore the
 	// plugin's SIGTERM. Cancelling lets CRIU unfreeze and the work folder go.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -50,7 +73,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
-const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover|check|export|import REQUEST-JSON | version"
+const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover|check|export|import|stage REQUEST-JSON | version"
 
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
@@ -119,6 +142,11 @@ func run(ctx context.Context, args []string) int {
 		var req helperapi.RecoverRequest
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Recover, fail = helper.Recover(req)
+		}
+	case "stage":
+		var req helperapi.StageRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Stage, fail = helper.Stage(req)
 		}
 	case "check":
 		var req helperapi.CheckRequest

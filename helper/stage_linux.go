@@ -1,0 +1,168 @@
+package helper
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// Stage checks a stored checkpoint for a restore into a new container and,
+// unless req.CheckOnly, copies its CRIU images and the restore plan into the
+// new container's restore volume (mounted at req.StageDir).
+func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	if err := helperapi.ValidateName(req.Name); err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	ref := req.Container
+	dir := helperapi.CheckpointDir(req.DockerRoot, ref.ID, req.Name)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		names, _ := checkpointNames(req.DockerRoot, ref.ID)
+		return nil, notFound(ref, req.Name, names)
+	}
+	damaged := func(err error) *helperapi.DumpFailure {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q cannot be restored: %v", req.Name, ref.Name, err)}
+	}
+	meta, ours, err := readMetadata(dir)
+	if err != nil {
+		return nil, damaged(err)
+	}
+	res := &helperapi.StageResult{Tool: helperapi.ToolDocker}
+	if _, err := os.Stat(filepath.Join(dir, "inventory.img")); err != nil {
+		return nil, damaged(fmt.Errorf("%w: inventory.img is missing", criu.ErrDamaged))
+	}
+	if res.Processes, err = criu.CountProcesses(dir); err != nil {
+		return nil, damaged(err)
+	}
+	if res.Size, _, err = treeSize(dir); err != nil {
+		return nil, damaged(err)
+	}
+	plan := helperapi.RestorePlan{
+		Protocol:       helperapi.ProtocolVersion,
+		Container:      ref.Name,
+		CheckpointName: req.Name,
+		Options:        req.Options,
+		Deleted:        req.Deleted,
+	}
+	dumped := map[string]string{}
+	if ours {
+		res.Tool = helperapi.ToolXCheckpoint
+		o := meta.Options
+		res.DumpOptions = &o
+		res.NetNS = meta.NetNS
+		plan.Descriptors = meta.Descriptors
+		dumped = meta.ExtMounts
+	} else {
+		b, err := os.ReadFile(filepath.Join(dir, descriptorsFile))
+		if err != nil || json.Unmarshal(b, &plan.Descriptors) != nil {
+			return nil, damaged(fmt.Errorf("%s is missing or unreadable", descriptorsFile))
+		}
+	}
+	if len(dumped) == 0 {
+		// Docker's own checkpoints (and ours before container.json recorded
+		// them): the names are in the mount images.
+		mounts, err := criu.DescribeMounts(dir)
+		if err != nil {
+			return nil, damaged(err)
+		}
+		for _, m := range mounts {
+			if m.External == "" {
+				continue
+			}
+			dumped[m.Mountpoint] = m.External
+		}
+	}
+	plan.ExtMounts = criu.RestoreExtMounts(dumped)
+	if res.NetNS == "" {
+		if res.NetNS, err = netNSFromImages(dir); err != nil {
+			return nil, damaged(err)
+		}
+	}
+	switch res.NetNS {
+	case helperapi.NetNSExternal:
+		plan.NetNSKey = criu.NetNSKey
+	case helperapi.NetNSHost:
+	default:
+		hint := "make the checkpoint with `docker xcheckpoint create --external-netns`"
+		if !ours {
+			hint = "it was made by Docker's own `docker checkpoint create` on a daemon before Docker 23; restore it with `docker start --checkpoint` (or `docker xcheckpoint restore --native`), or make one with `docker xcheckpoint create --external-netns`"
+		}
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q holds the container's own network namespace, which can only be restored into the same container by Docker; %s", req.Name, ref.Name, hint)}
+	}
+	if req.CheckOnly {
+		return res, nil
+	}
+	if err := stageFiles(dir, req.StageDir, plan); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("copying checkpoint %q of container %q into the new container: %v", req.Name, ref.Name, err)}
+	}
+	return res, nil
+}
+
+// netNSFromImages tells how a dump treated the network namespace: its image
+// carries an external key when it was marked external; without any image the
+// tree shared the host's.
+func netNSFromImages(dir string) (string, error) {
+	external, ok, err := criu.NetNSExternal(dir)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return helperapi.NetNSHost, nil
+	case external:
+		return helperapi.NetNSExternal, nil
+	}
+	return helperapi.NetNSDumped, nil
+}
+
+// stageFiles copies the images (0600, folders 0700) and writes the plan.
+func stageFiles(src, stage string, plan helperapi.RestorePlan) error {
+	if err := os.Chmod(stage, 0o700); err != nil {
+		return err
+	}
+	images := filepath.Join(stage, helperapi.ImagesDir)
+	if err := os.Mkdir(images, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("the restore volume is not empty")
+		}
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyImage(filepath.Join(src, e.Name()), filepath.Join(images, e.Name())); err != nil {
+			return err
+		}
+	}
+	return writeJSON(filepath.Join(stage, helperapi.PlanFile), plan)
+}
+
+func copyImage(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,244 @@
+package helper
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// forwarded are the signals the supervisor passes on to the restored root, as
+// a container's own PID 1 would receive them from `docker stop`/`docker kill`.
+var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP}
+
+// Supervise is the PID 1 of a container restored by `docker xcheckpoint
+// restore`. It restores the checkpoint staged in dir with CRIU (which must not
+// be PID 1 itself: its restored root would share pid 1 and CRIU's cached
+// /proc/self), reports in dir/status.json, gives up its privileges, then
+// forwards signals to the restored root and exits with its status.
+func Supervise(dir string) int {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	pid, err := restoreInside(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xcheckpoint restore:", err)
+		return 1
+	}
+	if err := dropPrivileges(); err != nil {
+		// The restore succeeded; keep supervising, but say so in the logs.
+		fmt.Fprintln(os.Stderr, "xcheckpoint restore: warning: dropping the supervisor's privileges:", err)
+	}
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	for {
+		if code, done := reap(pid); done {
+			return code
+		}
+		select {
+		case s := <-sigs:
+			_ = unix.Kill(pid, s.(syscall.Signal))
+		case <-chld:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// reap collects every exited child (orphans re-parented to PID 1 included) and
+// reports the restored root's exit status once it has ended: its exit code,
+// or 128 plus the signal that killed it.
+func reap(root int) (int, bool) {
+	for {
+		var ws unix.WaitStatus
+		p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err != nil || p <= 0 {
+			if errors.Is(err, unix.ECHILD) {
+				return 0, true
+			}
+			return 0, false
+		}
+		if p != root {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal()), true
+		}
+		return ws.ExitStatus(), true
+	}
+}
+
+// restoreInside runs CRIU's restore and returns the restored root's pid. The
+// images are removed afterwards, whatever happened: a checkpoint holds the
+// container's memory and must not stay in the restore volume.
+func restoreInside(dir string) (int, error) {
+	var plan helperapi.RestorePlan
+	b, err := os.ReadFile(filepath.Join(dir, helperapi.PlanFile))
+	if err != nil {
+		return 0, fmt.Errorf("reading the restore plan: %w", err)
+	}
+	if err := json.Unmarshal(b, &plan); err != nil {
+		return 0, fmt.Errorf("reading the restore plan: %w", err)
+	}
+	images := filepath.Join(dir, helperapi.ImagesDir)
+	if _, err := os.Stat(images); err != nil {
+		msg := fmt.Sprintf("this container was restored from checkpoint %q of container %q once; its restored processes have ended and cannot be restored again (make a new container with docker xcheckpoint restore)", plan.CheckpointName, plan.Container)
+		writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreConsumed, Failure: &helperapi.DumpFailure{Message: msg}})
+		return 0, errors.New(msg)
+	}
+	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreRunning})
+	fail := func(f *helperapi.DumpFailure) (int, error) {
+		_ = os.RemoveAll(images)
+		writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreFailed, Failure: f})
+		return 0, errors.New(f.Message)
+	}
+	if plan.Protocol != helperapi.ProtocolVersion {
+		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("restore plan of protocol %d, this supervisor speaks %d", plan.Protocol, helperapi.ProtocolVersion)})
+	}
+	for _, p := range plan.Deleted {
+		if err := removeDeleted(p); err != nil {
+			return fail(&helperapi.DumpFailure{Message: err.Error()})
+		}
+	}
+	fds := criu.RestoreFDs{NetNS: -1, Stdio: map[int]int{}}
+	if plan.NetNSKey != "" {
+		// Not close-on-exec: CRIU inherits it.
+		fd, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY, 0)
+		if err != nil {
+			return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("opening the container's network namespace: %v", err)})
+		}
+		fds.NetNS = fd
+	}
+	for i := 0; i < 3; i++ {
+		fd, err := unix.Dup(i)
+		if err != nil {
+			return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("duplicating descriptor %d: %v", i, err)})
+		}
+		fds.Stdio[i] = fd
+	}
+	imgDir, err := unix.Open(images, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("opening the checkpoint images: %v", err)})
+	}
+	workDir, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("opening the restore folder: %v", err)})
+	}
+	opts, err := criu.RestoreOpts(plan, criu.RestoreFDs{ImagesDir: imgDir, WorkDir: workDir, NetNS: fds.NetNS, Stdio: fds.Stdio})
+	if err != nil {
+		return fail(&helperapi.DumpFailure{Message: err.Error()})
+	}
+	bin, err := bundledDir()
+	if err != nil {
+		return fail(&helperapi.DumpFailure{Message: err.Error()})
+	}
+	// CRIU runs through the bundled loader, and so do tar, gzip, ip and
+	// iptables-restore, which it finds on PATH.
+	criu.Binary = filepath.Join(bin, "criu")
+	os.Setenv("PATH", bin+":/usr/sbin:/usr/bin:/sbin:/bin")
+	start := time.Now()
+	pid, rerr := criu.Restore(opts)
+	elapsed := time.Since(start)
+	for _, fd := range append([]int{fds.NetNS, imgDir, workDir}, fds.Stdio[0], fds.Stdio[1], fds.Stdio[2]) {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+	}
+	if rerr != nil {
+		logBytes, _ := os.ReadFile(filepath.Join(dir, criu.RestoreLogFile))
+		d := criu.Diagnose(string(logBytes))
+		msg := fmt.Sprintf("CRIU could not restore checkpoint %q of container %q", plan.CheckpointName, plan.Container)
+		if len(d.Cause) == 0 {
+			msg += ": " + rerr.Error()
+		}
+		return fail(&helperapi.DumpFailure{Message: msg, Cause: d.Cause, Hint: d.Hint, Log: string(logBytes)})
+	}
+	st, _ := criu.ReadRestoreStats(images)
+	if st == nil {
+		st = &helperapi.RestoreStats{}
+	}
+	st.CriuUs = elapsed.Microseconds()
+	_ = os.RemoveAll(images)
+	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st})
+	return pid, nil
+}
+
+// removeDeleted removes a path the original container had deleted from its
+// image. Only absolute, clean paths outside the restore's own folders.
+func removeDeleted(p string) error {
+	c := filepath.Clean(p)
+	if !filepath.IsAbs(p) || c != p || c == "/" ||
+		strings.HasPrefix(c+"/", helperapi.RestoreMountpoint+"/") || strings.HasPrefix(c+"/", helperapi.RuntimeMountpoint+"/") {
+		return fmt.Errorf("refusing to delete %q from the container", p)
+	}
+	if err := os.RemoveAll(c); err != nil {
+		return fmt.Errorf("deleting %s, which the original container had deleted: %w", c, err)
+	}
+	return nil
+}
+
+// writeStatus replaces the status file atomically, so that the plugin never
+// reads half of it.
+func writeStatus(dir string, st helperapi.RestoreStatus) {
+	tmp := filepath.Join(dir, "."+helperapi.StatusFile)
+	if err := writeJSON(tmp, st); err != nil {
+		fmt.Fprintln(os.Stderr, "xcheckpoint restore: writing the status:", err)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, helperapi.StatusFile)); err != nil {
+		fmt.Fprintln(os.Stderr, "xcheckpoint restore: writing the status:", err)
+	}
+}
+
+// keptCapability is the only capability the supervisor keeps once the tree is
+// restored: to forward signals to a restored root running as another user.
+const keptCapability = unix.CAP_KILL
+
+// dropPrivileges leaves the supervisor with CAP_KILL alone (bounding,
+// permitted and effective; nothing inheritable or ambient) and sets
+// no_new_privs. Go runs several threads and credentials are per thread, so
+// each change is made on all of them.
+func dropPrivileges() error {
+	last := 40
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &last)
+	}
+	for c := 0; c <= last; c++ {
+		if c == keptCapability {
+			continue
+		}
+		if _, _, e := syscall.AllThreadsSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, e)
+		}
+	}
+	if _, _, e := syscall.AllThreadsSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+		return fmt.Errorf("clearing ambient capabilities: %w", e)
+	}
+	// Heap objects (new), which do not move while the kernel reads them.
+	hdr := new(unix.CapUserHeader)
+	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
+	data := new([2]unix.CapUserData)
+	data[0].Effective = 1 << keptCapability
+	data[0].Permitted = 1 << keptCapability
+	_, _, e := syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(hdr)
+	runtime.KeepAlive(data)
+	if e != 0 {
+		return fmt.Errorf("setting capabilities: %w", e)
+	}
+	if _, _, e := syscall.AllThreadsSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+		return fmt.Errorf("setting no_new_privs: %w", e)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package helperapi
+
+// Restore into a new container works in two places:
+//
+//  1. a helper (`xcheckpoint-helper stage REQUEST-JSON`), with Docker's data
+//     root mounted, checks a stored checkpoint and copies its CRIU images, with
+//     a RestorePlan, into the restore volume of the new container;
+//  2. the new container's PID 1 (`xcheckpoint-helper supervise DIR`), started
+//     by Docker as an ordinary container, reads the plan from that volume, runs
+//     CRIU, reports in DIR/StatusFile and then forwards signals to the restored
+//     process tree.
+
+// Network namespace handling recorded with a checkpoint (Metadata.NetNS).
+const (
+	// NetNSExternal: marked external (net[INO]:extRootNetNS); the restored tree
+	// joins whatever network namespace it is given.
+	NetNSExternal = "external"
+	// NetNSDumped: CRIU dumped the namespace (runc's choice on Docker before
+	// 23, which lets runc create the namespace); only Docker's own restore
+	// into the same container can use it.
+	NetNSDumped = "dumped"
+	// NetNSHost: the container used the host's network namespace.
+	NetNSHost = "host"
+)
+
+// Files of the restore folder inside the new container.
+const (
+	// RestoreMountpoint is where the restore volume is mounted in the new
+	// container: the plan, the CRIU images, the status and the log.
+	RestoreMountpoint = "/.xcheckpoint-restore"
+	// RuntimeMountpoint is where the volume holding CRIU and the supervisor
+	// (filled from the helper image) is mounted, read-only.
+	RuntimeMountpoint = "/.xcheckpoint"
+	// PlanFile is the RestorePlan, written by the stage helper.
+	PlanFile = "plan.json"
+	// ImagesDir holds the CRIU images, removed once they are restored.
+	ImagesDir = "images"
+	// StatusFile is the supervisor's RestoreStatus, replaced atomically.
+	StatusFile = "status.json"
+	// RestoreLogFile is CRIU's restore log.
+	RestoreLogFile = "restore.log"
+)
+
+// StageRequest asks the helper to check a stored checkpoint and copy it, with
+// its plan, into the restore volume mounted at StageDir.
+type StageRequest struct {
+	Protocol   int          `json:"protocol"`
+	DockerRoot string       `json:"docker_root"`
+	Container  ContainerRef `json:"container"`
+	Name       string       `json:"name"`
+	// StageDir is where the new container's restore volume is mounted in the
+	// helper.
+	StageDir string `json:"stage_dir"`
+	// CheckOnly checks the checkpoint without copying anything.
+	CheckOnly bool `json:"check_only,omitempty"`
+	// Options are the user's restore options, passed on in the plan.
+	Options RestoreOptions `json:"options"`
+	// Deleted are paths the original container deleted from its image: the
+	// supervisor removes them from the new container before CRIU runs.
+	Deleted []string `json:"deleted,omitempty"`
+}
+
+// RestoreOptions are the user's choices for one restore.
+type RestoreOptions struct {
+	TCPEstablished bool `json:"tcp_established"`
+	FileLocks      bool `json:"file_locks"`
+	LogLevel       int  `json:"log_level"`
+}
+
+// StageResult describes the checkpoint that was staged (or checked).
+type StageResult struct {
+	Tool string `json:"tool"`
+	// NetNS is one of the NetNS constants.
+	NetNS     string `json:"netns"`
+	Processes int    `json:"processes"`
+	Size      int64  `json:"size"`
+	// DumpOptions are those of a checkpoint made by docker xcheckpoint.
+	DumpOptions *DumpOptions `json:"dump_options,omitempty"`
+}
+
+// RestorePlan is everything the supervisor needs to restore, computed on the
+// daemon host from the checkpoint.
+type RestorePlan struct {
+	Protocol       int    `json:"protocol"`
+	Container      string `json:"container"`
+	CheckpointName string `json:"checkpoint_name"`
+	// ExtMounts maps the external mount keys of the dump to paths in the new
+	// container (the same mount point, or /dev/null for masked files).
+	ExtMounts map[string]string `json:"ext_mounts"`
+	// NetNSKey is the key of the external network namespace ("extRootNetNS"),
+	// empty when the tree used the host's.
+	NetNSKey string `json:"netns_key,omitempty"`
+	// Descriptors are what fds 0, 1 and 2 of the dumped init process were
+	// ("pipe:[123]", "/dev/null"): pipes are handed the new container's own.
+	Descriptors []string       `json:"descriptors"`
+	Options     RestoreOptions `json:"options"`
+	// Deleted are removed from the new container's root before CRIU runs.
+	Deleted []string `json:"deleted,omitempty"`
+}
+
+// Restore states in RestoreStatus.State.
+const (
+	RestoreRunning  = "restoring"
+	RestoreDone     = "restored"
+	RestoreFailed   = "failed"
+	RestoreConsumed = "consumed"
+)
+
+// RestoreStats are CRIU's restore statistics (microseconds, as CRIU counts).
+type RestoreStats struct {
+	ForkingTime   uint32 `json:"forking_time_us"`
+	RestoreTime   uint32 `json:"restore_time_us"`
+	PagesRestored uint64 `json:"pages_restored"`
+	// CriuUs is the wall time of CRIU's whole restore, seen by the supervisor.
+	CriuUs int64 `json:"criu_us"`
+}
+
+// RestoreStatus is what the supervisor reports in StatusFile.
+type RestoreStatus struct {
+	State string `json:"state"`
+	// PID is the restored root's pid in the new container.
+	PID int `json:"pid,omitempty"`
+	// Failure explains a failed restore (CRIU's cause lines, hint, log).
+	Failure *DumpFailure  `json:"failure,omitempty"`
+	Stats   *RestoreStats `json:"stats,omitempty"`
+}

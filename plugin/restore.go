@@ -1,0 +1,706 @@
+package plugin
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/completion"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/go-connections/nat"
+	"github.com/spf13/cobra"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+type restoreOptions struct {
+	container      string
+	checkpoint     string
+	name           string
+	publish        []string
+	network        string
+	replace        bool
+	native         bool
+	tcpEstablished bool
+	fileLocks      bool
+	logLevel       int
+	helperImage    string
+	printStats     bool
+}
+
+func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
+	var opts restoreOptions
+	cmd := &cobra.Command{
+		Use:   "restore [OPTIONS] CONTAINER CHECKPOINT",
+		Short: "Restore a checkpoint into a new container",
+		Long: "Restore a checkpoint of CONTAINER into a new, ordinary container that resumes\n" +
+			"where CONTAINER was: same image, configuration, filesystem changes, volumes and\n" +
+			"processes. The daemon host needs neither CRIU nor experimental mode: the new\n" +
+			"container's first process runs CRIU from the helper image, then forwards\n" +
+			"signals to the restored processes, so that `docker stop`, `logs` and `stats`\n" +
+			"work as usual.\n\n" +
+			"On Docker before 23, make the checkpoint with `create --external-netns`.",
+		Example: "  docker xcheckpoint restore web warm\n" +
+			"  docker xcheckpoint restore --name web2 -p 8081:80 web warm\n" +
+			"  docker xcheckpoint restore --replace web warm\n" +
+			"  docker xcheckpoint restore --native web warm",
+		Args:                  cli.ExactArgs(2),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.container, opts.checkpoint = args[0], args[1]
+			return runRestore(cmd.Context(), dockerCLI, opts)
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return completion.ContainerNames(dockerCLI, true)(cmd, args, toComplete)
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.name, "name", "", "Name of the new container (default: CONTAINER-CHECKPOINT)")
+	f.StringSliceVarP(&opts.publish, "publish", "p", nil, "Publish the new container's ports instead of the original's (as docker run -p)")
+	f.StringVar(&opts.network, "network", "", "Connect the new container to this network instead of the original's")
+	f.BoolVar(&opts.replace, "replace", false, "Replace CONTAINER: once the restored container runs, remove CONTAINER and give its name to the new one")
+	f.BoolVar(&opts.native, "native", false, "Use Docker's own `docker start --checkpoint` on CONTAINER itself (needs experimental mode and CRIU on the daemon host)")
+	f.BoolVar(&opts.tcpEstablished, "tcp-established", false, "Restore established TCP connections (the checkpoint must have them)")
+	f.BoolVar(&opts.fileLocks, "file-locks", false, "Restore file locks")
+	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
+	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's restore statistics and the total time on stdout, instead of the name")
+	addHelperImageFlag(f, &opts.helperImage)
+	return cmd
+}
+
+func (o restoreOptions) validate() error {
+	if err := helperapi.ValidateName(o.checkpoint); err != nil {
+		return err
+	}
+	if o.logLevel < 0 || o.logLevel > 4 {
+		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
+	}
+	if o.native && (o.name != "" || len(o.publish) > 0 || o.network != "" || o.replace || o.tcpEstablished || o.fileLocks || o.printStats) {
+		return errors.New("--native restores into CONTAINER itself with Docker's own restore: it takes no other restore option")
+	}
+	if o.replace && o.name != "" {
+		return errors.New("--replace gives the new container CONTAINER's name: it cannot be combined with --name")
+	}
+	if _, _, err := nat.ParsePortSpecs(o.publish); err != nil {
+		return fmt.Errorf("invalid --publish: %w", err)
+	}
+	return nil
+}
+
+func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := restore(ctx, dockerCLI, opts); err != nil {
+		if ctx.Err() != nil {
+			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
+		}
+		return err
+	}
+	return nil
+}
+
+// restoreTimeout bounds the wait for the supervisor's verdict.
+const restoreTimeout = 5 * time.Minute
+
+func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	if err != nil {
+		return err
+	}
+	orig, err := s.api.ContainerInspect(ctx, opts.container)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("no such container: %s", opts.container)
+		}
+		return fmt.Errorf("inspecting container %q: %w", opts.container, err)
+	}
+	if orig.ContainerJSONBase == nil || orig.Config == nil || orig.HostConfig == nil || orig.State == nil {
+		return fmt.Errorf("incomplete inspect data for container %q", opts.container)
+	}
+	origName := trimSlash(orig.Name)
+	ref := helperapi.ContainerRef{ID: orig.ID, Name: origName}
+	stderr := dockerCLI.Err()
+	if opts.native {
+		return restoreNativeCheckpoint(ctx, dockerCLI, s, orig, opts)
+	}
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	if _, err := s.api.ImageInspect(ctx, orig.Image); err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("image %s (%s) of container %q is not on the daemon: load or pull it first", orig.Config.Image, shortImageID(orig.Image), origName)
+		}
+		return fmt.Errorf("inspecting image %s: %w", orig.Config.Image, err)
+	}
+	name := opts.name
+	switch {
+	case opts.replace:
+		name = origName + "-restoring-" + randomSuffix()
+	case name == "":
+		name = origName + "-" + opts.checkpoint
+	}
+	if _, err := s.api.ContainerInspect(ctx, name); err == nil {
+		return fmt.Errorf("the container name %q is already in use: choose another with --name", name)
+	}
+	ropts := helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel}
+	// Refuse a checkpoint that cannot be restored before creating anything.
+	ev, err := s.call(ctx, orig.ID, "stage", helperapi.StageRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
+		Name: opts.checkpoint, CheckOnly: true, Options: ropts,
+	})
+	if err != nil {
+		return err
+	}
+	if ev.Stage == nil {
+		return errors.New("the helper reported success without a result")
+	}
+	if d := ev.Stage.DumpOptions; d != nil {
+		if opts.tcpEstablished && !d.TCPEstablished {
+			fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
+		}
+	}
+	start := time.Now()
+	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s into a new container %s...\n", opts.checkpoint, origName, displayName(name, opts.replace, origName))
+
+	runtimeVol, err := ensureRuntimeVolume(ctx, s)
+	if err != nil {
+		return err
+	}
+	cfg, hc, netCfg, err := restoredConfig(orig, opts, runtimeVol, s)
+	if err != nil {
+		return err
+	}
+	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
+	if err != nil {
+		return fmt.Errorf("creating container %s: %w", name, err)
+	}
+	id := created.ID
+	keep := false
+	defer func() {
+		if keep {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := s.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			fmt.Fprintf(stderr, "Warning: removing the unfinished container %s: %v (remove it with: docker rm -f -v %s)\n", name, err, name)
+		}
+	}()
+	for _, w := range created.Warnings {
+		fmt.Fprintln(stderr, "Warning:", w)
+	}
+	deleted, err := copyChanges(ctx, s, orig, id)
+	if err != nil {
+		return err
+	}
+	stageVol, err := restoreVolume(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	const stageDir = "/xcheckpoint-stage"
+	out, runErr := s.runMounts(ctx, orig.ID, "stage", helperapi.StageRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
+		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted,
+	}, []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: stageDir}})
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return errors.New(out.final.Error.Message)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	stoppedOrig := false
+	if opts.replace && orig.State.Running && len(hc.PortBindings) > 0 {
+		// The host ports are the original's until it stops.
+		fmt.Fprintf(stderr, "Stopping container %s to free its published ports...\n", origName)
+		if err := s.api.ContainerStop(ctx, orig.ID, container.StopOptions{}); err != nil {
+			return fmt.Errorf("stopping container %q to free its ports: %w", origName, err)
+		}
+		stoppedOrig = true
+	}
+	restartOrig := func() string {
+		if !stoppedOrig {
+			return fmt.Sprintf("Container %s was not changed.", origName)
+		}
+		if err := s.api.ContainerStart(context.WithoutCancel(ctx), orig.ID, container.StartOptions{}); err != nil {
+			return fmt.Sprintf("Warning: container %s was stopped to free its ports and could not be started again: %v", origName, err)
+		}
+		return fmt.Sprintf("Container %s was stopped to free its ports and has been started again (its processes started afresh).", origName)
+	}
+	if err := s.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting container %s: %w\n%s", name, err, restartOrig())
+	}
+	st, err := waitRestored(ctx, s, id)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, restartOrig())
+	}
+	if st.State != helperapi.RestoreDone {
+		return fmt.Errorf("%s\n%s", explainRestoreFailure(origName, opts.checkpoint, st.Failure), restartOrig())
+	}
+	if opts.replace {
+		if err := testRestoreFailure(stderr, "before-swap"); err != nil {
+			return fmt.Errorf("%w\n%s", err, restartOrig())
+		}
+		if err := swap(ctx, s, orig, id, name); err != nil {
+			return fmt.Errorf("%w\n%s", err, restartOrig())
+		}
+		name = origName
+	}
+	keep = true
+	total := time.Since(start)
+	line := fmt.Sprintf("Container %s (%s) restored from checkpoint %q of %s in %.2fs", name, shortID(id), opts.checkpoint, origName, total.Seconds())
+	if st.Stats != nil {
+		line += fmt.Sprintf(" (CRIU %s)", (time.Duration(st.Stats.CriuUs) * time.Microsecond).Round(time.Millisecond))
+	}
+	fmt.Fprintln(stderr, line+".")
+	if opts.printStats {
+		return printRestoreStats(dockerCLI.Out(), name, st.Stats, total)
+	}
+	fmt.Fprintln(dockerCLI.Out(), name)
+	return nil
+}
+
+func displayName(name string, replace bool, orig string) string {
+	if replace {
+		return fmt.Sprintf("(to replace %s)", orig)
+	}
+	return name
+}
+
+func shortImageID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	return shortID(id)
+}
+
+// printRestoreStats prints CRIU's restore statistics and our total time.
+func printRestoreStats(w io.Writer, name string, st *helperapi.RestoreStats, total time.Duration) error {
+	if st == nil {
+		st = &helperapi.RestoreStats{}
+	}
+	_, err := fmt.Fprintf(w, "CONTAINER\tCRIU\tFORKING\tRESTORE\tPAGES RESTORED\tTOTAL\n%s\t%dms\t%dus\t%dus\t%d\t%dms\n",
+		name, st.CriuUs/1000, st.ForkingTime, st.RestoreTime, st.PagesRestored, total.Milliseconds())
+	return err
+}
+
+// restoreNativeCheckpoint is Docker's own `docker start --checkpoint`.
+func restoreNativeCheckpoint(ctx context.Context, dockerCLI command.Cli, s *session, orig container.InspectResponse, opts restoreOptions) error {
+	name := trimSlash(orig.Name)
+	if orig.State.Running {
+		return fmt.Errorf("container %q is running: Docker's own restore (--native) needs it stopped; stop it, or restore into a new container without --native", name)
+	}
+	if !s.info.ExperimentalBuild {
+		return fmt.Errorf("the daemon is not in experimental mode: Docker's own restore (--native) needs it; restore into a new container without --native")
+	}
+	if err := s.api.ContainerStart(ctx, orig.ID, container.StartOptions{CheckpointID: opts.checkpoint}); err != nil {
+		return fmt.Errorf("docker start --checkpoint %s %s: %w", opts.checkpoint, name, err)
+	}
+	fmt.Fprintf(dockerCLI.Err(), "Container %s restored from checkpoint %q by Docker.\n", name, opts.checkpoint)
+	fmt.Fprintln(dockerCLI.Out(), name)
+	return nil
+}
+
+// runtimeVolumeName is the volume holding the helper image's /usr (CRIU, its
+// libraries and programs, the supervisor), named after the image's ID.
+func runtimeVolumeName(imageID string) string {
+	return "xcheckpoint-runtime-" + shortImageID(imageID)
+}
+
+// ensureRuntimeVolume makes the runtime volume exist and hold the helper
+// image's /usr. Docker copies an image's content into an empty named volume
+// when a container of that image that mounts it is created: a container of
+// the helper image, created and removed at once, does that (and nothing when
+// the volume is already filled). Nothing on the daemon host's files is touched.
+func ensureRuntimeVolume(ctx context.Context, s *session) (string, error) {
+	img, _, err := s.api.ImageInspectWithRaw(ctx, s.image)
+	if err != nil {
+		return "", fmt.Errorf("inspecting helper image %s: %w", s.image, err)
+	}
+	name := runtimeVolumeName(img.ID)
+	if _, err := s.api.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: map[string]string{LabelRuntime: s.image}}); err != nil {
+		return "", fmt.Errorf("creating volume %s: %w", name, err)
+	}
+	c, err := s.api.ContainerCreate(ctx, &container.Config{Image: s.image, Cmd: []string{"version"},
+		Labels: map[string]string{LabelHelper: "true", LabelCommand: "fill-runtime"}},
+		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: "/usr"}}, NetworkMode: "none"}, nil, nil, "xcheckpoint-helper-"+randomSuffix())
+	if err != nil {
+		return "", fmt.Errorf("filling volume %s from %s: %w", name, s.image, err)
+	}
+	if err := s.api.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true}); err != nil {
+		return "", fmt.Errorf("removing the container that filled volume %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// restoreVolume is the name of the new container's anonymous restore volume.
+func restoreVolume(ctx context.Context, s *session, id string) (string, error) {
+	c, err := s.api.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("inspecting the new container: %w", err)
+	}
+	for _, m := range c.Mounts {
+		if m.Destination == helperapi.RestoreMountpoint && m.Name != "" {
+			return m.Name, nil
+		}
+	}
+	return "", errors.New("the new container has no restore volume")
+}
+
+// restoredConfig is the new container's configuration: the original's, with
+// the supervisor as its first process, the runtime and restore volumes, the
+// original's own mounts (the same volumes, not new ones), and the privileges
+// restore needs on top of the original's (CRIU gives the restored processes
+// exactly their original ones).
+func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtimeVol string, s *session) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	helperCfg, err := loadHelperConfig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := *orig.Config
+	cfg.Labels = map[string]string{}
+	for k, v := range orig.Config.Labels {
+		cfg.Labels[k] = v
+	}
+	cfg.Labels[LabelRestoredFrom] = trimSlash(orig.Name) + "/" + opts.checkpoint
+	cfg.Image = orig.Image
+	if img, _, err := s.api.ImageInspectWithRaw(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
+		cfg.Image = orig.Config.Image
+	}
+	cfg.Entrypoint = []string{helperapi.RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise", helperapi.RestoreMountpoint}
+	cfg.Cmd = nil
+	cfg.Volumes = nil
+	cfg.Healthcheck = orig.Config.Healthcheck
+	if cfg.Tty || cfg.OpenStdin {
+		return nil, nil, nil, fmt.Errorf("container %q has a terminal or an open stdin (-t, -i): restore into a new container does not support those yet", trimSlash(orig.Name))
+	}
+
+	hc := *orig.HostConfig
+	hc.Binds = nil
+	hc.VolumesFrom = nil
+	hc.ContainerIDFile = ""
+	hc.AutoRemove = false
+	hc.CapAdd = union(orig.HostConfig.CapAdd, helperCfg.Extra.Restore.Capabilities)
+	hc.CapDrop = withoutCapabilities(orig.HostConfig.CapDrop, helperCfg.Extra.Restore.Capabilities)
+	var secOpts []string
+	for _, o := range orig.HostConfig.SecurityOpt {
+		if strings.HasPrefix(o, "seccomp") || strings.HasPrefix(o, "apparmor") || strings.HasPrefix(o, "no-new-privileges") || strings.HasPrefix(o, "systempaths") {
+			continue // restored from the checkpoint, or needed unconfined by CRIU
+		}
+		secOpts = append(secOpts, o)
+	}
+	for _, o := range helperCfg.Extra.Restore.SecurityOpt {
+		if o == "systempaths=unconfined" {
+			// What the docker CLI makes of it: the API takes the lists.
+			hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
+			continue
+		}
+		secOpts = append(secOpts, o)
+	}
+	hc.SecurityOpt = secOpts
+	hc.Mounts = nil
+	tmpfs := map[string]string{}
+	for k, v := range orig.HostConfig.Tmpfs {
+		tmpfs[k] = v
+	}
+	for _, m := range orig.HostConfig.Mounts {
+		if m.Type == mount.TypeTmpfs {
+			hc.Mounts = append(hc.Mounts, m)
+		}
+	}
+	for _, m := range orig.Mounts {
+		switch m.Type {
+		case mount.TypeBind:
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Destination, ReadOnly: !m.RW,
+				BindOptions: &mount.BindOptions{Propagation: m.Propagation}})
+		case mount.TypeVolume:
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Name, Target: m.Destination, ReadOnly: !m.RW,
+				VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+		}
+	}
+	// CRIU needs a /run tmpfs and a writable /tmp in the new container; the
+	// restored processes see the original's root, not these.
+	if _, ok := tmpfs["/run"]; !ok && !hasMount(hc.Mounts, "/run") {
+		tmpfs["/run"] = "rw,nosuid,nodev,size=16m"
+	}
+	if _, ok := tmpfs["/tmp"]; !ok && !hasMount(hc.Mounts, "/tmp") && orig.HostConfig.ReadonlyRootfs {
+		tmpfs["/tmp"] = "rw,nosuid,nodev"
+	}
+	hc.Tmpfs = tmpfs
+	hc.Mounts = append(hc.Mounts,
+		mount.Mount{Type: mount.TypeVolume, Source: runtimeVol, Target: helperapi.RuntimeMountpoint, ReadOnly: true, VolumeOptions: &mount.VolumeOptions{NoCopy: true}},
+		mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint, VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{LabelRestoredFrom: cfg.Labels[LabelRestoredFrom]}}},
+	)
+	if len(opts.publish) > 0 {
+		exposed, bindings, err := nat.ParsePortSpecs(opts.publish)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("invalid --publish: %w", err)
+		}
+		hc.PortBindings = bindings
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = nat.PortSet{}
+		}
+		for p := range exposed {
+			cfg.ExposedPorts[p] = struct{}{}
+		}
+	}
+	var netCfg *network.NetworkingConfig
+	if opts.network != "" {
+		hc.NetworkMode = container.NetworkMode(opts.network)
+	} else if orig.NetworkSettings != nil {
+		if ep, ok := orig.NetworkSettings.Networks[string(hc.NetworkMode)]; ok && ep != nil && hc.NetworkMode.IsUserDefined() {
+			netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+				string(hc.NetworkMode): {Aliases: slices.DeleteFunc(slices.Clone(ep.Aliases), func(a string) bool { return strings.HasPrefix(orig.ID, a) })},
+			}}
+		}
+	}
+	if hc.NetworkMode.IsContainer() {
+		return nil, nil, nil, fmt.Errorf("container %q shares the network of another container (%s): restore into a new container does not support that", trimSlash(orig.Name), hc.NetworkMode)
+	}
+	return &cfg, &hc, netCfg, nil
+}
+
+func hasMount(ms []mount.Mount, target string) bool {
+	for _, m := range ms {
+		if m.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+// union returns a plus the capabilities of b it lacks (names compared with or
+// without CAP_).
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, c := range b {
+		if !slices.ContainsFunc(out, func(x string) bool { return normalizeCap(x) == normalizeCap(c) }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// copyChanges carries the original container's filesystem changes (docker
+// diff) into the new, created container through the archive API, and returns
+// the paths the original deleted (the supervisor removes those). Mounts are
+// not part of a container's changes.
+func copyChanges(ctx context.Context, s *session, orig container.InspectResponse, id string) ([]string, error) {
+	changes, err := s.api.ContainerDiff(ctx, orig.ID)
+	if err != nil {
+		return nil, fmt.Errorf("listing the filesystem changes of container %q: %w", trimSlash(orig.Name), err)
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
+	var mountpoints []string
+	for _, m := range orig.Mounts {
+		mountpoints = append(mountpoints, m.Destination)
+	}
+	for _, m := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys"} {
+		mountpoints = append(mountpoints, m)
+	}
+	under := func(p string, roots []string) bool {
+		for _, r := range roots {
+			if p == r || strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	var copied, deleted []string
+	for _, c := range changes {
+		p := c.Path
+		if under(p, mountpoints) || under(p, copied) || under(p, deleted) {
+			continue
+		}
+		switch c.Kind {
+		case container.ChangeDelete:
+			deleted = append(deleted, p)
+		case container.ChangeModify, container.ChangeAdd:
+			st, err := s.api.ContainerStatPath(ctx, orig.ID, p)
+			if err != nil {
+				if errdefs.IsNotFound(err) {
+					continue // gone since: nothing to carry
+				}
+				return nil, fmt.Errorf("reading %s in container %q: %w", p, trimSlash(orig.Name), err)
+			}
+			if st.Mode.IsDir() && c.Kind == container.ChangeModify {
+				continue // its changed entries are listed themselves
+			}
+			if err := copyPath(ctx, s, orig.ID, id, p); err != nil {
+				return nil, fmt.Errorf("copying %s of container %q into the new container: %w", p, trimSlash(orig.Name), err)
+			}
+			if st.Mode.IsDir() {
+				copied = append(copied, p)
+			}
+		}
+	}
+	return deleted, nil
+}
+
+// copyPath copies one file or folder (with everything under it) from the
+// original to the new container, keeping owners and modes.
+func copyPath(ctx context.Context, s *session, from, to, p string) error {
+	rc, _, err := s.api.CopyFromContainer(ctx, from, p)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.api.CopyToContainer(ctx, to, path.Dir(p), rc, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true, CopyUIDGID: true})
+}
+
+// waitRestored waits for the supervisor's verdict in the new container's
+// status file, read through the archive API.
+func waitRestored(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
+	deadline := time.Now().Add(restoreTimeout)
+	delay := 20 * time.Millisecond
+	for {
+		st, err := readStatus(ctx, s, id)
+		if err == nil && st.State != helperapi.RestoreRunning {
+			return st, nil
+		}
+		c, ierr := s.api.ContainerInspect(ctx, id)
+		if ierr == nil && !c.State.Running && c.State.Status != "created" {
+			if st, err := readStatus(ctx, s, id); err == nil && st.State != helperapi.RestoreRunning {
+				return st, nil
+			}
+			logs := containerLogTail(ctx, s, id)
+			return st, fmt.Errorf("the new container exited (code %d) before restoring%s", c.State.ExitCode, logs)
+		}
+		if time.Now().After(deadline) {
+			return st, fmt.Errorf("no restore verdict from the new container after %s", restoreTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 200*time.Millisecond {
+			delay += 20 * time.Millisecond
+		}
+	}
+}
+
+func readStatus(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
+	var st helperapi.RestoreStatus
+	rc, _, err := s.api.CopyFromContainer(ctx, id, helperapi.RestoreMountpoint+"/"+helperapi.StatusFile)
+	if err != nil {
+		return st, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	if _, err := tr.Next(); err != nil {
+		return st, err
+	}
+	b, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+func containerLogTail(ctx context.Context, s *session, id string) string {
+	rc, err := s.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "10"})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 8192))
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if len(l) > 8 {
+			l = l[8:] // the stream header of the multiplexed log
+		}
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, "  "+l)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return ":\n" + strings.Join(lines, "\n")
+}
+
+// explainRestoreFailure is the supervisor's failure as the user reads it.
+func explainRestoreFailure(origName, ckpt string, f *helperapi.DumpFailure) string {
+	if f == nil {
+		return fmt.Sprintf("restoring checkpoint %q of container %q failed without a reason", ckpt, origName)
+	}
+	var b strings.Builder
+	b.WriteString(f.Message)
+	if len(f.Cause) > 0 {
+		b.WriteString("\nCRIU says:\n")
+		for _, l := range f.Cause {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	if f.Hint != "" {
+		b.WriteString("Hint: " + f.Hint + "\n")
+	}
+	if f.Log != "" {
+		if p, err := saveLog(inspect.ContainerInfo{Name: origName}, ckpt+"-restore", f.Log); err == nil {
+			b.WriteString("Full CRIU log: " + p + "\n")
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// swap gives the restored container the original's name: the original is
+// stopped, renamed away, the new one renamed, and the original removed. A
+// failure on the way puts the names back.
+func swap(ctx context.Context, s *session, orig container.InspectResponse, id, tmpName string) error {
+	bg := context.WithoutCancel(ctx)
+	origName := trimSlash(orig.Name)
+	if err := s.api.ContainerStop(bg, orig.ID, container.StopOptions{}); err != nil {
+		return fmt.Errorf("stopping container %q to replace it: %w", origName, err)
+	}
+	away := origName + "-replaced-" + randomSuffix()
+	if err := s.api.ContainerRename(bg, orig.ID, away); err != nil {
+		return fmt.Errorf("renaming container %q to replace it: %w", origName, err)
+	}
+	if err := s.api.ContainerRename(bg, id, origName); err != nil {
+		_ = s.api.ContainerRename(bg, orig.ID, origName)
+		return fmt.Errorf("renaming the restored container to %q: %w", origName, err)
+	}
+	if err := s.api.ContainerRemove(bg, orig.ID, container.RemoveOptions{}); err != nil {
+		fmt.Fprintf(s.cli.Err(), "Warning: the original container is stopped as %s and could not be removed: %v\n", away, err)
+	}
+	return nil
+}
+
+// TestRestoreFailEnv makes restore fail at a named step ("before-swap"); for
+// the end-to-end tests of --replace only, not a user setting; restore says so
+// on stderr when it is set.
+const TestRestoreFailEnv = "XCHECKPOINT_TEST_RESTORE_FAIL"
+
+func testRestoreFailure(w io.Writer, step string) error {
+	v := os.Getenv(TestRestoreFailEnv)
+	if v == "" {
+		return nil
+	}
+	fmt.Fprintf(w, "Warning: %s is set (tests only).\n", TestRestoreFailEnv)
+	if v == step {
+		return fmt.Errorf("injected failure at %s (%s)", step, TestRestoreFailEnv)
+	}
+	return nil
+}
