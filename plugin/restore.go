@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -110,17 +108,9 @@ func (o restoreOptions) validate() error {
 
 func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
 	if err := opts.validate(); err != nil {
-		return err
+		return usageError{err}
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := restore(ctx, dockerCLI, opts); err != nil {
-		if ctx.Err() != nil {
-			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
-		}
-		return err
-	}
-	return nil
+	return restore(ctx, dockerCLI, opts)
 }
 
 // restoreTimeout bounds the wait for the supervisor's verdict.

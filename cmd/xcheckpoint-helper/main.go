@@ -42,8 +42,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(127)
 	}
-	// PID 1 of a restored container: no helper protocol on stdout (it is the
-	// container's log), signals forwarded to the restored tree.
 	if len(os.Args) == 2 && os.Args[1] == "install-launchers" {
 		// At image build time (Dockerfile): the symlinks above.
 		if err := helper.InstallLaunchers(); err != nil {
@@ -52,6 +50,8 @@ func main() {
 		}
 		os.Exit(0)
 	}
+	// PID 1 of a restored container: no helper protocol on stdout (it is the
+	// container's log), signals forwarded to the restored tree.
 	if len(os.Args) == 3 && os.Args[1] == "supervise" {
 		os.Exit(helper.Supervise(os.Args[2]))
 	}

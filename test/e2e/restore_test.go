@@ -12,6 +12,7 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 )
 
 // The restored container is started by a plain `docker start`: runc creates
@@ -83,7 +84,13 @@ func TestRestoreNewContainer256MiB(t *testing.T) {
 	_ = exec.Command("docker", "volume", "rm", "-f", vol).Run()
 	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", vol).Run() })
 	name := startContainer(t, "mem", "-v", vol+":/data", "--cap-drop", "NET_RAW", "--security-opt", "no-new-privileges", fixture, "fixture", "memory", "256")
-	waitCounting(t, name, 2)
+	// Filling 256 MiB and hashing it every tick is slow on a busy machine.
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if last(t, name) > 2 {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for the memory to fill")
+	}, poll.WithTimeout(2*time.Minute), poll.WithDelay(200*time.Millisecond))
 	docker(t, "exec", name, "sh", "-c", "echo in-volume >/data/v && mkdir -p /srv/new && echo added >/srv/new/f && echo changed >/etc/passwd && rm /bin/vi")
 	before := last(t, name)
 	r := xcheckpoint(t, "create", "--external-netns", name, "warm")
