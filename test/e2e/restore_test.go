@@ -73,7 +73,6 @@ func privileges(t *testing.T, pid string) map[string]string {
 	return out
 }
 
-
 // TestRestoreNewContainer256MiB: a Go program holding 256 MiB, with a volume
 // and filesystem changes, restored into a new container: its counter goes on
 // from the checkpoint, its memory checksum is the same, the changes and the
