@@ -55,6 +55,7 @@ e2e: install ## End-to-end tests only (needs root and a Docker engine)
 	XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
 	./hack/test-images.sh
 	./hack/host-criu.sh $(CRIU_DIR)
+	./hack/tools.sh
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
 # The second Docker host: cgroup v2 in a QEMU VM (software emulation, slow and

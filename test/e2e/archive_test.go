@@ -254,3 +254,69 @@ func hostile(t *testing.T, hdr tar.Header, body string) []byte {
 	assert.NilError(t, tw.Close())
 	return buf.Bytes()
 }
+
+// checkpointctl finds the peer tool hack/tools.sh builds (make e2e runs it).
+func checkpointctl(t *testing.T) string {
+	t.Helper()
+	if p, err := filepath.Abs("../../bin/tools/checkpointctl"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, err := exec.LookPath("checkpointctl")
+	assert.NilError(t, err, "checkpointctl is needed: run hack/tools.sh (make e2e does)")
+	return p
+}
+
+// TestArchiveCheckpointctl: checkpointctl, the peer tool of Podman and CRI-O,
+// reads our archive: `show` names the container, `inspect --stats --ps-tree`
+// shows CRIU's statistics as our create reported them and the process tree.
+func TestArchiveCheckpointctl(t *testing.T) {
+	tool := checkpointctl(t)
+	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, ctr, 1)
+	file := filepath.Join(t.TempDir(), "web.tar.zst")
+	r := xcheckpoint(t, "create", "--output", file, "--print-stats", "--format", "json", ctr, "peer")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	var ours struct{ FrozenUs, FreezingUs int64 }
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &ours), r.stdout)
+
+	show := runEnv(t, nil, tool, "show", file)
+	assert.Equal(t, show.exit, 0, "%s", show)
+	for _, want := range []string{ctr, busybox, containerID(t, ctr)[:12], "runc", "containerd"} {
+		assert.Check(t, is.Contains(show.stdout, want))
+	}
+
+	insp := runEnv(t, nil, tool, "inspect", "--stats", "--ps-tree", "--format", "json", file)
+	assert.Equal(t, insp.exit, 0, "%s", insp)
+	var got []struct {
+		Name       string `json:"container_name"`
+		ID         string `json:"id"`
+		Statistics struct {
+			FreezingTime int64 `json:"freezing_time"`
+			FrozenTime   int64 `json:"frozen_time"`
+			PagesWritten int64 `json:"pages_written"`
+		} `json:"statistics"`
+		ProcessTree struct {
+			PID      int    `json:"pid"`
+			Command  string `json:"command"`
+			Children []struct {
+				Command string `json:"command"`
+			} `json:"children"`
+		} `json:"process_tree"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(insp.stdout), &got), insp.stdout)
+	assert.Assert(t, is.Len(got, 1))
+	assert.Check(t, is.Equal(got[0].Name, ctr))
+	assert.Check(t, is.Equal(got[0].ID, containerID(t, ctr)))
+	assert.Check(t, is.Equal(got[0].Statistics.FrozenTime, ours.FrozenUs))
+	assert.Check(t, is.Equal(got[0].Statistics.FreezingTime, ours.FreezingUs))
+	assert.Check(t, got[0].Statistics.PagesWritten > 0)
+	assert.Check(t, is.Equal(got[0].ProcessTree.PID, 1))
+	assert.Check(t, is.Equal(got[0].ProcessTree.Command, "sh"))
+	assert.Check(t, is.Len(got[0].ProcessTree.Children, 1))
+
+	tree := runEnv(t, nil, tool, "inspect", "--stats", file)
+	assert.Equal(t, tree.exit, 0, "%s", tree)
+	assert.Check(t, is.Contains(tree.stdout, "CRIU dump statistics"))
+}
