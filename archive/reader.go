@@ -59,6 +59,12 @@ var topFiles = map[string]bool{
 // (pages-1.img, tmpfs-dev-54.tar.gz.img) and volume names.
 var leafRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
 
+// ValidVolumeName reports whether a volume's contents can be archived as
+// volumes/NAME.tar under that name.
+func ValidVolumeName(name string) bool {
+	return validName(VolumesDir+"/"+name+".tar") == nil
+}
+
 // validName refuses any name outside the layout: absolute paths, "..", deeper
 // folders, odd characters. A folder's name ends in "/".
 func validName(name string) error {

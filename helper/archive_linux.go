@@ -403,7 +403,36 @@ func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.Co
 	if err := writeFiles(); err != nil {
 		return fail(err)
 	}
-	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec}
+	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec, extra: map[string]string{}}
+	// Beside the checkpoint in the work folder, which is removed afterwards.
+	work := filepath.Dir(tmp)
+	if req.Archive.Rootfs != nil {
+		p, deleted, skipped, err := buildRootfsDiff(work, info, req.Archive.Rootfs)
+		if err != nil {
+			return fail(fmt.Errorf("the container's filesystem changes: %w", err))
+		}
+		src.extra[archive.RootfsDiff], src.deleted = p, deleted
+		for _, s := range skipped {
+			em.ProgressFor(info.ID, "warning: not archived: %s", s)
+		}
+	}
+	for _, v := range req.Archive.Volumes {
+		if !archive.ValidVolumeName(v.Name) {
+			return fail(fmt.Errorf("volume name %q cannot be archived", v.Name))
+		}
+		if !strings.HasPrefix(filepath.Clean(v.Source), filepath.Clean(req.DockerRoot)+"/") {
+			em.ProgressFor(info.ID, "warning: volume %s is not kept under Docker's data root (%s): its contents are not archived", v.Name, v.Source)
+			continue
+		}
+		p, skipped, err := buildVolumeTar(work, v)
+		if err != nil {
+			return fail(err)
+		}
+		src.extra[archive.VolumesDir+"/"+v.Name+".tar"] = p
+		for _, s := range skipped {
+			em.ProgressFor(info.ID, "warning: not archived from volume %s: %s", v.Name, s)
+		}
+	}
 	em.ProgressFor(info.ID, "sending the checkpoint (%s)", req.Archive.Compression)
 	ar, err := writeArchive(ctx, ArchiveOut, src, em)
 	if err != nil {

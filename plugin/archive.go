@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
 	"github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 
@@ -55,6 +58,32 @@ func archiveFacts(c container.InspectResponse) helperapi.ArchiveFacts {
 		}
 	}
 	return f
+}
+
+// rootfsChanges are the container's filesystem changes from Docker's changes
+// API (never nil: an empty list still writes deleted.files).
+func rootfsChanges(ctx context.Context, api client.APIClient, id string) ([]helperapi.FileChange, error) {
+	changes, err := api.ContainerDiff(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]helperapi.FileChange, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, helperapi.FileChange{Path: c.Path, Kind: int(c.Kind)})
+	}
+	return out, nil
+}
+
+// archiveVolumes are the container's named and anonymous volumes (bind
+// mounts are the host's files, not the container's: left out, as Podman does).
+func archiveVolumes(c container.InspectResponse) []helperapi.ArchiveVolume {
+	var out []helperapi.ArchiveVolume
+	for _, m := range c.Mounts {
+		if m.Type == mount.TypeVolume && m.Name != "" && m.Source != "" {
+			out = append(out, helperapi.ArchiveVolume{Name: m.Name, Source: m.Source, Destination: m.Destination})
+		}
+	}
+	return out
 }
 
 // archiveOutput receives an archive from a helper: into a private temporary

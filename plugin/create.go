@@ -267,6 +267,14 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 		defer dest.abort()
 		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw)}
+		if !opts.ignoreRootfs {
+			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.api, info.ID); err != nil {
+				return fmt.Errorf("listing the filesystem changes of container %q: %w (--ignore-rootfs leaves them out)", info.Name, err)
+			}
+		}
+		if !opts.ignoreVolumes {
+			req.Archive.Volumes = archiveVolumes(raw)
+		}
 	}
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()

@@ -107,6 +107,15 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		bar = b
 		src = io.TeeReader(counted, b)
 	}
+	// The files applied through Docker's API (filesystem changes, volumes) are
+	// kept aside as the archive goes by, and used only once it matched its
+	// manifest, here and in the helper.
+	local, err := startLocalCopy()
+	if err != nil {
+		return err
+	}
+	defer local.cleanup()
+	src = io.TeeReader(src, local)
 	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name}
 	out, runErr := s.stream(ctx, ref.ID, "import", req, src, nil, func(ev helperapi.Event) {
 		if bar == nil {
@@ -125,6 +134,15 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	res := out.final.Import
 	if res == nil {
 		return errors.New("the helper answered without a result")
+	}
+	if err := applyFiles(ctx, s, ref, local, res); err != nil {
+		// Nothing half-imported: the checkpoint goes again.
+		if _, rmErr := s.call(context.WithoutCancel(ctx), ref.ID, "remove", helperapi.RemoveRequest{
+			Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Names: []string{res.Name},
+		}); rmErr != nil {
+			return fmt.Errorf("importing %s into container %q: %w; removing the stored checkpoint %q failed too: %v", opts.file, ref.Name, err, res.Name, rmErr)
+		}
+		return fmt.Errorf("importing %s into container %q: %w; the checkpoint was not kept", opts.file, ref.Name, err)
 	}
 	from := fmt.Sprintf("%q", res.SourceName)
 	if res.SourceContainer != "" {

@@ -320,3 +320,60 @@ func TestArchiveCheckpointctl(t *testing.T) {
 	assert.Equal(t, tree.exit, 0, "%s", tree)
 	assert.Check(t, is.Contains(tree.stdout, "CRIU dump statistics"))
 }
+
+// TestArchiveRootfsAndVolume: a file added, a file changed and a named
+// volume's content travel in the archive and are in the second container once
+// it is restored; a deleted file is recorded in deleted.files (Docker's API
+// cannot delete it in the target: import says so).
+func TestArchiveRootfsAndVolume(t *testing.T) {
+	volSrc := strings.ToLower("xcp-e2e-" + runID + "-archive-vol-src")
+	volDst := strings.ToLower("xcp-e2e-" + runID + "-archive-vol-dst")
+	for _, v := range []string{volSrc, volDst} {
+		_ = exec.Command("docker", "volume", "rm", "-f", v).Run()
+		t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", v).Run() })
+	}
+	script := `echo "xcp:x:1234:1234::/:/bin/sh" >> /etc/passwd; mkdir -p /srv/app; echo state > /srv/app/state.txt; ` +
+		`rm /etc/group; echo volume-data > /vol/v.txt; ` + counterLoop
+	src := startContainer(t, "", "-v", volSrc+":/vol", busybox, "sh", "-c", script)
+	waitCounting(t, src, 2)
+	file := filepath.Join(t.TempDir(), "fs.tar.zst")
+	atStart, atEnd := archiveOK(t, src, "fs", file)
+
+	dst := createdContainer(t, "dst", "-v", volDst+":/vol", busybox, "sh", "-c", script)
+	r := xcheckpoint(t, "import", file, "--container", dst)
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assert.Check(t, is.Contains(r.stderr, "Filesystem changes applied to container "+dst))
+	assert.Check(t, is.Contains(r.stderr, "Volume "+volSrc+" applied to /vol of container "+dst))
+	assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+dst+" (Docker's API cannot delete files): /etc/group"))
+	assertResumed(t, startFromCheckpoint(t, dst, "fs"), atStart, atEnd)
+	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/srv/app/state.txt"), "state"))
+	assert.Check(t, is.Contains(docker(t, "exec", dst, "cat", "/etc/passwd"), "xcp:x:1234:1234"))
+	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/vol/v.txt"), "volume-data"))
+
+	// --ignore-rootfs and --ignore-volumes leave them out.
+	bare := filepath.Join(t.TempDir(), "bare.tar")
+	archiveOK(t, src, "bare", bare, "--ignore-rootfs", "--ignore-volumes", "--compress", "none")
+	names := tarNames(t, bare)
+	assert.Check(t, !names["rootfs-diff.tar"] && !names["deleted.files"] && !names["volumes/"+volSrc+".tar"], "%v", names)
+	full := filepath.Join(t.TempDir(), "full.tar")
+	archiveOK(t, src, "full", full, "--compress", "none")
+	names = tarNames(t, full)
+	assert.Check(t, names["rootfs-diff.tar"] && names["deleted.files"] && names["volumes/"+volSrc+".tar"], "%v", names)
+}
+
+func tarNames(t *testing.T, file string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(file)
+	assert.NilError(t, err)
+	defer f.Close()
+	tr := tar.NewReader(f)
+	names := map[string]bool{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		assert.NilError(t, err)
+		names[hdr.Name] = true
+	}
+}

@@ -1,0 +1,175 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+)
+
+// localCopy reads the archive as it is sent to the helper and keeps, in a
+// private temporary folder, what import applies through Docker's API:
+// rootfs-diff.tar, volumes/*.tar, deleted.files and container.json. It is
+// usable once the whole archive matched its manifest (done, err == nil).
+type localCopy struct {
+	dir   string
+	pw    *io.PipeWriter
+	done  chan struct{}
+	err   error
+	files map[string]string
+}
+
+func startLocalCopy() (*localCopy, error) {
+	dir, err := os.MkdirTemp("", "xcheckpoint-import-")
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary folder: %w", err)
+	}
+	pr, pw := io.Pipe()
+	l := &localCopy{dir: dir, pw: pw, done: make(chan struct{}), files: map[string]string{}}
+	go func() {
+		defer close(l.done)
+		_, l.err = archive.Read(pr, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
+			keep := e.Name == archive.RootfsDiff || e.Name == archive.DeletedFiles || e.Name == archive.ContainerJSON ||
+				strings.HasPrefix(e.Name, archive.VolumesDir+"/")
+			if !keep {
+				return nil
+			}
+			// Names were checked by the reader: a flat name is enough here.
+			p := filepath.Join(l.dir, strings.ReplaceAll(e.Name, "/", "_"))
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, r); err != nil {
+				f.Close()
+				return err
+			}
+			l.files[e.Name] = p
+			return f.Close()
+		})
+		// Keep the tee flowing whatever happened: the helper gives the verdict.
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	return l, nil
+}
+
+// Write receives the archive's bytes (a tee of what goes to the helper).
+func (l *localCopy) Write(p []byte) (int, error) { return l.pw.Write(p) }
+
+// wait ends the input and returns the local reading's verdict.
+func (l *localCopy) wait() error {
+	l.pw.Close()
+	<-l.done
+	return l.err
+}
+
+func (l *localCopy) cleanup() {
+	l.pw.CloseWithError(errors.New("import ended"))
+	<-l.done
+	_ = os.RemoveAll(l.dir)
+}
+
+// applyFiles puts the archive's filesystem changes and volume contents into
+// the container through Docker's API (which extracts them inside the
+// container's root, and mounts its volumes for it).
+func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *localCopy, res *helperapi.ImportResult) error {
+	if err := l.wait(); err != nil {
+		return fmt.Errorf("reading the archive here: %w", err)
+	}
+	stderr := s.cli.Err()
+	if p := l.files[archive.RootfsDiff]; p != "" {
+		if err := copyInto(ctx, s, ref.ID, "/", p); err != nil {
+			return fmt.Errorf("applying the filesystem changes to container %q: %w", ref.Name, err)
+		}
+		fmt.Fprintf(stderr, "Filesystem changes applied to container %s.\n", ref.Name)
+	}
+	if p := l.files[archive.DeletedFiles]; p != "" {
+		var deleted []string
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &deleted) == nil && len(deleted) > 0 {
+			fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (Docker's API cannot delete files): %s\n",
+				len(deleted), ref.Name, strings.Join(deleted, ", "))
+		}
+	}
+	var vols []string
+	for name := range l.files {
+		if strings.HasPrefix(name, archive.VolumesDir+"/") {
+			vols = append(vols, name)
+		}
+	}
+	if len(vols) == 0 {
+		return nil
+	}
+	var meta struct {
+		Container inspect.ContainerInfo `json:"container"`
+	}
+	if p := l.files[archive.ContainerJSON]; p != "" {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			err = json.Unmarshal(b, &meta)
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s of the archive: %w", archive.ContainerJSON, err)
+		}
+	}
+	target, err := s.api.ContainerInspect(ctx, ref.ID)
+	if err != nil {
+		return fmt.Errorf("inspecting container %q: %w", ref.Name, err)
+	}
+	for _, name := range vols {
+		vol := strings.TrimSuffix(strings.TrimPrefix(name, archive.VolumesDir+"/"), ".tar")
+		dest := volumeDestination(meta.Container.Mounts, vol)
+		if dest == "" {
+			fmt.Fprintf(stderr, "Warning: the archive does not say where volume %s was mounted; its contents are not applied.\n", vol)
+			continue
+		}
+		if !hasMountAt(target, dest) {
+			fmt.Fprintf(stderr, "Warning: container %s has no volume at %s (volume %s in the archive); its contents are not applied. Create it with -v ...:%s.\n", ref.Name, dest, vol, dest)
+			continue
+		}
+		if err := copyInto(ctx, s, ref.ID, dest, l.files[name]); err != nil {
+			return fmt.Errorf("applying volume %s to %s of container %q: %w", vol, dest, ref.Name, err)
+		}
+		fmt.Fprintf(stderr, "Volume %s applied to %s of container %s.\n", vol, dest, ref.Name)
+	}
+	return nil
+}
+
+func copyInto(ctx context.Context, s *session, id, dest, tarPath string) error {
+	f, err := os.Open(tarPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return s.api.CopyToContainer(ctx, id, dest, f, container.CopyToContainerOptions{CopyUIDGID: true})
+}
+
+// volumeDestination finds where the volume named vol was mounted, from the
+// source container's mounts (a local volume's source is .../volumes/NAME/_data).
+func volumeDestination(mounts []inspect.Mount, vol string) string {
+	for _, m := range mounts {
+		if m.Type == "volume" && (path.Base(path.Dir(m.Source)) == vol || path.Base(m.Source) == vol) {
+			return m.Destination
+		}
+	}
+	return ""
+}
+
+func hasMountAt(c container.InspectResponse, dest string) bool {
+	for _, m := range c.Mounts {
+		if path.Clean(m.Destination) == path.Clean(dest) {
+			return true
+		}
+	}
+	return false
+}
