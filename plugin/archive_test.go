@@ -1,0 +1,105 @@
+package plugin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// Archive options are refused before anything reaches the daemon.
+func TestArchiveOptionErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  string
+		args []string
+		want string
+	}{
+		{"create", []string{"--output", "x.tar", "--compress", "xz", "web"}, `invalid --compress "xz": want one of zstd, gzip, none`},
+		{"create", []string{"--keep", "web"}, "--keep, --ignore-rootfs and --ignore-volumes apply to --output only"},
+		{"create", []string{"--ignore-rootfs", "web"}, "apply to --output only"},
+		{"create", []string{"--output", "x.tar", "--name", "n", "web", "api"}, "--output writes one container's checkpoint"},
+		{"create", []string{"--output", "-", "--print-stats", "web"}, "--print-stats prints on stdout"},
+		{"export", []string{"--compress", "bz2", "web", "warm"}, `invalid --compress "bz2"`},
+		{"export", []string{"web", "../x"}, "invalid checkpoint name"},
+		{"import", []string{"x.tar"}, `required flag(s) "container" not set`},
+		{"import", []string{"x.tar", "--container", "web", "--name", "a b"}, "invalid checkpoint name"},
+	} {
+		t.Run(tc.cmd+" "+tc.want, func(t *testing.T) {
+			api := &fakeClient{}
+			cli := newFakeCli(api)
+			root := NewRootCommand(cli)
+			root.SetArgs(append([]string{tc.cmd}, tc.args...))
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			err := root.Execute()
+			assert.Check(t, is.ErrorContains(err, tc.want))
+			assert.Check(t, is.Len(api.Calls(), 0), "no API call before the options are valid")
+		})
+	}
+}
+
+func TestArchiveFacts(t *testing.T) {
+	c := loadInspect(t, "inspect-running.json")
+	f := archiveFacts(c)
+	assert.Check(t, is.Equal(f.ID, c.ID))
+	assert.Check(t, is.Equal(f.Name, trimSlash(c.Name)))
+	assert.Check(t, is.Equal(f.Image, c.Config.Image))
+	assert.Check(t, is.Equal(f.ImageID, c.Image))
+	assert.Check(t, is.Equal(f.Runtime, "runc"))
+	assert.Check(t, !f.Created.IsZero())
+	assert.Check(t, is.Len(f.Networks, len(c.NetworkSettings.Networks)))
+}
+
+// The output file appears under its name only when what arrived is what the
+// helper says it sent; otherwise nothing is left.
+func TestArchiveOutputCommit(t *testing.T) {
+	data := []byte("an archive's bytes")
+	sum := sha256.Sum256(data)
+	good := &helperapi.ArchiveResult{Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	for _, tc := range []struct {
+		doc  string
+		sent *helperapi.ArchiveResult
+		want string
+	}{
+		{"whole", good, ""},
+		{"short", &helperapi.ArchiveResult{Bytes: int64(len(data)) + 1, SHA256: good.SHA256}, "the archive arrived damaged"},
+		{"other hash", &helperapi.ArchiveResult{Bytes: good.Bytes, SHA256: "00"}, "the archive arrived damaged"},
+		{"no description", nil, "did not describe the archive"},
+	} {
+		t.Run(tc.doc, func(t *testing.T) {
+			dir := t.TempDir()
+			target := filepath.Join(dir, "web.tar.zst")
+			o, err := newArchiveOutput(newFakeCli(&fakeClient{}), target, true)
+			assert.NilError(t, err)
+			_, err = o.Write(data)
+			assert.NilError(t, err)
+			err = o.commit(tc.sent)
+			o.abort()
+			entries, _ := os.ReadDir(dir)
+			if tc.want != "" {
+				assert.Check(t, is.ErrorContains(err, tc.want))
+				assert.Check(t, is.Len(entries, 0), "nothing left behind")
+				return
+			}
+			assert.NilError(t, err)
+			assert.Check(t, is.Len(entries, 1))
+			st, err := os.Stat(target)
+			assert.NilError(t, err)
+			assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o600)))
+			b, _ := os.ReadFile(target)
+			assert.Check(t, is.Equal(string(b), string(data)))
+		})
+	}
+}
+
+func TestArchiveOutputRefusesFolder(t *testing.T) {
+	_, err := newArchiveOutput(newFakeCli(&fakeClient{}), t.TempDir(), true)
+	assert.Check(t, is.ErrorContains(err, "is a folder: name a file"))
+}
