@@ -292,7 +292,7 @@ func NetNSExternal(dir string) (external, ok bool, err error) {
 			return false, false, err
 		}
 		for _, e := range img.Entries {
-			if ne, isNS := e.Message.(*netdev.NetnsEntry); isNS && ne.GetExtKey() == "" {
+			if ne, isNS := e.Message.(*netdev.NetnsEntry); !isNS || ne.GetExtKey() == "" {
 				return false, true, nil
 			}
 		}

@@ -96,7 +96,7 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 		if !ours {
 			hint = "it was made by Docker's own `docker checkpoint create` on a daemon before Docker 23; restore it with `docker start --checkpoint` (or `docker xcheckpoint restore --native`), or make one with `docker xcheckpoint create --external-netns`"
 		}
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q holds the container's own network namespace, which can only be restored into the same container by Docker; %s", req.Name, ref.Name, hint)}
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q does not leave the network namespace to the container it is restored into (it holds its own, or expects Docker to set one up), so only Docker can restore it, into the same container; %s", req.Name, ref.Name, hint)}
 	}
 	if req.CheckOnly {
 		return res, nil
@@ -107,17 +107,18 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 	return res, nil
 }
 
-// netNSFromImages tells how a dump treated the network namespace: its image
-// carries an external key when it was marked external; without any image the
-// tree shared the host's.
+// netNSFromImages tells how a dump without our container.json (Docker's
+// own) treated the network namespace: external when its netns image carries
+// an external key. runc on Docker before 23 leaves the namespace out
+// entirely (CRIU's empty-ns: Docker sets the new one up itself at restore),
+// and a restore into another container would then get an empty namespace:
+// that counts as not external.
 func netNSFromImages(dir string) (string, error) {
 	external, ok, err := criu.NetNSExternal(dir)
 	switch {
 	case err != nil:
 		return "", err
-	case !ok:
-		return helperapi.NetNSHost, nil
-	case external:
+	case ok && external:
 		return helperapi.NetNSExternal, nil
 	}
 	return helperapi.NetNSDumped, nil

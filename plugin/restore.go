@@ -324,7 +324,7 @@ func runtimeVolumeName(imageID string) string {
 // the helper image, created and removed at once, does that (and nothing when
 // the volume is already filled). Nothing on the daemon host's files is touched.
 func ensureRuntimeVolume(ctx context.Context, s *session) (string, error) {
-	img, _, err := s.api.ImageInspectWithRaw(ctx, s.image)
+	img, err := s.api.ImageInspect(ctx, s.image)
 	if err != nil {
 		return "", fmt.Errorf("inspecting helper image %s: %w", s.image, err)
 	}
@@ -375,7 +375,7 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	}
 	cfg.Labels[LabelRestoredFrom] = trimSlash(orig.Name) + "/" + opts.checkpoint
 	cfg.Image = orig.Image
-	if img, _, err := s.api.ImageInspectWithRaw(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
+	if img, err := s.api.ImageInspect(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
 		cfg.Image = orig.Config.Image
 	}
 	cfg.Entrypoint = []string{helperapi.RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise", helperapi.RestoreMountpoint}

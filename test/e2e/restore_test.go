@@ -123,16 +123,26 @@ func TestRestoreNewContainer256MiB(t *testing.T) {
 	rr = runEnv(t, nil, "docker", "exec", restored, "ls", "/.xcheckpoint-restore/images")
 	assert.Assert(t, rr.exit != 0, "images left in the restored container: %s", rr)
 
+	assert.Equal(t, state(t, name), "running", "the original is untouched")
+	// docker stop: SIGTERM reaches the restored Go program, which dies of it;
+	// the supervisor exits with its status. The original, stopped the same
+	// way, is the yardstick on a busy machine.
 	start = time.Now()
 	docker(t, "stop", restored)
 	stopped := time.Since(start)
-	assert.Assert(t, stopped < 2*time.Second, "docker stop took %s", stopped)
-	assert.Equal(t, state(t, name), "running", "the original is untouched")
+	start = time.Now()
+	docker(t, "stop", name)
+	origStopped := time.Since(start)
+	t.Logf("docker stop: restored %s, original %s", stopped, origStopped)
+	assert.Assert(t, stopped < 2*time.Second || stopped < origStopped*3/2, "docker stop took %s (the original's %s)", stopped, origStopped)
+	assert.Equal(t, docker(t, "inspect", "-f", "{{.State.ExitCode}}", restored), docker(t, "inspect", "-f", "{{.State.ExitCode}}", name))
 }
 
-// TestRestoreNewContainerTree: a shell with children; all of them come back.
+// TestRestoreNewContainerTree: a shell with children, started without any
+// capability; all of them come back, with none either (the restored
+// container holds only the capabilities config.json lists for restore).
 func TestRestoreNewContainerTree(t *testing.T) {
-	name := startContainer(t, "tree", busybox, "sh", "-c", "sleep 1000 & sleep 1001 & "+counterLoop)
+	name := startContainer(t, "tree", "--cap-drop", "ALL", busybox, "sh", "-c", "sleep 1000 & sleep 1001 & "+counterLoop)
 	waitCounting(t, name, 2)
 	r := xcheckpoint(t, "create", "--external-netns", name, "tree")
 	assert.Equal(t, r.exit, 0, r.String())
@@ -141,6 +151,7 @@ func TestRestoreNewContainerTree(t *testing.T) {
 	assert.Equal(t, r.exit, 0, r.String())
 	waitCounting(t, restored, 0)
 	root := restoredByUs(t, restored)
+	assert.DeepEqual(t, privileges(t, root), privileges(t, docker(t, "inspect", "-f", "{{.State.Pid}}", name)))
 	var cmds []string
 	for _, c := range childrenOf(t, root) {
 		b, _ := os.ReadFile("/proc/" + c + "/cmdline")
@@ -192,6 +203,13 @@ func TestRestoreNewContainerErrors(t *testing.T) {
 	assert.Equal(t, r.exit, 0, r.String())
 	assert.NilError(t, os.Truncate(filepath.Join(checkpointDir(t, name, "corrupt"), "pstree.img"), 3))
 	taken := startContainer(t, "taken", busybox, "sleep", "1000")
+	// Docker's own checkpoint, where the daemon can make one (experimental
+	// mode, CRIU for runc): on Docker 20.10 runc dumps the network namespace.
+	dockerOwn := ""
+	if docker(t, "info", "-f", "{{.ExperimentalBuild}}") == "true" &&
+		runEnv(t, nil, "docker", "checkpoint", "create", "--leave-running", name, "docker-own").exit == 0 {
+		dockerOwn = "docker-own"
+	}
 
 	testCases := []struct {
 		doc  string
@@ -203,6 +221,15 @@ func TestRestoreNewContainerErrors(t *testing.T) {
 		{doc: "network namespace dumped", args: []string{name, "runc-style"}, want: "create --external-netns"},
 		{doc: "name taken", args: []string{"--name", taken, name, "good"}, want: `the container name "` + taken + `" is already in use`},
 		{doc: "unknown container", args: []string{"xcp-e2e-no-such-container", "good"}, want: "no such container"},
+	}
+	if dockerOwn != "" {
+		testCases = append(testCases, struct {
+			doc  string
+			args []string
+			want string
+		}{doc: "docker's own checkpoint", args: []string{name, dockerOwn}, want: "made by Docker's own `docker checkpoint create`"})
+	} else {
+		t.Log("Docker's own checkpoint not tried: the daemon cannot make one (experimental mode or CRIU for runc missing)")
 	}
 	for _, tc := range testCases {
 		t.Run(tc.doc, func(t *testing.T) {

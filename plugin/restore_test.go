@@ -1,0 +1,122 @@
+package plugin
+
+import (
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+func TestRestoreOptionsErrors(t *testing.T) {
+	testCases := []struct {
+		doc  string
+		opts restoreOptions
+		want string
+	}{
+		{doc: "bad checkpoint name", opts: restoreOptions{checkpoint: "../x"}, want: "invalid checkpoint name"},
+		{doc: "log level", opts: restoreOptions{checkpoint: "a", logLevel: 9}, want: "invalid --log-level 9"},
+		{doc: "native with a new name", opts: restoreOptions{checkpoint: "a", native: true, name: "b"}, want: "--native restores into CONTAINER itself"},
+		{doc: "replace with a name", opts: restoreOptions{checkpoint: "a", replace: true, name: "b"}, want: "cannot be combined with --name"},
+		{doc: "bad port", opts: restoreOptions{checkpoint: "a", publish: []string{"80:x"}}, want: "invalid --publish"},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.doc, func(t *testing.T) {
+			assert.Check(t, is.ErrorContains(tc.opts.validate(), tc.want))
+		})
+	}
+	assert.NilError(t, restoreOptions{checkpoint: "warm", publish: []string{"8081:80"}}.validate())
+}
+
+func sampleOriginal() container.InspectResponse {
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{
+			ID: "4dc6541c2bc5aaaa", Name: "/web", Image: "sha256:abc",
+			State: &container.State{Running: true, Status: "running"},
+			HostConfig: &container.HostConfig{
+				NetworkMode: "bridge", CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"ALL"},
+				SecurityOpt:   []string{"no-new-privileges", "seccomp=default.json", "label=level:s0"},
+				Binds:         []string{"data:/data"},
+				RestartPolicy: container.RestartPolicy{Name: "always"},
+				PortBindings:  nat.PortMap{"80/tcp": {{HostPort: "8080"}}},
+				Resources:     container.Resources{Memory: 64 << 20},
+			},
+		},
+		Config: &container.Config{Image: "nginx", Env: []string{"A=1"}, Cmd: []string{"nginx"}, WorkingDir: "/srv", User: "101",
+			Labels: map[string]string{"app": "web"}, Volumes: map[string]struct{}{"/cache": {}}},
+		Mounts: []container.MountPoint{
+			{Type: mount.TypeVolume, Name: "data", Destination: "/data", RW: true},
+			{Type: mount.TypeVolume, Name: "0123anon", Destination: "/cache", RW: true},
+			{Type: mount.TypeBind, Source: "/srv/conf", Destination: "/etc/nginx", RW: false},
+		},
+		NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"bridge": {}}},
+	}
+}
+
+func TestRestoredConfig(t *testing.T) {
+	api := &fakeClient{imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+		return image.InspectResponse{ID: "sha256:abc"}, nil
+	}}
+	s := &session{api: api}
+	cfg, hc, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm"}, "xcheckpoint-runtime-1", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(cfg.Image, "nginx"))
+	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "/.xcheckpoint-restore"}))
+	assert.Check(t, is.Len(cfg.Cmd, 0))
+	assert.Check(t, is.DeepEqual(cfg.Env, []string{"A=1"}))
+	assert.Check(t, is.Equal(cfg.WorkingDir, "/srv"))
+	assert.Check(t, is.Equal(cfg.User, "101"))
+	assert.Check(t, is.Equal(cfg.Labels["app"], "web"))
+	assert.Check(t, is.Equal(cfg.Labels[LabelRestoredFrom], "web/warm"))
+	assert.Check(t, is.Len(cfg.Volumes, 0))
+	// The original's own capability, then what restore needs.
+	assert.Check(t, is.Equal(hc.CapAdd[0], "NET_ADMIN"))
+	assert.Check(t, is.Contains(hc.CapAdd, "CAP_SYS_ADMIN"))
+	assert.Check(t, is.DeepEqual([]string(hc.CapDrop), []string{"ALL"}))
+	assert.Check(t, !hc.Privileged)
+	// The restored processes get their own seccomp and no_new_privs back
+	// from the checkpoint; the label option stays.
+	assert.Check(t, is.DeepEqual(hc.SecurityOpt, []string{"label=level:s0", "seccomp=unconfined", "apparmor=unconfined"}))
+	assert.Check(t, hc.MaskedPaths != nil && len(hc.MaskedPaths) == 0)
+	assert.Check(t, hc.ReadonlyPaths != nil && len(hc.ReadonlyPaths) == 0)
+	assert.Check(t, is.Len(hc.Binds, 0))
+	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyMode("always")))
+	assert.Check(t, is.Equal(hc.Memory, int64(64<<20)))
+	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8080"}}}))
+	assert.Check(t, is.Equal(hc.Tmpfs["/run"], "rw,nosuid,nodev,size=16m"))
+	byTarget := map[string]mount.Mount{}
+	for _, m := range hc.Mounts {
+		byTarget[m.Target] = m
+	}
+	assert.Check(t, is.Equal(byTarget["/data"].Source, "data"))
+	assert.Check(t, is.Equal(byTarget["/cache"].Source, "0123anon"), "the original's anonymous volume, not a new one")
+	assert.Check(t, is.Equal(byTarget["/etc/nginx"].Source, "/srv/conf"))
+	assert.Check(t, byTarget["/etc/nginx"].ReadOnly)
+	assert.Check(t, is.Equal(byTarget[helperapi.RuntimeMountpoint].Source, "xcheckpoint-runtime-1"))
+	assert.Check(t, byTarget[helperapi.RuntimeMountpoint].ReadOnly)
+	assert.Check(t, is.Equal(byTarget[helperapi.RestoreMountpoint].Type, mount.TypeVolume))
+	assert.Check(t, is.Equal(byTarget[helperapi.RestoreMountpoint].Source, ""))
+
+	_, hc, _, err = restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", publish: []string{"8081:80"}, network: "back"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8081"}}}))
+	assert.Check(t, is.Equal(string(hc.NetworkMode), "back"))
+}
+
+func TestRestoredConfigRefusals(t *testing.T) {
+	s := &session{api: &fakeClient{}}
+	tty := sampleOriginal()
+	tty.Config.Tty = true
+	_, _, _, err := restoredConfig(tty, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.Check(t, is.ErrorContains(err, "terminal"))
+	shared := sampleOriginal()
+	shared.HostConfig.NetworkMode = "container:abc"
+	_, _, _, err = restoredConfig(shared, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.Check(t, is.ErrorContains(err, "shares the network of another container"))
+}
