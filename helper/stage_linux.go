@@ -151,7 +151,15 @@ func stageFiles(src, stage string, plan helperapi.RestorePlan) error {
 	return writeJSON(filepath.Join(stage, helperapi.PlanFile), plan)
 }
 
+// copyImage hard-links an image file into the restore volume when both are on
+// one filesystem (Docker's volumes and containers live under its data root):
+// no copy of the container's memory is made, and the supervisor's removal of
+// the images after the restore only unlinks them (CRIU reads images, it never
+// writes to them). Otherwise it copies.
 func copyImage(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -211,11 +211,19 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if err != nil {
 		return err
 	}
-	const stageDir = "/xcheckpoint-stage"
+	// The helper sees the volume through Docker's data root when the volume
+	// lives there (the local driver): the images are then hard-linked, not
+	// copied. Otherwise it is mounted into the helper.
+	stageDir := "/xcheckpoint-stage"
+	stageMounts := []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: stageDir}}
+	if v, err := s.api.VolumeInspect(ctx, stageVol); err == nil && s.info.DockerRootDir != "" &&
+		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.info.DockerRootDir, "/")+"/volumes/") {
+		stageDir, stageMounts = v.Mountpoint, nil
+	}
 	out, runErr := s.runMounts(ctx, orig.ID, "stage", helperapi.StageRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
 		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted,
-	}, []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: stageDir}})
+	}, stageMounts)
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
 		return errors.New(out.final.Error.Message)
 	}

@@ -159,6 +159,12 @@ func TestRestoreNewContainerTree(t *testing.T) {
 	}
 	assert.Check(t, is.Contains(strings.Join(cmds, "|"), "sleep 1000"))
 	assert.Check(t, is.Contains(strings.Join(cmds, "|"), "sleep 1001"))
+	// The stored checkpoint is whole after a restore (the images were linked
+	// into the new container and removed there): it restores again.
+	again := restoredName(t, "xcp-e2e-restore-tree-again")
+	r = xcheckpoint(t, "restore", "--name", again, name, "tree")
+	assert.Equal(t, r.exit, 0, r.String())
+	waitCounting(t, again, 0)
 }
 
 // TestRestoreReplace: --replace gives the restored container the original's
