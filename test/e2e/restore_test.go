@@ -162,9 +162,33 @@ func TestRestoreNewContainerTree(t *testing.T) {
 	// The stored checkpoint is whole after a restore (the images were linked
 	// into the new container and removed there): it restores again.
 	again := restoredName(t, "xcp-e2e-restore-tree-again")
-	r = xcheckpoint(t, "restore", "--name", again, name, "tree")
+	r = xcheckpoint(t, "restore", "--print-stats", "--name", again, name, "tree")
 	assert.Equal(t, r.exit, 0, r.String())
+	assert.Check(t, is.Contains(r.stdout, "PAGES RESTORED"))
+	assert.Check(t, is.Contains(r.stdout, again))
 	waitCounting(t, again, 0)
+}
+
+// TestRestoreNative: --native is Docker's own start --checkpoint into the
+// same (stopped) container, where the daemon can do it.
+func TestRestoreNative(t *testing.T) {
+	if docker(t, "info", "-f", "{{.ExperimentalBuild}}") != "true" {
+		t.Skip("the daemon is not in experimental mode: Docker's own restore is unavailable")
+	}
+	name := startContainer(t, "native", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, name, 2)
+	id := containerID(t, name)
+	r := xcheckpoint(t, "restore", "--native", name, "nope")
+	assert.Equal(t, r.exit, 1, r.String())
+	assert.Check(t, is.Contains(r.stderr, "is running"))
+	r = xcheckpoint(t, "create", "--leave-running=false", name, "native")
+	assert.Equal(t, r.exit, 0, r.String())
+	before := last(t, name)
+	r = xcheckpoint(t, "restore", "--native", name, "native")
+	assert.Equal(t, r.exit, 0, r.String())
+	assert.Equal(t, strings.TrimSpace(r.stdout), name)
+	assert.Equal(t, containerID(t, name), id, "the same container")
+	waitCounting(t, name, before+1)
 }
 
 // TestRestoreReplace: --replace gives the restored container the original's
