@@ -25,9 +25,26 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
-// ArchiveOut is where streaming commands write the archive: the helper's
-// stdout (its events then go to stderr). Tests change it.
-var ArchiveOut io.Writer = os.Stdout
+// ArchiveFile is where create --output and export write the archive, in the
+// helper's own filesystem (the plugin fetches it). Tests change it.
+var ArchiveFile = helperapi.ArchiveFile
+
+// writeArchiveFile writes src as an archive into ArchiveFile.
+func writeArchiveFile(ctx context.Context, src archiveSource, em *helperapi.Emitter) (*helperapi.ArchiveResult, error) {
+	f, err := os.OpenFile(ArchiveFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	res, err := writeArchive(ctx, f, src, em)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(ArchiveFile)
+		return nil, err
+	}
+	return res, nil
+}
 
 // archiveSource is a checkpoint folder in Docker's layout and what the
 // archive says about it beside the CRIU images.
@@ -177,11 +194,11 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 		return nil, err
 	}
 	if err := buf.Flush(); err != nil {
-		return nil, fmt.Errorf("sending the archive: %w", err)
+		return nil, fmt.Errorf("writing the archive: %w", err)
 	}
 	res.Bytes = ch.n
 	res.SHA256 = hex.EncodeToString(ch.h.Sum(nil))
-	em.Progress("archive sent: %d files, %d bytes (%d before compression)", res.Files, res.Bytes, res.DataBytes)
+	em.Progress("archive written: %d files, %d bytes (%d before compression)", res.Files, res.Bytes, res.DataBytes)
 	return res, nil
 }
 
@@ -228,7 +245,7 @@ func ipBits(ip string) int {
 	return 32
 }
 
-// Export streams a stored checkpoint as an archive on ArchiveOut.
+// Export writes a stored checkpoint as an archive into ArchiveFile.
 func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emitter) (*helperapi.ArchiveResult, *helperapi.DumpFailure) {
 	if f := checkProtocol(req.Protocol); f != nil {
 		return nil, f
@@ -258,7 +275,7 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 	}
 	dir := filepath.Join(ctrDir, "checkpoints", req.Name)
 	em.Progress("sending checkpoint %s of container %s", req.Name, req.Container.Name)
-	res, err := writeArchive(ctx, ArchiveOut, archiveSource{dir: dir, name: req.Name, opts: req.Archive}, em)
+	res, err := writeArchiveFile(ctx, archiveSource{dir: dir, name: req.Name, opts: req.Archive}, em)
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("exporting checkpoint %q of container %q: %v", req.Name, req.Container.Name, err)}
 	}
@@ -391,7 +408,7 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 }
 
 // dumpArchive streams a fresh dump (in the work folder tmp) as an archive on
-// ArchiveOut. Without --keep the work folder is removed afterwards and no
+// ArchiveFile. Without --keep the work folder is removed afterwards and no
 // checkpoint stays on the daemon host.
 func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, tmp string, spec *specs.Spec, res *helperapi.DumpResult, writeFiles func() error, em *helperapi.Emitter) *helperapi.DumpFailure {
 	fail := func(err error) *helperapi.DumpFailure {
@@ -434,7 +451,7 @@ func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.Co
 		}
 	}
 	em.ProgressFor(info.ID, "sending the checkpoint (%s)", req.Archive.Compression)
-	ar, err := writeArchive(ctx, ArchiveOut, src, em)
+	ar, err := writeArchiveFile(ctx, src, em)
 	if err != nil {
 		return fail(err)
 	}

@@ -315,6 +315,9 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	res := outcome.Result
 	if dest != nil {
+		if runErr != nil {
+			return fmt.Errorf("checkpoint %q of container %q: %w; nothing was written to %s", opts.name, info.Name, runErr, dest.where())
+		}
 		if err := dest.commit(res.Archive); err != nil {
 			return fmt.Errorf("checkpoint %q of container %q: %w; nothing was written to %s", opts.name, info.Name, err, dest.where())
 		}

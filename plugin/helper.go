@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -44,12 +45,13 @@ type helperRun struct {
 	// capDrop removes capabilities of config.json from this helper; only the
 	// end-to-end tests set it (see testCapDrop).
 	capDrop []string
-	// stdout, when set, receives the helper's stdout (an archive); its events
-	// are then read from its stderr. stdin, when set, is sent to the helper's
-	// stdin, which is closed at its end (the helper then does not watch its
-	// stdin for the plugin going away: a truncated archive is refused anyway).
-	stdout io.Writer
-	stdin  io.Reader
+	// archive, when set, receives the archive the helper wrote into
+	// helperapi.ArchiveFile, fetched with Docker's archive API once the helper
+	// reported success. stdin, when set, is sent to the helper's stdin, which
+	// is closed at its end (the helper then does not watch its stdin for the
+	// plugin going away: a truncated archive is refused anyway).
+	archive io.Writer
+	stdin   io.Reader
 	// mounts are added to those of config.json (restore: the new container's
 	// restore volume).
 	mounts []mount.Mount
@@ -130,7 +132,7 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 	if h.stdin != nil {
 		cfg.Env = nil
 	}
-	if h.stdout != nil || h.stdin != nil {
+	if h.archive != nil || h.stdin != nil {
 		// An archive must not be copied into the helper's log on the daemon host.
 		hostCfg.LogConfig = container.LogConfig{Type: "none"}
 	}
@@ -190,16 +192,7 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 	copyWG.Add(1)
 	go func() {
 		defer copyWG.Done()
-		var err error
-		if h.stdout != nil {
-			sink := &sinkWriter{w: h.stdout}
-			_, err = stdcopy.StdCopy(sink, stdoutW, attach.Reader)
-			if sink.err != nil {
-				cancelRun(sink.err)
-			}
-		} else {
-			_, err = stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
-		}
+		_, err := stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
 		stdoutW.CloseWithError(err)
 	}()
 	if h.stdin != nil {
@@ -225,11 +218,6 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		for sc.Scan() {
 			var ev helperapi.Event
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				if h.stdout != nil {
-					// Events share stderr with whatever else the helper printed.
-					fmt.Fprintln(&lockedWriter{w: &stderr}, sc.Text())
-					continue
-				}
 				protoErr = fmt.Errorf("unexpected output from the helper: %q", truncate(sc.Text(), 200))
 				continue
 			}
@@ -255,16 +243,11 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		// The verdict is in: do not wait for the helper's exit and removal
 		// (a few hundred milliseconds): the daemon removes it (AutoRemove).
 		daemonRemoves = true
-		if h.stdout != nil {
-			// The archive's last bytes may still be on their way (Docker copies
-			// stdout and stderr separately): the stream ends when the helper exits.
-			select {
-			case <-streamEnded(&copyWG):
-			case <-time.After(time.Minute):
-				return helperOutcome{final: final, exitCode: exitCode, started: true}, errors.New("the helper's archive stream did not end after its last event")
-			}
-			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-				return helperOutcome{final: final, exitCode: exitCode, started: true}, cause
+		if h.archive != nil && final.Kind == helperapi.KindResult {
+			// The helper waits for us to fetch its archive; it exits (and the
+			// daemon removes it) when the attach closes, as this returns.
+			if err := h.fetchArchive(ctx, id); err != nil {
+				return helperOutcome{final: final, exitCode: exitCode, started: true}, err
 			}
 		}
 		return helperOutcome{final: final, exitCode: exitCode, started: true}, nil
@@ -314,29 +297,26 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 	return out, retErr
 }
 
-// streamEnded is closed once wg is done.
-func streamEnded(wg *sync.WaitGroup) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	return ch
-}
-
-// sinkWriter remembers the first error of the writer an archive goes to, so
-// that it is reported as the cause rather than as a broken stream.
-type sinkWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (s *sinkWriter) Write(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	n, err := s.w.Write(p)
+// fetchArchive copies the archive the helper wrote (helperapi.ArchiveFile)
+// into h.archive through Docker's archive API: a tar holding that one file.
+func (h helperRun) fetchArchive(ctx context.Context, id string) error {
+	rc, _, err := h.api.CopyFromContainer(ctx, id, helperapi.ArchiveFile)
 	if err != nil {
-		s.err = err
+		return fmt.Errorf("fetching the archive from the helper: %w", err)
 	}
-	return n, err
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		return fmt.Errorf("fetching the archive from the helper: %w", err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return fmt.Errorf("fetching the archive from the helper: %s is not a file", helperapi.ArchiveFile)
+	}
+	if _, err := io.Copy(h.archive, tr); err != nil {
+		return fmt.Errorf("fetching the archive from the helper: %w", err)
+	}
+	return nil
 }
 
 type lockedWriter struct {

@@ -113,9 +113,9 @@ func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent 
 	return h.run(ctx, onEvent)
 }
 
-// stream runs a helper command that reads stdin (when not nil) and writes its
-// stdout to stdout (when not nil), its events then coming on its stderr.
-func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin io.Reader, stdout io.Writer, onProgress func(helperapi.Event)) (helperOutcome, error) {
+// stream runs a helper command that reads stdin (when not nil), or whose
+// archive is fetched into archive (when not nil) once it reported success.
+func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin io.Reader, archive io.Writer, onProgress func(helperapi.Event)) (helperOutcome, error) {
 	if err := s.prepare(ctx); err != nil {
 		return helperOutcome{}, err
 	}
@@ -124,7 +124,7 @@ func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin
 		return helperOutcome{}, err
 	}
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), stdin: stdin, stdout: stdout}
+		capDrop: testCapDrop(s.cli.Err()), stdin: stdin, archive: archive}
 	return h.run(ctx, onProgress)
 }
 

@@ -7,16 +7,14 @@
 //	xcheckpoint-helper remove REQUEST-JSON
 //	xcheckpoint-helper recover REQUEST-JSON
 //	xcheckpoint-helper check REQUEST-JSON
-//	xcheckpoint-helper export REQUEST-JSON   (archive on stdout, events on stderr)
+//	xcheckpoint-helper export REQUEST-JSON   (archive in a file the plugin fetches)
 //	xcheckpoint-helper import REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper version
 //	xcheckpoint-helper stage REQUEST-JSON
 //	xcheckpoint-helper supervise DIR     (PID 1 of a restored container)
 //	criu|tar|gzip|ip|iptables-restore... (symlinks: the bundled programs)
 //
-// It writes helperapi.Events to stdout, one JSON object per line; a command
-// that streams an archive on stdout (dump with an archive, export) writes them
-// to stderr.
+// It writes helperapi.Events to stdout, one JSON object per line.
 package main
 
 import (
@@ -83,6 +81,8 @@ func run(ctx context.Context, args []string) int {
 	}
 	var ev helperapi.Event
 	var fail *helperapi.DumpFailure
+	// fetched is set for commands whose archive the plugin fetches afterwards.
+	fetched := false
 	if args[0] == "version" {
 		if len(args) != 1 {
 			fmt.Fprintln(os.Stderr, usage)
@@ -104,17 +104,14 @@ func run(ctx context.Context, args []string) int {
 	case "dump":
 		var req helperapi.DumpRequest
 		if fail = decode(args[1], &req); fail == nil {
-			if req.Archive != nil {
-				// The archive goes on stdout: events on stderr.
-				em = helperapi.NewEmitter(os.Stderr)
-			}
 			ev.Batch, fail = helper.Dump(ctx, req, em)
+			fetched = req.Archive != nil
 		}
 	case "export":
-		em = helperapi.NewEmitter(os.Stderr)
 		var req helperapi.ExportRequest
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Export, fail = helper.Export(ctx, req, em)
+			fetched = true
 		}
 	case "import":
 		// The plugin sends the archive on stdin (it does not ask the helper
@@ -157,7 +154,14 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "unknown helper command %q\n%s\n", args[0], usage)
 		return 2
 	}
-	return emit(em, ev, fail)
+	code := emit(em, ev, fail)
+	if fetched && os.Getenv(helperapi.EnvWatchStdin) == "1" {
+		// The plugin fetches helperapi.ArchiveFile from this container, then
+		// lets go of its stdin: only then may the container exit (and be
+		// removed, with the file).
+		<-ctx.Done()
+	}
+	return code
 }
 
 // emit writes the final event: the failure, or ev as the result.
