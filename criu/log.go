@@ -49,6 +49,10 @@ var hintRules = []hintRule{
 	{regexp.MustCompile(`(?i)Can't dump ghost file|ghost-limit`), func([]string) string {
 		return "a process keeps a large deleted file open; remove that file handle before checkpointing"
 	}},
+	{regexp.MustCompile(`Can't get rlimit`), func([]string) string {
+		return "a process in the container runs as a user other than root, and CRIU reads its resource limits only with CAP_SYS_RESOURCE, " +
+			"which this daemon host withholds from containers (`docker xcheckpoint check` shows it): no tool can checkpoint this container here, Docker's own checkpoint included"
+	}},
 	{regexp.MustCompile(`(?i)No space left on device`), func([]string) string {
 		return "the daemon host's disk is full where Docker keeps its data: free some space and retry"
 	}},

@@ -87,6 +87,13 @@ func TestDiagnoseHints(t *testing.T) {
 			wantHint: []string{"Multipath TCP", "GODEBUG=multipathtcp=0"},
 		},
 		{
+			// Seen here: a container running as uid 1000, dumped by a helper
+			// without CAP_SYS_RESOURCE (this machine cannot grant it).
+			doc:      "process of another user, no CAP_SYS_RESOURCE",
+			errLine:  "(00.183076) Error (criu/cr-dump.c:389): Can't get rlimit 0: Operation not permitted",
+			wantHint: []string{"runs as a user other than root", "CAP_SYS_RESOURCE", "docker xcheckpoint check"},
+		},
+		{
 			doc:      "ip missing from the helper image",
 			errLine:  `(00.010280) Error (criu/util.c:690): execvp("ip", ...) failed: No such file or directory`,
 			wantHint: []string{"could not run ip inside the helper image", "make helper-image"},

@@ -29,7 +29,8 @@ const (
 	itemHelperRun    = "helper container"
 	itemDockerNative = "docker checkpoint"
 	// itemHostCriu is helper.ItemHostCriu (the helper package is Linux-only).
-	itemHostCriu = "CRIU for runc"
+	itemHostCriu     = "CRIU for runc"
+	itemOptionalCaps = "optional capabilities"
 )
 
 type checkOptions struct {
@@ -109,6 +110,19 @@ func runCheck(ctx context.Context, dockerCLI command.Cli, opts checkOptions) err
 	return nil
 }
 
+// optionalCapsItem says which optional capabilities the daemon withheld from
+// the helper, and what that costs.
+func optionalCapsItem(optional, withheld []string) helperapi.CheckItem {
+	it := helperapi.CheckItem{Name: itemOptionalCaps, Status: helperapi.StatusOK, Value: strings.Join(optional, ", ") + " granted"}
+	if len(withheld) == 0 {
+		return it
+	}
+	it.Status = helperapi.StatusWarning
+	it.Value = strings.Join(withheld, ", ") + " withheld"
+	it.Detail = "the daemon cannot grant it (its capability bounding set lacks it): containers with processes running as a user other than root cannot be checkpointed on this host; those running as root can"
+	return it
+}
+
 // collectChecks gathers the items: the daemon's from the API, the host's from
 // a helper. Only a daemon that does not answer is an error; everything else
 // becomes an item.
@@ -160,6 +174,7 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 		return nil, err
 	case err == nil && out.final.Kind == helperapi.KindResult && out.final.Check != nil:
 		items = append(items, out.final.Check.Items...)
+		items = append(items, optionalCapsItem(cfg.Extra.OptionalCapabilities, out.withheld))
 	default:
 		msg := "the helper gave no report"
 		if err != nil {

@@ -25,6 +25,8 @@ type helperConfig struct {
 			Capabilities []string `json:"capabilities"`
 			SecurityOpt  []string `json:"securityopt"`
 		} `json:"restore"`
+		// OptionalCapabilities are added where the daemon can grant them.
+		OptionalCapabilities []string `json:"optional-capabilities"`
 	} `json:"x-xcheckpoint"`
 }
 
