@@ -135,8 +135,11 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", info.Name, ctrDir)}
 	}
 
-	// One checkpoint command on a container at a time; a second one fails clearly.
-	lock, fail := lockContainer(ctrDir, helperapi.ContainerRef{ID: info.ID, Name: info.Name})
+	// One checkpoint command on a container at a time; a second one waits
+	// its turn (saying so), as a second `docker commit` would.
+	lock, fail := waitLockContainer(ctx, ctrDir, helperapi.ContainerRef{ID: info.ID, Name: info.Name}, lockWait, func() {
+		em.Progress("waiting for another checkpoint command on container %s to finish", info.Name)
+	})
 	if fail != nil {
 		return nil, fail
 	}

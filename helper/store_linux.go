@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,37 @@ func lockContainer(ctrDir string, ref helperapi.ContainerRef) (*os.File, *helper
 		return nil, &helperapi.DumpFailure{Busy: true, Message: fmt.Sprintf("another checkpoint command on container %q is in progress; wait for it to finish", ref.Name)}
 	}
 	return lock, nil
+}
+
+// lockWait bounds how long a dump waits for another command on the same
+// container: far longer than any dump, short of forever.
+const lockWait = 10 * time.Minute
+
+// waitLockContainer takes the container's lock like lockContainer, waiting up
+// to wait (or until ctx ends) while another command holds it; onWait is called
+// once if it has to wait.
+func waitLockContainer(ctx context.Context, ctrDir string, ref helperapi.ContainerRef, wait time.Duration, onWait func()) (*os.File, *helperapi.DumpFailure) {
+	deadline := time.Now().Add(wait)
+	waited := false
+	for {
+		lock, fail := lockContainer(ctrDir, ref)
+		if fail == nil || !fail.Busy {
+			return lock, fail
+		}
+		if !waited && onWait != nil {
+			onWait()
+		}
+		waited = true
+		if time.Now().After(deadline) {
+			fail.Message = fmt.Sprintf("another checkpoint command on container %q has been in progress for over %s; try again when it is done", ref.Name, wait)
+			return nil, fail
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &helperapi.DumpFailure{Busy: true, Message: fmt.Sprintf("interrupted while waiting for another checkpoint command on container %q", ref.Name)}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // checkpointNames lists the checkpoint folders of a container, sorted.

@@ -1,11 +1,13 @@
 package helper
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -221,4 +223,34 @@ func TestRemoveWhileLocked(t *testing.T) {
 	assert.Assert(t, fail != nil)
 	assert.Check(t, fail.Busy)
 	assert.Check(t, is.Contains(fail.Message, "in progress"))
+}
+
+func TestWaitLockContainer(t *testing.T) {
+	root := fakeRoot(t, map[string][]string{"aaaa": {"a"}})
+	dir := filepath.Join(root, "containers/aaaa")
+	held, fail := lockContainer(dir, web)
+	assert.Assert(t, fail == nil)
+
+	// Released while the second waits: it gets the lock, after saying it waits.
+	waits := 0
+	go func() { time.Sleep(300 * time.Millisecond); held.Close() }()
+	start := time.Now()
+	lock, fail := waitLockContainer(context.Background(), dir, web, time.Minute, func() { waits++ })
+	assert.Assert(t, fail == nil, "%+v", fail)
+	assert.Check(t, time.Since(start) >= 250*time.Millisecond)
+	assert.Check(t, is.Equal(waits, 1))
+
+	// Held for longer than the wait: busy, with the reason.
+	_, fail = waitLockContainer(context.Background(), dir, web, 200*time.Millisecond, nil)
+	assert.Assert(t, fail != nil)
+	assert.Check(t, fail.Busy)
+	assert.Check(t, is.Contains(fail.Message, "in progress for over 200ms"))
+
+	// Cancelled while waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	_, fail = waitLockContainer(ctx, dir, web, time.Minute, nil)
+	assert.Assert(t, fail != nil)
+	assert.Check(t, is.Contains(fail.Message, "interrupted while waiting"))
+	lock.Close()
 }
