@@ -381,9 +381,9 @@ func printSummary(w io.Writer, res *helperapi.DumpResult, total time.Duration, p
 // the container.
 func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.ContainerInfo, opts createOptions, f *helperapi.DumpFailure, runErr error) error {
 	var b strings.Builder
-	b.WriteString(f.Message)
+	b.WriteString(f.Message + "\n")
 	if len(f.Cause) > 0 {
-		b.WriteString("\nCRIU says:\n")
+		b.WriteString("CRIU says:\n")
 		for _, l := range f.Cause {
 			b.WriteString("  " + l + "\n")
 		}

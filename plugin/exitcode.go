@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/docker/cli/cli"
@@ -62,7 +64,42 @@ func exitStatus(ctx context.Context, err error) error {
 		client.IsErrConnectionFailed(err):
 		code = ExitHost
 	}
-	return cli.StatusError{StatusCode: code, Status: err.Error(), Cause: err}
+	msg := err.Error()
+	if code == ExitInterrupted && !strings.Contains(msg, "interrupt") {
+		msg = "interrupted: " + msg
+	}
+	return cli.StatusError{StatusCode: code, Status: msg, Cause: err}
+}
+
+// early guards the time before a command runs: a Ctrl-C then must exit 130
+// (nothing was started), not kill the process by the signal, which the docker
+// CLI would report as exit code 255.
+var early struct {
+	sync.Mutex
+	commandStarted bool
+}
+
+// GuardEarlySignals exits 130 on SIGINT or SIGTERM until a command starts and
+// takes over signal handling. Call it first thing in main.
+func GuardEarlySignals() {
+	if len(os.Args) > 1 && os.Args[1] == "docker-cli-plugin-metadata" {
+		// The docker CLI asks every plugin for its metadata before running
+		// one; killed by a Ctrl-C here, the plugin would look broken to it
+		// ("unknown command"). Answering takes a millisecond: let it finish.
+		signal.Ignore(os.Interrupt, syscall.SIGTERM)
+		return
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for range c {
+			early.Lock()
+			if !early.commandStarted {
+				os.Exit(ExitInterrupted)
+			}
+			early.Unlock()
+		}
+	}()
 }
 
 // withExitCodes makes every subcommand of root report through exitStatus: a
@@ -80,6 +117,9 @@ func withExitCodes(root *cobra.Command) {
 		}
 		if run := c.RunE; run != nil {
 			c.RunE = func(cmd *cobra.Command, a []string) error {
+				early.Lock()
+				early.commandStarted = true
+				early.Unlock()
 				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				cmd.SetContext(ctx)

@@ -55,6 +55,9 @@ type helperRun struct {
 	// mounts are added to those of config.json (restore: the new container's
 	// restore volume).
 	mounts []mount.Mount
+	// daemonID identifies the daemon in the memory of withheld optional
+	// capabilities (see optionalcaps.go); empty: nothing is remembered.
+	daemonID string
 }
 
 // helperOutcome is what a helper container produced.
@@ -67,6 +70,8 @@ type helperOutcome struct {
 	// started is set once the helper container was started: only then can it
 	// have touched the target.
 	started bool
+	// withheld lists the optional capabilities the helper ran without.
+	withheld []string
 }
 
 // staleAfter is the age past which a helper that is not running is a leftover
@@ -96,16 +101,31 @@ func removeStaleHelpers(ctx context.Context, api client.APIClient, now time.Time
 // a batch's per-container outcomes) to onEvent, and returns its last event. The helper container is removed before run returns, whatever happens.
 // When ctx is cancelled the helper is asked to stop (SIGTERM), so that CRIU can
 // unfreeze the target, and is killed after stopGrace.
-func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out helperOutcome, retErr error) {
+func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (helperOutcome, error) {
 	cfgFile, err := loadHelperConfig()
 	if err != nil {
-		return out, err
+		return helperOutcome{}, err
 	}
+	optional := cfgFile.Extra.OptionalCapabilities
+	if withheld := rememberedWithheld(h.daemonID); len(withheld) > 0 {
+		optional = withoutCapabilities(optional, withheld)
+	}
+	out, err := h.runWith(ctx, cfgFile, optional, onEvent)
+	if errors.Is(err, errCapsWithheld) {
+		rememberWithheld(h.daemonID, optional)
+		optional = nil
+		out, err = h.runWith(ctx, cfgFile, nil, onEvent)
+	}
+	out.withheld = withoutCapabilities(cfgFile.Extra.OptionalCapabilities, optional)
+	return out, err
+}
+
+func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional []string, onEvent func(helperapi.Event)) (out helperOutcome, retErr error) {
 	hostCfg, err := cfgFile.hostConfig(h.dockerRoot)
 	if err != nil {
 		return out, err
 	}
-	hostCfg.CapAdd = withoutCapabilities(hostCfg.CapAdd, h.capDrop)
+	hostCfg.CapAdd = withoutCapabilities(append(hostCfg.CapAdd, optional...), h.capDrop)
 	hostCfg.Mounts = append(hostCfg.Mounts, h.mounts...)
 	// If this process or its connection to the daemon dies, nobody is left to
 	// stop the helper: it aborts its work (unfreezing the target, removing
@@ -137,7 +157,12 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 		hostCfg.LogConfig = container.LogConfig{Type: "none"}
 	}
 	name := "xcheckpoint-helper-" + randomSuffix()
-	created, err := h.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
+	// Not cancelled by Ctrl-C: a create cut short may still happen on the
+	// daemon, leaving a helper whose ID we never learnt. Once it is created,
+	// the deferred removal below takes care of it.
+	cctx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	created, err := h.api.ContainerCreate(cctx, cfg, hostCfg, nil, nil, name)
+	cancelCreate()
 	if err != nil {
 		return out, fmt.Errorf("creating helper container from %q: %w", h.image, err)
 	}
@@ -171,6 +196,9 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 
 	attach, err := h.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("interrupted before the helper started: %w", ctx.Err())
+		}
 		return out, fmt.Errorf("attaching to helper container: %w", err)
 	}
 	defer attach.Close()
@@ -178,6 +206,12 @@ func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (out 
 	// the removal, and the container is gone when the wait returns.
 	waitCh, waitErrCh := h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
 	if err := h.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("interrupted before the helper started: %w", ctx.Err())
+		}
+		if len(optional) > 0 && strings.Contains(err.Error(), "apply caps") {
+			return out, fmt.Errorf("%w: %v", errCapsWithheld, err)
+		}
 		return out, fmt.Errorf("starting helper container from %q: %w", h.image, err)
 	}
 	out.started = true

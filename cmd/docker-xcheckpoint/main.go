@@ -13,6 +13,7 @@ import (
 )
 
 func main() {
+	plugin.GuardEarlySignals()
 	cliplugin.Run(func(dockerCLI command.Cli) *cobra.Command {
 		return plugin.NewRootCommand(dockerCLI)
 	}, metadata.Metadata{
