@@ -279,7 +279,18 @@ func processReport(t *testing.T, name string) string {
 // restore, once there are at least two.
 func restoreNative(t *testing.T, name, ckpt string) []string {
 	t.Helper()
-	docker(t, "stop", "-t", "1", name)
+	return restoreNativeAfter(t, "stop", name, ckpt)
+}
+
+// restoreNativeAfter is restoreNative with the container ended by `docker
+// how` ("stop", or "kill" when the test restores many checkpoints).
+func restoreNativeAfter(t *testing.T, how, name, ckpt string) []string {
+	t.Helper()
+	if how == "stop" {
+		docker(t, "stop", "-t", "1", name)
+	} else {
+		docker(t, how, name)
+	}
 	before := len(strings.Split(runEnv(t, nil, "docker", "logs", name).stdout, "\n"))
 	r := runEnv(t, nil, "docker", "start", "--checkpoint", ckpt, name)
 	assert.Equal(t, r.exit, 0, "docker start --checkpoint %s %s\n%s", ckpt, name, r)
