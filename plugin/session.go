@@ -109,7 +109,7 @@ func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent 
 		return helperOutcome{}, err
 	}
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err())}
+		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID}
 	return h.run(ctx, onEvent)
 }
 
