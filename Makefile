@@ -13,7 +13,7 @@ PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 CROSS_TAGS ?=
 
-.PHONY: help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
+.PHONY: fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ demo: ## Main job end to end: install everything, checkpoint a running container
 
 test: ## All tests: unit tests, then end-to-end tests against a real daemon and real CRIU
 	./hack/test.sh
+
+fuzz: ## Fuzz every parser we own, FUZZTIME each (default 10s); the corpus lives in testdata/fuzz
+	FUZZTIME=$(or $(FUZZTIME),10s) ./hack/fuzz.sh
 
 unit: ## Unit tests only
 	go test ./...
