@@ -5,6 +5,7 @@ package e2e
 import (
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,4 +127,83 @@ func TestCreateDiskFull(t *testing.T) {
 	assert.Check(t, err)
 	assert.Check(t, is.Len(left, 0), "the partial checkpoint is removed from the full disk")
 	assertKeepsRunning(t, ctr)
+}
+
+// TestCreateContainerRemovedDuringDump removes the container (docker rm -f)
+// while its checkpoint is being written: the command fails clearly and leaves
+// no helper behind.
+func TestCreateContainerRemovedDuringDump(t *testing.T) {
+	ctr, cmd, stdout, stderr := startLargeDump(t, "removed")
+	id := containerID(t, ctr)
+	time.Sleep(300 * time.Millisecond)
+	docker(t, "rm", "-f", ctr)
+	err := cmd.Wait()
+	assert.Assert(t, err != nil, "the checkpoint of a removed container cannot succeed:\n%s", stderr.String())
+	assert.Check(t, is.Equal(cmd.ProcessState.ExitCode(), 1), "%s", stderr.String())
+	assert.Check(t, is.Equal(stdout.String(), ""))
+	assert.Check(t, is.Contains(stderr.String(), "No checkpoint named \"removed\" was stored"), "%s", stderr.String())
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if h := helpersFor(t, id); h != "" {
+			return poll.Continue("helper %s still there", h)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(200*time.Millisecond))
+	_, statErr := os.Stat(filepath.Join(dockerRoot, "containers", id))
+	assert.Check(t, os.IsNotExist(statErr), "the container's folder went with it")
+}
+
+// TestCreateRestartingContainer: a container that keeps crashing and being
+// restarted by Docker is refused while it restarts, and left as it was.
+func TestCreateRestartingContainer(t *testing.T) {
+	ctr := startContainer(t, "", "--restart", "always", busybox, "sh", "-c", "sleep 0.3; exit 3")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if docker(t, "inspect", "-f", "{{.State.Restarting}}", ctr) == "true" {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for a restart")
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(50*time.Millisecond))
+	r := xcheckpoint(t, "create", ctr, "x")
+	if strings.Contains(r.stderr, "not running") || r.exit == 0 {
+		// It came up (or went down) between our look and the plugin's: Docker's
+		// backoff makes restarting the usual state after a few restarts; look again.
+		t.Logf("state changed under the test: %s", r)
+		time.Sleep(2 * time.Second)
+		r = xcheckpoint(t, "create", ctr, "y")
+	}
+	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
+	assert.Check(t, is.Contains(r.stderr, "restarting"), "%s", r)
+	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
+}
+
+// TestDaemonTooOld: a daemon that speaks an API older than 1.41 (Docker 20.10)
+// is refused before anything runs, with exit code 3.
+func TestDaemonTooOld(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.40")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			_, _ = w.Write([]byte("OK"))
+		case strings.HasSuffix(r.URL.Path, "/info"):
+			_, _ = w.Write([]byte(`{"ID":"old-daemon","OSType":"linux","Architecture":"x86_64","ServerVersion":"19.03.15","DockerRootDir":"/var/lib/docker"}`))
+		case strings.HasSuffix(r.URL.Path, "/version"):
+			_, _ = w.Write([]byte(`{"Version":"19.03.15","ApiVersion":"1.40","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64"}`))
+		default:
+			t.Errorf("the plugin went on to %s %s", r.Method, r.URL.Path)
+			http.Error(w, "not in this fake", http.StatusNotImplemented)
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	host := "DOCKER_HOST=tcp://" + l.Addr().String()
+	for _, args := range [][]string{{"ls"}, {"create", "web"}, {"rm", "--all", "web"}} {
+		r := runEnv(t, []string{host}, "docker", append([]string{"xcheckpoint"}, args...)...)
+		assert.Check(t, is.Equal(r.exit, 3), "%v: %s", args, r)
+		assert.Check(t, is.Contains(r.stderr, "older than the 1.41 (Docker 20.10)"), "%v: %s", args, r)
+	}
+	r := runEnv(t, []string{host}, "docker", "xcheckpoint", "check")
+	assert.Check(t, is.Equal(r.exit, 3), "%s", r)
+	assert.Check(t, is.Regexp(`(?m)^MISSING +Docker engine +19\.03\.15`, r.stdout), "%s", r)
 }
