@@ -199,7 +199,9 @@ floor_args() {
 		esac
 	done < <(awk '{ for (i = 7; $i != "-"; i++); print $4, $5, $(i + 1) }' "/proc/$pid/mountinfo")
 	local caps=() c
-	for c in $(sed -n 's/^ *"CAP_\([A-Z_]*\)",*$/\1/p' config.json); do caps+=(--cap-add "$c"); done
+	# The helper's required list only: the first "capabilities" array of
+	# config.json (linux.capabilities), not the restore or optional ones.
+	for c in $(awk '/"capabilities": \[/ { on = 1; next } on && /\]/ { exit } on { gsub(/[", ]|CAP_/, ""); print }' config.json); do caps+=(--cap-add "$c"); done
 	floor=(docker run --rm --pid=host --network=host --cap-drop ALL "${caps[@]}"
 		--security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined
 		-v /sys/fs/cgroup:/sys/fs/cgroup -v "$floor_dir:/ckpt" --entrypoint criu "$helper_image"

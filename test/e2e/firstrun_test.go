@@ -140,7 +140,7 @@ func TestVersion(t *testing.T) {
 func TestCreateProvisionsHelper(t *testing.T) {
 	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, ctr, 2)
-	docker(t, "image", "rm", helperImage())
+	docker(t, "image", "rm", "-f", helperImage())
 	r := xcheckpoint(t, "create", ctr, "first")
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Equal(r.stdout, "first\n"))
@@ -170,14 +170,16 @@ func TestHelperOfAnotherVersionRefused(t *testing.T) {
 	out, err := build.CombinedOutput()
 	assert.NilError(t, err, "%s", out)
 	t.Cleanup(func() {
-		_ = exec.Command("docker", "image", "rm", other).Run()
+		// -f: the last helper may still be on its way out (the daemon
+		// removes it after the command returned) and hold the image.
+		_ = exec.Command("docker", "image", "rm", "-f", other).Run()
 		// Whatever carries our name now goes, and check loads the real one back.
-		_ = exec.Command("docker", "image", "rm", helperImage()).Run()
+		_ = exec.Command("docker", "image", "rm", "-f", helperImage()).Run()
 		if r := xcheckpoint(t, "check"); r.exit != 0 {
 			t.Errorf("reloading the helper image after the test: %s", r)
 		}
 	})
-	docker(t, "image", "rm", helperImage())
+	docker(t, "image", "rm", "-f", helperImage())
 	docker(t, "tag", other, helperImage())
 
 	r := xcheckpoint(t, "create", ctr, "impostor")
@@ -250,7 +252,7 @@ func TestHelperImagePinnedInConfig(t *testing.T) {
 	// A pinned image that is there is used: here, a second name for ours.
 	mine := "xcp-e2e-pinned:" + version
 	docker(t, "tag", helperImage(), mine)
-	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", mine).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", "-f", mine).Run() })
 	pin(mine)
 	r = xcheckpoint(t, "version", "--format", "{{.HelperImage.Ref}} {{.HelperImage.Present}}")
 	assert.Check(t, is.Equal(r.stdout, mine+" true\n"), "%s", r)
@@ -272,7 +274,7 @@ func TestHelperOfAnotherBuildReplaced(t *testing.T) {
 	build.Stdin = strings.NewReader("FROM " + helperImage() + "\nLABEL xcp-e2e-rebuilt=1\n")
 	out, err := build.CombinedOutput()
 	assert.NilError(t, err, "%s", out)
-	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", other).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", "-f", other).Run() })
 	docker(t, "tag", other, helperImage())
 	assert.Check(t, ours != docker(t, "image", "inspect", "-f", "{{.Id}}", helperImage()))
 
