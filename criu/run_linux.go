@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 
 	gocriu "github.com/checkpoint-restore/go-criu/v7"
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
-	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // Binary is the CRIU executable the helper runs (found on PATH).
@@ -36,53 +33,25 @@ func Version(ctx context.Context) (string, error) {
 }
 
 // Dump runs CRIU's dump with opts through the swrk RPC. It returns when CRIU has
-// finished. Cancelling ctx interrupts CRIU (SIGINT), which then unfreezes the
-// process tree and fails the dump.
+// finished, also when ctx is cancelled: CRIU is never interrupted. Stopped in
+// the middle of infecting a process (compel's traps), CRIU leaves it with a
+// pending SIGTRAP that kills it, as seen here once in 40 interrupted dumps
+// (exit code 133). A dump takes seconds; the caller undoes it once it is done.
+// The returned error then includes ctx's.
 func Dump(ctx context.Context, opts *rpc.CriuOpts) error {
 	c := gocriu.MakeCriu()
 	c.SetCriuPath(Binary)
 	if err := c.Prepare(); err != nil {
 		return fmt.Errorf("starting criu swrk: %w", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Dump(opts, nil) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		interruptSwrk(c)
-		err = <-done
-		if err == nil {
-			err = ctx.Err()
-		} else {
-			err = errors.Join(ctx.Err(), err)
-		}
-	}
+	err := c.Dump(opts, nil)
 	if cerr := c.Cleanup(); cerr != nil && err == nil {
 		err = cerr
 	}
-	return err
-}
-
-// interruptSwrk asks the running CRIU to stop. go-criu keeps the process
-// unexported, so the helper finds it as its own child named criu.
-func interruptSwrk(*gocriu.Criu) {
-	entries, _ := os.ReadDir("/proc")
-	self := os.Getpid()
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		if _, ppid, err := inspect.ParseStat(b); err != nil || ppid != self {
-			continue
-		}
-		_ = syscall.Kill(pid, syscall.SIGINT)
+	if ctx.Err() != nil {
+		return errors.Join(ctx.Err(), err)
 	}
+	return err
 }
 
 // ReadStats reads CRIU's dump statistics (stats-dump) from the images folder.

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,6 +182,13 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	em.ProgressFor(info.ID, "dumping container %s (pid %d)", info.Name, info.PID)
 	dumpErr := criu.Dump(ctx, opts)
 	if dumpErr != nil {
+		if ctx.Err() != nil && !req.Options.LeaveRunning {
+			// CRIU may have finished and left the processes stopped for the
+			// plugin to stop the container: it was interrupted, so they run on.
+			if err := resumeStopped(facts.Cgroups); err != nil {
+				em.ProgressFor(info.ID, "warning: resuming the container's processes: %v", err)
+			}
+		}
 		return nil, dumpFailure(ctx, info, facts, tmp, dumpErr)
 	}
 	criuVersion, err := versionOf()
@@ -406,6 +414,33 @@ func dumpFailure(ctx context.Context, info inspect.ContainerInfo, facts criu.Pro
 		Log:            string(logBytes),
 		ContainerState: containerState(info.PID, facts.Cgroups),
 	}
+}
+
+// resumeStopped thaws the container's cgroup if frozen and sends SIGCONT to
+// every process in it (CRIU's --leave-stopped leaves them stopped).
+func resumeStopped(cgroups []inspect.CgroupEntry) error {
+	dir, err := inspect.FreezerPath(cgroups, cgroupRoot)
+	if err != nil {
+		return err
+	}
+	if _, err := thaw(dir, inspect.CgroupV2Only(cgroups)); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("pid %d: %w", pid, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // containerState reports whether the container's process still runs, thawing its

@@ -29,9 +29,11 @@ import (
 // ErrHelperImageMissing is returned when the helper image is not on the daemon.
 var ErrHelperImageMissing = errors.New("helper image not found")
 
-// stopGrace is how long a cancelled helper gets to let CRIU unfreeze the
-// container and remove its work folder before it is killed.
-const stopGrace = 20 * time.Second
+// stopGrace is how long a cancelled helper gets to finish: CRIU is never
+// interrupted mid-dump (that can kill the container's processes, see
+// criu.Dump), so the helper lets the dump end, then removes it. Killing the
+// helper is the last resort, for a CRIU that hangs.
+const stopGrace = 5 * time.Minute
 
 // helperRun describes one helper container.
 type helperRun struct {
@@ -55,6 +57,8 @@ type helperRun struct {
 	// mounts are added to those of config.json (restore: the new container's
 	// restore volume).
 	mounts []mount.Mount
+	// notify, when set, receives what the user must know while waiting.
+	notify io.Writer
 	// daemonID identifies the daemon in the memory of withheld optional
 	// capabilities (see optionalcaps.go); empty: nothing is remembered.
 	daemonID string
@@ -296,6 +300,9 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
 		bg := context.WithoutCancel(ctx)
 		_ = h.api.ContainerKill(bg, id, "TERM")
+		if h.notify != nil {
+			fmt.Fprintf(h.notify, "Interrupted: letting the helper finish what CRIU started, then undo it (stopping CRIU half-way can kill the container's processes)...\n")
+		}
 		select {
 		case st := <-waitCh:
 			exitCode = st.StatusCode

@@ -109,7 +109,7 @@ func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent 
 		return helperOutcome{}, err
 	}
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID}
+		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, notify: s.cli.Err()}
 	return h.run(ctx, onEvent)
 }
 
@@ -124,7 +124,7 @@ func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin
 		return helperOutcome{}, err
 	}
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, stdin: stdin, archive: archive}
+		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, notify: s.cli.Err(), stdin: stdin, archive: archive}
 	return h.run(ctx, onProgress)
 }
 
@@ -138,7 +138,7 @@ func (s *session) runMounts(ctx context.Context, target, cmd string, req any, mo
 		return helperOutcome{}, err
 	}
 	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, mounts: mounts}
+		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, notify: s.cli.Err(), mounts: mounts}
 	return h.run(ctx, nil)
 }
 

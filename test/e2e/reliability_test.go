@@ -144,6 +144,10 @@ func TestManyRunsLeaveNothing(t *testing.T) {
 			default:
 				t.Fatalf("Ctrl-C after %s: exit code %d, want 130 (or 0 when the dump won)\n%s", delay, code, stderr.String())
 			}
+			// A Ctrl-C must never harm the container (CRIU stopped half-way
+			// once left a process with a pending SIGTRAP: exit code 133).
+			assert.Assert(t, is.Equal(state(t, ok), "running"), "after Ctrl-C at %s:\n%s\ncontainer: %s", delay, stderr.String(),
+				docker(t, "inspect", "-f", "{{json .State}}", ok))
 		}
 	}
 	t.Logf("50 runs: %v", outcomes)
