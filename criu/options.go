@@ -95,7 +95,15 @@ func DumpOpts(info inspect.ContainerInfo, facts ProcFacts, o helperapi.DumpOptio
 		OrphanPtsMaster: proto.Bool(true),
 		ExtMnt:          ExternalMounts(info, facts),
 	}
-	if !o.LeaveRunning {
+	if o.PreDump || o.Parent != "" {
+		// Dirty tracking: the pre-dump starts it, the next dump writes only the
+		// pages dirtied since (runc sets it for both too).
+		opts.TrackMem = proto.Bool(true)
+	}
+	if o.AutoDedup {
+		opts.AutoDedup = proto.Bool(true)
+	}
+	if !o.LeaveRunning && !o.PreDump {
 		// Stopped, not killed: the plugin then stops the container through Docker,
 		// so that Docker records a deliberate stop (no restart policy kicks in).
 		opts.LeaveStopped = proto.Bool(true)

@@ -548,3 +548,28 @@ func TestParseCgroupMode(t *testing.T) {
 	_, err := ParseCgroupMode("props")
 	assert.Check(t, is.ErrorContains(err, `unknown cgroup mode "props"`))
 }
+
+// A pre-dump and a dump on a parent track dirty memory, as runc has them.
+func TestDumpOptsIncremental(t *testing.T) {
+	s := loadSample(t, "cgroupv2")
+	full, err := DumpOpts(s.info, s.facts(t), defaultOptions, 7)
+	assert.NilError(t, err)
+	assert.Check(t, full.TrackMem == nil && full.AutoDedup == nil, "a full dump tracks nothing")
+
+	pre := defaultOptions
+	pre.PreDump = true
+	pre.LeaveRunning = false
+	opts, err := DumpOpts(s.info, s.facts(t), pre, 7)
+	assert.NilError(t, err)
+	assert.Check(t, opts.GetTrackMem())
+	assert.Check(t, opts.LeaveStopped == nil, "a pre-dump never stops the container")
+
+	child := defaultOptions
+	child.Parent = "pre"
+	child.AutoDedup = true
+	opts, err = DumpOpts(s.info, s.facts(t), child, 7)
+	assert.NilError(t, err)
+	assert.Check(t, opts.GetTrackMem())
+	assert.Check(t, opts.GetAutoDedup())
+	assert.Check(t, opts.ParentImg == nil, "the helper sets the parent's path, DumpOpts does not guess it")
+}

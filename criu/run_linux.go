@@ -39,12 +39,27 @@ func Version(ctx context.Context) (string, error) {
 // (exit code 133). A dump takes seconds; the caller undoes it once it is done.
 // The returned error then includes ctx's.
 func Dump(ctx context.Context, opts *rpc.CriuOpts) error {
+	return run(ctx, opts, false)
+}
+
+// PreDump runs CRIU's pre-dump (memory only, dirty tracking started; the
+// process tree is frozen only while its pages are collected) with opts.
+func PreDump(ctx context.Context, opts *rpc.CriuOpts) error {
+	return run(ctx, opts, true)
+}
+
+func run(ctx context.Context, opts *rpc.CriuOpts, pre bool) error {
 	c := gocriu.MakeCriu()
 	c.SetCriuPath(Binary)
 	if err := c.Prepare(); err != nil {
 		return fmt.Errorf("starting criu swrk: %w", err)
 	}
-	err := c.Dump(opts, nil)
+	var err error
+	if pre {
+		err = c.PreDump(opts, nil)
+	} else {
+		err = c.Dump(opts, nil)
+	}
 	if cerr := c.Cleanup(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -19,6 +19,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
@@ -151,6 +152,28 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	if _, err := os.Lstat(final); err == nil {
 		return nil, &helperapi.DumpFailure{Exists: true, Message: fmt.Sprintf("checkpoint %q already exists for container %q", req.CheckpointName, info.Name)}
 	}
+	var parentDir string
+	if o := req.Options; o.PreDump || o.Parent != "" {
+		if f := needDirtyTracking(ctx, info, o); f != nil {
+			return nil, f
+		}
+	}
+	if p := req.Options.Parent; p != "" {
+		if err := helperapi.ValidateName(p); err != nil {
+			return nil, &helperapi.DumpFailure{Message: "--parent: " + err.Error(), ContainerState: "running"}
+		}
+		// An absolute path: CRIU links it as "parent" in the new images, and
+		// Docker's own restore unpacks a checkpoint's copy elsewhere (containerd's
+		// content store), where only an absolute link still leads to the parent.
+		// The helper sees the data root at the host's path.
+		parentDir = filepath.Join(ckptParent, p)
+		if _, err := os.Stat(filepath.Join(parentDir, "inventory.img")); err != nil {
+			return nil, &helperapi.DumpFailure{
+				Message:        fmt.Sprintf("parent checkpoint %q of container %q not found (docker xcheckpoint ls %s lists its checkpoints)", p, info.Name, info.Name),
+				ContainerState: "running",
+			}
+		}
+	}
 	// Work folder: beside the checkpoints (so Docker never lists it), on the same
 	// filesystem (so the final rename is atomic). Anything in it now is a leftover
 	// of a crashed run: we hold the lock, so nobody else is writing there.
@@ -178,9 +201,22 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
+	if parentDir != "" {
+		opts.ParentImg = proto.String(parentDir)
+	}
 
-	em.ProgressFor(info.ID, "dumping container %s (pid %d)", info.Name, info.PID)
-	dumpErr := criu.Dump(ctx, opts)
+	var dumpErr error
+	switch {
+	case req.Options.PreDump:
+		em.ProgressFor(info.ID, "pre-dumping the memory of container %s (pid %d); it keeps running", info.Name, info.PID)
+		dumpErr = criu.PreDump(ctx, opts)
+	case parentDir != "":
+		em.ProgressFor(info.ID, "dumping container %s (pid %d), pages changed since %q only", info.Name, info.PID, req.Options.Parent)
+		dumpErr = criu.Dump(ctx, opts)
+	default:
+		em.ProgressFor(info.ID, "dumping container %s (pid %d)", info.Name, info.PID)
+		dumpErr = criu.Dump(ctx, opts)
+	}
 	if dumpErr != nil {
 		if ctx.Err() != nil && !req.Options.LeaveRunning {
 			// CRIU may have finished and left the processes stopped for the
@@ -203,7 +239,7 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		Path:             final,
 		LogPath:          filepath.Join(final, criu.LogFile),
 		CriuVersion:      criuVersion,
-		ContainerRunning: req.Options.LeaveRunning,
+		ContainerRunning: req.Options.LeaveRunning || req.Options.PreDump,
 	}
 	if st, err := criu.ReadStats(tmp); err == nil {
 		res.Stats = st
@@ -285,6 +321,33 @@ func netNSMode(info inspect.ContainerInfo, facts criu.ProcFacts, o helperapi.Dum
 		return helperapi.NetNSHost
 	default:
 		return helperapi.NetNSDumped
+	}
+}
+
+// needDirtyTracking refuses a pre-dump or a dump on a parent at once, before
+// anything is frozen, when the kernel cannot track dirtied memory pages.
+func needDirtyTracking(ctx context.Context, info inspect.ContainerInfo, o helperapi.DumpOptions) *helperapi.DumpFailure {
+	out, err := criu.Check(ctx, "--feature", "mem_dirty_track")
+	if err == nil {
+		return nil
+	}
+	what := "pre-dump container " + strconv.Quote(info.Name)
+	if !o.PreDump {
+		what = fmt.Sprintf("checkpoint container %q on parent %q", info.Name, o.Parent)
+	}
+	said := ""
+	if out = strings.TrimSpace(out); out != "" {
+		lines := strings.Split(out, "\n")
+		l := lines[len(lines)-1]
+		if _, after, ok := strings.Cut(l, "): "); ok {
+			l = after // "Warn  (criu/cr-check.c:824): Dirty tracking is OFF..."
+		}
+		said = fmt.Sprintf(" (criu check: %q)", strings.TrimSpace(l))
+	}
+	return &helperapi.DumpFailure{
+		Message: fmt.Sprintf("cannot %s: the daemon host's kernel has no memory dirty tracking (CONFIG_MEM_SOFT_DIRTY)%s, so incremental checkpoints are impossible there; "+
+			"full checkpoints work (docker xcheckpoint check lists what the host supports)", what, said),
+		ContainerState: "running",
 	}
 }
 

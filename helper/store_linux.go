@@ -156,6 +156,12 @@ func optionTags(o helperapi.DumpOptions) []string {
 	if !o.ShellJob {
 		tags = append(tags, "no-shell-job")
 	}
+	if o.PreDump {
+		tags = append(tags, "pre-dump")
+	}
+	if o.Parent != "" {
+		tags = append(tags, "parent="+o.Parent)
+	}
 	if o.ManageCgroupsMode != "" && o.ManageCgroupsMode != "soft" {
 		tags = append(tags, "cgroups="+o.ManageCgroupsMode)
 	}
@@ -186,7 +192,8 @@ func summarize(root string, ref helperapi.ContainerRef, name string) helperapi.C
 		problems = append(problems, err.Error())
 	}
 	s.Size = size
-	if s.Processes, err = criu.CountProcesses(dir); err != nil {
+	// A pre-dump holds memory only: no process tree to count.
+	if s.Processes, err = criu.CountProcesses(dir); err != nil && !(ours && meta.Options.PreDump) {
 		problems = append(problems, err.Error())
 	}
 	if s.Memory, err = criu.MemoryBytes(dir); err != nil {

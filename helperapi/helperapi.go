@@ -45,6 +45,15 @@ type DumpOptions struct {
 	// dump it (Docker before 23): `docker xcheckpoint restore` needs that, and
 	// Docker's own restore of such a checkpoint then fails on those daemons.
 	ExternalNetNS bool `json:"external_netns,omitempty"`
+	// PreDump dumps memory only, with the kernel's dirty tracking on; the
+	// container keeps running and the result serves as a later dump's Parent.
+	PreDump bool `json:"pre_dump,omitempty"`
+	// Parent names an earlier checkpoint of the same container: the dump writes
+	// only pages changed since then and links to it (CRIU's parent images).
+	Parent string `json:"parent,omitempty"`
+	// AutoDedup, with Parent, punches the pages this dump replaces out of the
+	// parent's images.
+	AutoDedup bool `json:"auto_dedup,omitempty"`
 }
 
 // DumpRequest asks the helper to checkpoint a batch of containers, each under

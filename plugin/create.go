@@ -46,6 +46,9 @@ type createOptions struct {
 	helperImage    string
 	printStats     bool
 	format         string
+	preDump        bool
+	parent         string
+	autoDedup      bool
 	// batch is set when the command names several containers (a list, --all or
 	// --name): one line per container, failures do not stop the others.
 	batch bool
@@ -77,6 +80,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
 			"  docker xcheckpoint create --print-stats --format json web\n" +
 			"  docker xcheckpoint create --name nightly web api db\n" +
+			"  docker xcheckpoint create --pre-dump db pre && docker xcheckpoint create --parent pre --auto-dedup db final\n" +
 			"  docker xcheckpoint create --all --filter label=com.example.tier=front --parallel 4\n" +
 			"  docker xcheckpoint create web -o web.tar.zst\n" +
 			"  docker -c prod xcheckpoint create api --output - | ssh backup 'cat > api.ckpt'",
@@ -134,6 +138,9 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVar(&opts.name, "name", "", "Checkpoint name, the same for every container (default: the current time); the arguments are then all containers")
 	f.BoolVarP(&opts.all, "all", "a", false, "Checkpoint every running container (helpers and containers that cannot be checkpointed are skipped)")
 	f.VarP(&opts.filter, "filter", "f", "With --all: only containers matching the `filter`, like docker ps --filter (e.g. label=KEY=VALUE, name=NAME)")
+	f.BoolVar(&opts.preDump, "pre-dump", false, "Dump memory only and start tracking changed pages; the container keeps running (use the result as --parent)")
+	f.StringVar(&opts.parent, "parent", "", "Write only the memory pages changed since this checkpoint of the container (a --pre-dump or a full one)")
+	f.BoolVar(&opts.autoDedup, "auto-dedup", false, "With --parent: remove from the parent the pages this checkpoint replaces")
 	f.IntVar(&opts.parallel, "parallel", 0, "How many containers to checkpoint at the same time (default: the daemon host's CPU count)")
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
 	f.BoolVar(&opts.keep, "keep", false, "With --output: also store the checkpoint in Docker's checkpoint store on the daemon host")
@@ -157,6 +164,24 @@ func (o *createOptions) validate(now time.Time) error {
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
+	}
+	if o.parent != "" {
+		if err := helperapi.ValidateName(o.parent); err != nil {
+			return fmt.Errorf("invalid --parent: %w", err)
+		}
+		if o.parent == o.name {
+			return fmt.Errorf("--parent %q names the checkpoint being created", o.parent)
+		}
+	}
+	if o.autoDedup && o.parent == "" {
+		return errors.New("--auto-dedup needs --parent: it removes from the parent the pages the new checkpoint replaces")
+	}
+	if (o.preDump || o.parent != "") && o.output != "" {
+		// An archive would hold the new images without the parent's pages.
+		return errors.New("--pre-dump and --parent work in Docker's checkpoint store only, not with --output: an archive does not carry the parent chain; make a full checkpoint to archive")
+	}
+	if o.preDump && !o.leaveRunning {
+		return errors.New("--pre-dump always leaves the container running; --leave-running=false applies to the final checkpoint")
 	}
 	if o.parallel < 0 {
 		return fmt.Errorf("invalid --parallel %d: want 1 or more (0: the daemon host's CPU count)", o.parallel)
@@ -222,6 +247,9 @@ func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []insp
 			ManageCgroupsMode: o.cgroupMode,
 			LogLevel:          o.logLevel,
 			ExternalNetNS:     o.externalNetNS,
+			PreDump:           o.preDump,
+			Parent:            o.parent,
+			AutoDedup:         o.autoDedup,
 		},
 	}
 }
@@ -329,6 +357,9 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	total := time.Since(start)
 	printSummary(stderr, res, total, "")
+	if opts.preDump {
+		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
+	}
 	if dest != nil {
 		fmt.Fprintf(stderr, "Archive written to %s: %s.\n", dest.where(), describeArchive(res.Archive))
 		if opts.output == "-" {

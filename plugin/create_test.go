@@ -70,6 +70,31 @@ func TestCreateErrors(t *testing.T) {
 			expectedError: "requires at least 1 argument",
 		},
 		{
+			doc:           "--auto-dedup without --parent",
+			args:          []string{"--auto-dedup", "web", "final"},
+			expectedError: "--auto-dedup needs --parent",
+		},
+		{
+			doc:           "--parent naming the new checkpoint",
+			args:          []string{"--parent", "final", "web", "final"},
+			expectedError: `--parent "final" names the checkpoint being created`,
+		},
+		{
+			doc:           "bad --parent name",
+			args:          []string{"--parent", "../warm", "web", "final"},
+			expectedError: "invalid --parent",
+		},
+		{
+			doc:           "--parent with --output",
+			args:          []string{"--parent", "pre", "-o", "x.tar", "web", "final"},
+			expectedError: "an archive does not carry the parent chain",
+		},
+		{
+			doc:           "--pre-dump with --leave-running=false",
+			args:          []string{"--pre-dump", "--leave-running=false", "web", "pre"},
+			expectedError: "--pre-dump always leaves the container running",
+		},
+		{
 			doc:           "negative --parallel",
 			args:          []string{"--parallel=-1", "--name", "warm", "web", "api"},
 			expectedError: "invalid --parallel -1",
