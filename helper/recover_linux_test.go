@@ -81,3 +81,38 @@ func TestRecoverLeavesBusyContainer(t *testing.T) {
 	_, err := os.Stat(filepath.Join(root, "containers", req.Container.ID, tmpDirName, "warm", "pages-1.img"))
 	assert.Check(t, err)
 }
+
+// On cgroup v2 the freezer is the container's own cgroup.freeze: a frozen one
+// ("1") is thawed ("0"). The /proc/PID/cgroup is the one recorded in the VM.
+func TestRecoverThawsCgroupV2(t *testing.T) {
+	sample, err := os.ReadFile("../criu/testdata/cgroupv2/cgroup")
+	assert.NilError(t, err)
+	id := "ae9739b3091dbf3c5548c9f2a6c26c838ce2c6aac2f81697b1a9ad4d41e0c250"
+	assert.Assert(t, is.Contains(string(sample), id))
+	proc := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(proc, "42"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(proc, "42", "cgroup"), sample, 0o644))
+	setProcRoot(t, proc)
+	cg := t.TempDir()
+	freeze := filepath.Join(cg, "system.slice", "docker-"+id+".scope", "cgroup.freeze")
+	assert.NilError(t, os.MkdirAll(filepath.Dir(freeze), 0o755))
+	assert.NilError(t, os.WriteFile(freeze, []byte("1\n"), 0o644))
+	setCgroupRoot(t, cg)
+	req := helperapi.RecoverRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: t.TempDir(),
+		Container: helperapi.ContainerRef{ID: id, Name: "sample"}, PID: 42}
+
+	res, fail := Recover(req)
+	assert.Assert(t, fail == nil, "%+v", fail)
+	assert.Check(t, res.Thawed)
+	b, err := os.ReadFile(freeze)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), "0"))
+
+	// Thawed already: nothing written.
+	assert.NilError(t, os.WriteFile(freeze, []byte("0\n"), 0o644))
+	res, fail = Recover(req)
+	assert.Assert(t, fail == nil, "%+v", fail)
+	assert.Check(t, !res.Thawed)
+	b, _ = os.ReadFile(freeze)
+	assert.Check(t, is.Equal(string(b), "0\n"))
+}
