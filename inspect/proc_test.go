@@ -376,3 +376,39 @@ func TestParseStatErrors(t *testing.T) {
 		})
 	}
 }
+
+// The samples recorded in the cgroup v2 VM (hack/capture-v2-samples.sh): one
+// unified hierarchy, the freezer is the container's own systemd scope, and its
+// single cgroup2 mount (id 189, the one Docker's restore found no key for while
+// we marked it external) is rooted at that scope, as read from the host's
+// cgroup namespace (the helper's).
+func TestCgroupV2Recorded(t *testing.T) {
+	dir := filepath.Join("..", "criu", "testdata", "cgroupv2")
+	f, err := os.Open(filepath.Join(dir, "cgroup"))
+	assert.NilError(t, err)
+	defer f.Close()
+	cgroups, err := ParseCgroup(f)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(cgroups, 1))
+	assert.Check(t, CgroupV2Only(cgroups))
+	freezer, err := FreezerPath(cgroups, "/sys/fs/cgroup")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(freezer, "/sys/fs/cgroup/system.slice/docker-ae9739b3091dbf3c5548c9f2a6c26c838ce2c6aac2f81697b1a9ad4d41e0c250.scope"))
+
+	m, err := os.Open(filepath.Join(dir, "mountinfo"))
+	assert.NilError(t, err)
+	defer m.Close()
+	mounts, err := ParseMountinfo(m)
+	assert.NilError(t, err)
+	var cg []MountinfoEntry
+	for _, e := range mounts {
+		if strings.HasPrefix(e.FSType, "cgroup") {
+			cg = append(cg, e)
+		}
+	}
+	assert.Assert(t, is.Len(cg, 1))
+	assert.Check(t, is.Equal(cg[0].FSType, "cgroup2"))
+	assert.Check(t, is.Equal(cg[0].Mountpoint, "/sys/fs/cgroup"))
+	assert.Check(t, is.Equal(cg[0].ID, 189))
+	assert.Check(t, is.Equal("/sys/fs/cgroup"+cg[0].Root, freezer))
+}
