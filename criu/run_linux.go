@@ -60,7 +60,10 @@ func run(ctx context.Context, opts *rpc.CriuOpts, pre bool) error {
 	} else {
 		err = c.Dump(opts, nil)
 	}
-	if cerr := c.Cleanup(); cerr != nil && err == nil {
+	// After a successful pre-dump, CRIU's swrk waits for the next request of a
+	// pre-dump series on the same connection; closing it makes CRIU exit with
+	// an error that says nothing about the pre-dump (runc ignores it too).
+	if cerr := c.Cleanup(); cerr != nil && err == nil && !pre {
 		err = cerr
 	}
 	if ctx.Err() != nil {
