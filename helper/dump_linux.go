@@ -162,10 +162,11 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		if err := helperapi.ValidateName(p); err != nil {
 			return nil, &helperapi.DumpFailure{Message: "--parent: " + err.Error(), ContainerState: "running"}
 		}
-		// An absolute path: CRIU links it as "parent" in the new images, and
-		// Docker's own restore unpacks a checkpoint's copy elsewhere (containerd's
-		// content store), where only an absolute link still leads to the parent.
-		// The helper sees the data root at the host's path.
+		// CRIU links it as "parent" in the new images. An absolute path (the
+		// helper sees the data root at the host's path) survives the rename of
+		// the work folder and containerd's copy of a checkpoint for Docker's
+		// restore; that restore still fails, since CRIU opens the link from
+		// inside the container's root (see the README).
 		parentDir = filepath.Join(ckptParent, p)
 		if _, err := os.Stat(filepath.Join(parentDir, "inventory.img")); err != nil {
 			return nil, &helperapi.DumpFailure{
