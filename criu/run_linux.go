@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	gocriu "github.com/checkpoint-restore/go-criu/v7"
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // Binary is the CRIU executable the helper runs (found on PATH).
@@ -33,11 +38,18 @@ func Version(ctx context.Context) (string, error) {
 }
 
 // Dump runs CRIU's dump with opts through the swrk RPC. It returns when CRIU has
-// finished, also when ctx is cancelled: CRIU is never interrupted. Stopped in
-// the middle of infecting a process (compel's traps), CRIU leaves it with a
-// pending SIGTRAP that kills it, as seen here once in 40 interrupted dumps
-// (exit code 133). A dump takes seconds; the caller undoes it once it is done.
-// The returned error then includes ctx's.
+// finished, also when ctx is cancelled: CRIU is not interrupted for that.
+// Stopped in the middle of infecting a process (compel's traps), CRIU leaves it
+// with a pending SIGTRAP that kills it, as seen here once in 40 interrupted
+// dumps (exit code 133). A dump takes seconds; the caller undoes it once it is
+// done. The returned error then includes ctx's.
+//
+// One case does stop CRIU: the container's init process exiting (docker rm -f
+// or kill during the dump). Its namespace's processes are then dying, traced
+// by CRIU, and CRIU and the kernel wait on each other forever (seen here: init
+// in zap_pid_ns_processes, CRIU in wait4). Nothing is left to protect, so
+// CRIU is killed, and so is a CRIU still running a long while (hungWait) after
+// ctx was cancelled.
 func Dump(ctx context.Context, opts *rpc.CriuOpts) error {
 	return run(ctx, opts, false)
 }
@@ -54,11 +66,36 @@ func run(ctx context.Context, opts *rpc.CriuOpts, pre bool) error {
 	if err := c.Prepare(); err != nil {
 		return fmt.Errorf("starting criu swrk: %w", err)
 	}
+	done := make(chan error, 1)
+	go func() {
+		if pre {
+			done <- c.PreDump(opts, nil)
+		} else {
+			done <- c.Dump(opts, nil)
+		}
+	}()
 	var err error
-	if pre {
-		err = c.PreDump(opts, nil)
-	} else {
-		err = c.Dump(opts, nil)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var cancelled time.Time
+	for wait := true; wait; {
+		select {
+		case err = <-done:
+			wait = false
+		case <-tick.C:
+			switch {
+			case initExiting(int(opts.GetPid())):
+				signalSwrk(syscall.SIGKILL)
+				err = errors.Join(fmt.Errorf("the container's processes are exiting (it is being stopped or removed): the dump was abandoned"), <-done)
+				wait = false
+			case ctx.Err() != nil && cancelled.IsZero():
+				cancelled = time.Now()
+			case !cancelled.IsZero() && time.Since(cancelled) > hungWait:
+				signalSwrk(syscall.SIGKILL)
+				err = errors.Join(fmt.Errorf("CRIU did not finish within %s of the interruption and was killed", hungWait), <-done)
+				wait = false
+			}
+		}
 	}
 	// After a successful pre-dump, CRIU's swrk waits for the next request of a
 	// pre-dump series on the same connection; closing it makes CRIU exit with
@@ -70,6 +107,61 @@ func run(ctx context.Context, opts *rpc.CriuOpts, pre bool) error {
 		return errors.Join(ctx.Err(), err)
 	}
 	return err
+}
+
+// hungWait is how long an interrupted dump may still run before CRIU is
+// deemed hung and killed.
+const hungWait = 3 * time.Minute
+
+// pfExiting is the kernel's PF_EXITING task flag (/proc/PID/stat, field 9).
+const pfExiting = 0x4
+
+// initExiting reports whether process pid is gone or exiting.
+func initExiting(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	// Fields after the command, which is in parentheses and may hold spaces:
+	// state ppid pgrp session tty_nr tpgid flags ...
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 7 {
+		return false
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfExiting != 0
+}
+
+// signalSwrk signals the running CRIU. go-criu keeps the process unexported,
+// so the helper finds it as its own child.
+func signalSwrk(sig syscall.Signal) {
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if _, ppid, err := inspect.ParseStat(b); err != nil || ppid != self {
+			continue
+		}
+		_ = syscall.Kill(pid, sig)
+	}
 }
 
 // ReadStats reads CRIU's dump statistics (stats-dump) from the images folder.

@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,18 +132,30 @@ func TestCreateDiskFull(t *testing.T) {
 }
 
 // TestCreateContainerRemovedDuringDump removes the container (docker rm -f)
-// while its checkpoint is being written: the command fails clearly and leaves
-// no helper behind.
+// while its checkpoint is being written. Docker cannot kill a container that
+// CRIU holds frozen, so the removal goes through once the dump lets go; the
+// command then either stored its checkpoint (gone with the container) or says
+// it failed, and no helper or partial file stays behind.
 func TestCreateContainerRemovedDuringDump(t *testing.T) {
 	ctr, cmd, stdout, stderr := startLargeDump(t, "removed")
 	id := containerID(t, ctr)
 	time.Sleep(300 * time.Millisecond)
-	docker(t, "rm", "-f", ctr)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if r := runEnv(t, nil, "docker", "rm", "-f", ctr); r.exit != 0 {
+			return poll.Continue("docker rm -f: %s", strings.TrimSpace(r.stderr))
+		}
+		return poll.Success()
+	}, poll.WithTimeout(120*time.Second), poll.WithDelay(time.Second))
 	err := cmd.Wait()
-	assert.Assert(t, err != nil, "the checkpoint of a removed container cannot succeed:\n%s", stderr.String())
-	assert.Check(t, is.Equal(cmd.ProcessState.ExitCode(), 1), "%s", stderr.String())
-	assert.Check(t, is.Equal(stdout.String(), ""))
-	assert.Check(t, is.Contains(stderr.String(), "No checkpoint named \"removed\" was stored"), "%s", stderr.String())
+	code := cmd.ProcessState.ExitCode()
+	switch {
+	case err == nil:
+		assert.Check(t, is.Equal(stdout.String(), "removed\n"), "the dump won the race")
+	default:
+		assert.Check(t, is.Equal(code, 1), "%s", stderr.String())
+		assert.Check(t, is.Equal(stdout.String(), ""))
+		assert.Check(t, is.Contains(stderr.String(), "No checkpoint named \"removed\" was stored"), "%s", stderr.String())
+	}
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		if h := helpersFor(t, id); h != "" {
 			return poll.Continue("helper %s still there", h)
@@ -153,26 +167,32 @@ func TestCreateContainerRemovedDuringDump(t *testing.T) {
 }
 
 // TestCreateRestartingContainer: a container that keeps crashing and being
-// restarted by Docker is refused while it restarts, and left as it was.
+// restarted by Docker is refused while it restarts, and nothing is stored.
 func TestCreateRestartingContainer(t *testing.T) {
 	ctr := startContainer(t, "", "--restart", "always", busybox, "sh", "-c", "sleep 0.3; exit 3")
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if docker(t, "inspect", "-f", "{{.State.Restarting}}", ctr) == "true" {
-			return poll.Success()
+	// After 5 restarts Docker waits 1.6 s and more between them: restarting
+	// is then the state the plugin finds, most of the time.
+	refused := ""
+	for attempt := range 5 {
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			var restarting bool
+			var count int
+			_, err := fmt.Sscan(docker(t, "inspect", "-f", "{{.State.Restarting}} {{.RestartCount}}", ctr), &restarting, &count)
+			if err == nil && restarting && count >= 5 {
+				return poll.Success()
+			}
+			return poll.Continue("waiting for the fifth restart")
+		}, poll.WithTimeout(60*time.Second), poll.WithDelay(50*time.Millisecond))
+		name := fmt.Sprintf("attempt%d", attempt)
+		r := xcheckpoint(t, "create", ctr, name)
+		if r.exit == 1 && strings.Contains(r.stderr, "it is restarting; wait until it runs") {
+			refused = name
+			assert.Check(t, !slices.Contains(checkpoints(t, ctr), name), "nothing stored for a refused create")
+			break
 		}
-		return poll.Continue("waiting for a restart")
-	}, poll.WithTimeout(30*time.Second), poll.WithDelay(50*time.Millisecond))
-	r := xcheckpoint(t, "create", ctr, "x")
-	if strings.Contains(r.stderr, "not running") || r.exit == 0 {
-		// It came up (or went down) between our look and the plugin's: Docker's
-		// backoff makes restarting the usual state after a few restarts; look again.
-		t.Logf("state changed under the test: %s", r)
-		time.Sleep(2 * time.Second)
-		r = xcheckpoint(t, "create", ctr, "y")
+		t.Logf("the container came up between our look and the plugin's: %s", r)
 	}
-	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
-	assert.Check(t, is.Contains(r.stderr, "restarting"), "%s", r)
-	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
+	assert.Check(t, refused != "", "no create found the container restarting")
 }
 
 // TestDaemonTooOld: a daemon that speaks an API older than 1.41 (Docker 20.10)
