@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -321,44 +322,7 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 	}
 	res := &helperapi.ImportResult{}
 	em.Progress("receiving the archive for container %s", req.Container.Name)
-	manifest, err := archive.Read(in, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var target string
-		switch {
-		case strings.HasPrefix(e.Name, archive.CheckpointDir+"/"):
-			leaf := strings.TrimPrefix(e.Name, archive.CheckpointDir+"/")
-			if _, special := notImages[leaf]; special {
-				return fmt.Errorf("%w: %s is not a CRIU image", archive.ErrInvalid, e.Name)
-			}
-			target = leaf
-		case e.Name == archive.DumpLog:
-			target = criu.LogFile
-		case e.Name == archive.ContainerJSON:
-			target = MetadataFile
-		case e.Name == archive.RootfsDiff:
-			res.HasRootfs = true
-			return nil
-		case strings.HasPrefix(e.Name, archive.VolumesDir+"/"):
-			res.Volumes = append(res.Volumes, strings.TrimSuffix(strings.TrimPrefix(e.Name, archive.VolumesDir+"/"), ".tar"))
-			return nil
-		default:
-			// config.dump, spec.dump, network.status, stats-dump (a copy of
-			// checkpoint/stats-dump), deleted.files: verified, not stored.
-			return nil
-		}
-		// Names were checked by the reader: one plain file name, no "..".
-		f, err := os.OpenFile(filepath.Join(tmp, target), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, r); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
-	})
+	manifest, err := receiveCheckpoint(ctx, in, tmp, res)
 	if err != nil {
 		if errors.Is(err, archive.ErrInvalid) {
 			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused, nothing was stored: %v", err)}
@@ -463,3 +427,104 @@ func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.Co
 	}
 	return nil
 }
+
+// receiveCheckpoint reads an archive from in, checking every entry, and writes
+// its CRIU images, CRIU log and container.json into the folder tmp (the layout
+// of a stored checkpoint); res learns whether it carries filesystem changes
+// and which volumes. The caller removes tmp if it fails.
+func receiveCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
+	return archive.Read(in, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var target string
+		switch {
+		case strings.HasPrefix(e.Name, archive.CheckpointDir+"/"):
+			leaf := strings.TrimPrefix(e.Name, archive.CheckpointDir+"/")
+			if _, special := notImages[leaf]; special {
+				return fmt.Errorf("%w: %s is not a CRIU image", archive.ErrInvalid, e.Name)
+			}
+			target = leaf
+		case e.Name == archive.DumpLog:
+			target = criu.LogFile
+		case e.Name == archive.ContainerJSON:
+			target = MetadataFile
+		case e.Name == archive.RootfsDiff:
+			res.HasRootfs = true
+			return nil
+		case strings.HasPrefix(e.Name, archive.VolumesDir+"/"):
+			res.Volumes = append(res.Volumes, strings.TrimSuffix(strings.TrimPrefix(e.Name, archive.VolumesDir+"/"), ".tar"))
+			return nil
+		default:
+			// config.dump, spec.dump, network.status, stats-dump (a copy of
+			// checkpoint/stats-dump), deleted.files: verified, not stored.
+			return nil
+		}
+		// Names were checked by the reader: one plain file name, no "..".
+		f, err := os.OpenFile(filepath.Join(tmp, target), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, r); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+}
+
+// InspectArchive reads an archive from in into a temporary folder, as import
+// does (every entry checked), and describes it as Inspect describes a stored
+// checkpoint. Nothing is stored; the folder goes when it returns.
+func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in io.Reader) (*helperapi.CheckpointDetails, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	root, err := os.MkdirTemp("", "xcheckpoint-inspect-")
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
+	}
+	defer os.RemoveAll(root)
+	tmp := filepath.Join(root, "incoming")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
+	}
+	manifest, err := receiveCheckpoint(ctx, in, tmp, &helperapi.ImportResult{})
+	if err != nil {
+		if errors.Is(err, archive.ErrInvalid) {
+			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused: %v", err)}
+		}
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("reading the archive: %v", err)}
+	}
+	name := manifest.Checkpoint
+	if err := helperapi.ValidateName(name); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive's checkpoint name: %v", err)}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
+		return nil, &helperapi.DumpFailure{Message: "the archive was refused: it holds no CRIU images (checkpoint/inventory.img)"}
+	}
+	// The container the archive was made of, as its container.json says.
+	ref := helperapi.ContainerRef{ID: "archive", Name: "(unknown)"}
+	if b, err := os.ReadFile(filepath.Join(tmp, MetadataFile)); err == nil {
+		var m Metadata
+		if json.Unmarshal(b, &m) == nil {
+			if archiveIDPattern.MatchString(m.Container.ID) {
+				ref.ID = m.Container.ID
+			}
+			if m.Container.Name != "" {
+				ref.Name = m.Container.Name
+			}
+		}
+	}
+	ckpts := filepath.Join(root, "containers", ref.ID, "checkpoints")
+	if err := os.MkdirAll(ckpts, 0o700); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
+	}
+	if err := os.Rename(tmp, filepath.Join(ckpts, name)); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
+	}
+	return Inspect(helperapi.InspectRequest{Protocol: req.Protocol, DockerRoot: root, Container: ref, Name: name})
+}
+
+// archiveIDPattern is a container ID as Docker writes it.
+var archiveIDPattern = regexp.MustCompile(`^[0-9a-f]{12,64}$`)

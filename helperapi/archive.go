@@ -92,6 +92,12 @@ type ExportRequest struct {
 	Archive    ArchiveOptions `json:"archive"`
 }
 
+// InspectArchiveRequest asks the helper to describe the archive it reads on
+// stdin, as InspectRequest does a stored checkpoint; nothing is stored.
+type InspectArchiveRequest struct {
+	Protocol int `json:"protocol"`
+}
+
 // ImportRequest asks to store the archive read on stdin as checkpoint Name of
 // Container, once the whole archive matched its manifest.
 type ImportRequest struct {

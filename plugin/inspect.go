@@ -3,8 +3,11 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,21 +26,30 @@ type inspectOptions struct {
 	format      string
 	psTree      bool
 	helperImage string
+	// archive is a checkpoint archive's file (or -) to inspect instead.
+	archive string
 }
 
 func newInspectCommand(dockerCLI command.Cli) *cobra.Command {
 	var opts inspectOptions
 	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER CHECKPOINT",
-		Short: "Show what a checkpoint holds",
-		Long: "Show what a stored checkpoint holds: who made it and how, CRIU's statistics,\n" +
-			"the process tree with commands and memory, open files and sockets, and mounts.\n" +
-			"The CRIU images are decoded on the daemon host by the helper.",
-		Example:               "  docker xcheckpoint inspect web warm\n  docker xcheckpoint inspect --ps-tree web warm\n  docker xcheckpoint inspect --format json web warm",
-		Args:                  cli.ExactArgs(2),
+		Use:   "inspect [OPTIONS] CONTAINER CHECKPOINT | ARCHIVE",
+		Short: "Show what a checkpoint or a checkpoint archive holds",
+		Long: "Show what a stored checkpoint, or an archive made by create --output or export\n" +
+			"(ARCHIVE is its file, or - for standard input), holds: who made it and how,\n" +
+			"CRIU's statistics, the process tree with commands and memory, open files and\n" +
+			"sockets, and mounts. The CRIU images are decoded by a helper on the daemon host;\n" +
+			"an archive is sent to it, checked like import does, and not stored.",
+		Example: "  docker xcheckpoint inspect web warm\n  docker xcheckpoint inspect --ps-tree web warm\n" +
+			"  docker xcheckpoint inspect --format json web warm\n  docker xcheckpoint inspect --ps-tree web.tar.zst",
+		Args:                  cli.RequiresRangeArgs(1, 2),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.container, opts.name = args[0], args[1]
+			if len(args) == 1 {
+				opts.archive = args[0]
+			} else {
+				opts.container, opts.name = args[0], args[1]
+			}
 			return runInspect(cmd.Context(), dockerCLI, opts)
 		},
 		ValidArgsFunction: completeContainerThenCheckpoints(dockerCLI, false),
@@ -50,25 +62,33 @@ func newInspectCommand(dockerCLI command.Cli) *cobra.Command {
 }
 
 func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions) error {
-	if err := helperapi.ValidateName(opts.name); err != nil {
-		return usageError{err}
-	}
 	switch opts.format {
 	case "", "pretty", "json":
 	default:
 		return usageError{fmt.Errorf("invalid --format %q: want pretty or json", opts.format)}
 	}
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
-	if err != nil {
-		return err
-	}
-	ref, err := s.container(ctx, opts.container)
-	if err != nil {
-		return err
-	}
-	ev, err := s.call(ctx, ref.ID, "inspect", helperapi.InspectRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name})
-	if err != nil {
-		return err
+	var ev *helperapi.Event
+	if opts.archive != "" {
+		var err error
+		if ev, err = inspectArchive(ctx, dockerCLI, opts); err != nil {
+			return err
+		}
+	} else {
+		if err := helperapi.ValidateName(opts.name); err != nil {
+			return usageError{err}
+		}
+		s, err := newSession(ctx, dockerCLI, opts.helperImage)
+		if err != nil {
+			return err
+		}
+		ref, err := s.container(ctx, opts.container)
+		if err != nil {
+			return err
+		}
+		ev, err = s.call(ctx, ref.ID, "inspect", helperapi.InspectRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name})
+		if err != nil {
+			return err
+		}
 	}
 	if ev.Inspect == nil {
 		return fmt.Errorf("the helper answered without details")
@@ -80,6 +100,40 @@ func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions)
 	}
 	writeDetails(dockerCLI.Out(), ev.Inspect, opts.psTree, time.Now())
 	return nil
+}
+
+// inspectArchive sends an archive on this machine to a helper, which checks
+// it as import does and describes it without storing anything.
+func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOptions) (*helperapi.Event, error) {
+	var in io.Reader
+	if opts.archive == "-" {
+		if dockerCLI.In().IsTerminal() {
+			return nil, usageError{errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")}
+		}
+		in = dockerCLI.In()
+	} else {
+		f, err := os.Open(opts.archive)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usageError{fmt.Errorf("no archive file %q: inspect takes CONTAINER CHECKPOINT, or the file of an archive (- for standard input)", opts.archive)}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening the archive: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.stream(ctx, "", "inspect-archive", helperapi.InspectArchiveRequest{Protocol: helperapi.ProtocolVersion}, in, nil, nil)
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return nil, fmt.Errorf("inspecting %s: %s", opts.archive, out.final.Error.Message)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspecting %s: %w", opts.archive, err)
+	}
+	return out.final, nil
 }
 
 // writeDetails prints a checkpoint's details for a person.

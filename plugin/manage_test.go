@@ -128,7 +128,7 @@ func TestManageArgumentErrors(t *testing.T) {
 		{"rm no container", func(c *fakeCli) *cobra.Command { return newRemoveCommand(c) }, nil, "requires at least 1 argument"},
 		{"inspect bad name", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"web", "a/b"}, `invalid checkpoint name "a/b"`},
 		{"inspect bad format", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"--format", "yaml", "web", "warm"}, `invalid --format "yaml": want pretty or json`},
-		{"inspect one argument", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"web"}, "requires 2 arguments"},
+		{"inspect one argument", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"web"}, `no archive file "web": inspect takes CONTAINER CHECKPOINT, or the file of an archive`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.doc, func(t *testing.T) {

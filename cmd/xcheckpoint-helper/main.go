@@ -71,7 +71,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
-const usage = "usage: xcheckpoint-helper dump|list|inspect|remove|recover|check|export|import|stage REQUEST-JSON | version"
+const usage = "usage: xcheckpoint-helper dump|list|inspect|inspect-archive|remove|recover|check|export|import|stage REQUEST-JSON | version"
 
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
@@ -119,6 +119,12 @@ func run(ctx context.Context, args []string) int {
 		var req helperapi.ImportRequest
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Import, fail = helper.Import(ctx, req, os.Stdin, em)
+		}
+	case "inspect-archive":
+		// The archive comes on stdin, as for import.
+		var req helperapi.InspectArchiveRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.Inspect, fail = helper.InspectArchive(ctx, req, os.Stdin)
 		}
 	case "list":
 		var req helperapi.ListRequest

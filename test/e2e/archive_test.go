@@ -377,3 +377,61 @@ func tarNames(t *testing.T, file string) map[string]bool {
 		names[hdr.Name] = true
 	}
 }
+
+// TestInspectArchive: `inspect ARCHIVE` describes an archive on this machine
+// (sent to a helper, checked as import does, not stored), from a file and
+// from standard input; a damaged archive is refused.
+func TestInspectArchive(t *testing.T) {
+	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, ctr, 1)
+	file := filepath.Join(t.TempDir(), "web.tar.zst")
+	r := xcheckpoint(t, "create", "--output", file, ctr, "inspected")
+	assert.Equal(t, r.exit, 0, "%s", r)
+
+	r = xcheckpoint(t, "inspect", "--format", "json", file)
+	assert.Equal(t, r.exit, 0, "%s", r)
+	var d struct {
+		Name      string `json:"name"`
+		Container struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"container"`
+		Stats *struct {
+			PagesWritten uint64 `json:"pages_written"`
+		} `json:"stats"`
+		Processes []struct {
+			Command string `json:"command"`
+		} `json:"processes"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &d), r.stdout)
+	assert.Check(t, is.Equal(d.Name, "inspected"))
+	assert.Check(t, is.Equal(d.Container.Name, ctr))
+	assert.Check(t, is.Equal(d.Container.ID, containerID(t, ctr)))
+	assert.Assert(t, d.Stats != nil)
+	assert.Check(t, d.Stats.PagesWritten > 0)
+	assert.Assert(t, len(d.Processes) >= 1, "%s", r.stdout)
+	assert.Check(t, is.Equal(d.Processes[0].Command, "sh"))
+	assert.Check(t, is.Len(checkpoints(t, ctr), 0), "inspecting stores nothing")
+
+	// The readable tree, from standard input.
+	f, err := os.Open(file)
+	assert.NilError(t, err)
+	defer f.Close()
+	cmd := exec.Command("docker", "xcheckpoint", "inspect", "--ps-tree", "-")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Stdin = f
+	out, err := cmd.CombinedOutput()
+	assert.NilError(t, err, "%s", out)
+	assert.Check(t, is.Contains(string(out), "Checkpoint: inspected"))
+	assert.Check(t, is.Contains(string(out), "Processes ("))
+
+	// A truncated archive is refused, naming the problem.
+	b, err := os.ReadFile(file)
+	assert.NilError(t, err)
+	cut := filepath.Join(t.TempDir(), "cut.tar.zst")
+	assert.NilError(t, os.WriteFile(cut, b[:len(b)/2], 0o600))
+	r = xcheckpoint(t, "inspect", cut)
+	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
+	assert.Check(t, is.Contains(r.stderr, "inspecting "+cut), "%s", r)
+	assert.Check(t, is.Equal(r.stdout, ""))
+}

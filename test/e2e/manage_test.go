@@ -222,7 +222,7 @@ func TestManageBadInput(t *testing.T) {
 		{"check bad template", 125, []string{"check", "--format", "{{end}}"}, "invalid --format template"},
 		{"check argument", 125, []string{"check", ctr}, "accepts no arguments"},
 		{"version bad template", 125, []string{"version", "--format", "{{"}, "invalid --format template"},
-		{"inspect missing argument", 125, []string{"inspect", ctr}, "requires 2 arguments"},
+		{"inspect missing argument", 125, []string{"inspect", ctr}, "no archive file \"" + ctr + "\": inspect takes CONTAINER CHECKPOINT, or the file of an archive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
