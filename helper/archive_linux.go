@@ -257,9 +257,9 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 	if err := archive.ValidateCompression(req.Archive.Compression); err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
-	ctrDir := containerDir(req.DockerRoot, req.Container.ID)
-	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", req.Container.Name, ctrDir)}
+	ctrDir, fail := existingContainerDir(req.DockerRoot, req.Container)
+	if fail != nil {
+		return nil, fail
 	}
 	// The lock keeps `rm` from deleting files while they are being sent.
 	lock, fail := lockContainer(ctrDir, req.Container)
@@ -296,9 +296,9 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 			return nil, &helperapi.DumpFailure{Message: err.Error()}
 		}
 	}
-	ctrDir := containerDir(req.DockerRoot, req.Container.ID)
-	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", req.Container.Name, ctrDir)}
+	ctrDir, fail := existingContainerDir(req.DockerRoot, req.Container)
+	if fail != nil {
+		return nil, fail
 	}
 	lock, fail := lockContainer(ctrDir, req.Container)
 	if fail != nil {

@@ -132,14 +132,15 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		// Interrupted before its turn: CRIU never touched it.
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the checkpoint of container %q was interrupted before it started", info.Name), ContainerState: "running"}
 	}
-	ctrDir := containerDir(req.DockerRoot, info.ID)
-	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", info.Name, ctrDir)}
+	ref := helperapi.ContainerRef{ID: info.ID, Name: info.Name}
+	ctrDir, fail := existingContainerDir(req.DockerRoot, ref)
+	if fail != nil {
+		return nil, fail
 	}
 
 	// One checkpoint command on a container at a time; a second one waits
 	// its turn (saying so), as a second `docker commit` would.
-	lock, fail := waitLockContainer(ctx, ctrDir, helperapi.ContainerRef{ID: info.ID, Name: info.Name}, lockWait, func() {
+	lock, fail := waitLockContainer(ctx, ctrDir, ref, lockWait, func() {
 		em.Progress("waiting for another checkpoint command on container %s to finish", info.Name)
 	})
 	if fail != nil {

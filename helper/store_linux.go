@@ -23,6 +23,16 @@ func containerDir(root, id string) string {
 	return filepath.Join(root, "containers", id)
 }
 
+// existingContainerDir is containerDir, refused when the folder is not there:
+// the helper is not on the daemon's host, or Docker's data root is not mounted.
+func existingContainerDir(root string, ref helperapi.ContainerRef) (string, *helperapi.DumpFailure) {
+	dir := containerDir(root, ref.ID)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", ref.Name, dir)}
+	}
+	return dir, nil
+}
+
 // lockContainer takes the container's checkpoint lock (shared by create and
 // rm), failing at once if another command holds it.
 func lockContainer(ctrDir string, ref helperapi.ContainerRef) (*os.File, *helperapi.DumpFailure) {
@@ -255,9 +265,9 @@ func Remove(req helperapi.RemoveRequest) (*helperapi.RemoveResult, *helperapi.Du
 			return nil, &helperapi.DumpFailure{Message: err.Error()}
 		}
 	}
-	ctrDir := containerDir(req.DockerRoot, req.Container.ID)
-	if st, err := os.Stat(ctrDir); err != nil || !st.IsDir() {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("container %q has no folder %s in the helper: is the helper on the daemon's host with Docker's data root mounted?", req.Container.Name, ctrDir)}
+	ctrDir, fail := existingContainerDir(req.DockerRoot, req.Container)
+	if fail != nil {
+		return nil, fail
 	}
 	lock, fail := lockContainer(ctrDir, req.Container)
 	if fail != nil {
