@@ -63,28 +63,36 @@ func runImport(ctx context.Context, dockerCLI command.Cli, opts importOptions) e
 	return importArchive(ctx, dockerCLI, opts)
 }
 
-func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOptions) error {
-	var in io.Reader
-	size := int64(-1)
-	if opts.file == "-" {
+// openArchive opens the archive file (- for standard input, never a
+// terminal) and returns its size, -1 when unknown.
+func openArchive(dockerCLI command.Cli, file string) (io.Reader, int64, func(), error) {
+	if file == "-" {
 		if dockerCLI.In().IsTerminal() {
-			return usageError{errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")}
+			return nil, 0, nil, usageError{errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")}
 		}
-		in = dockerCLI.In()
-	} else {
-		f, err := os.Open(opts.file)
-		if err != nil {
-			return fmt.Errorf("opening the archive: %w", err)
-		}
-		defer f.Close()
-		if st, err := f.Stat(); err == nil {
-			if st.IsDir() {
-				return fmt.Errorf("%s is a folder, not a checkpoint archive", opts.file)
-			}
-			size = st.Size()
-		}
-		in = f
+		return dockerCLI.In(), -1, func() {}, nil
 	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("opening the archive: %w", err)
+	}
+	size := int64(-1)
+	if st, err := f.Stat(); err == nil {
+		if st.IsDir() {
+			f.Close()
+			return nil, 0, nil, fmt.Errorf("%s is a folder, not a checkpoint archive", file)
+		}
+		size = st.Size()
+	}
+	return f, size, func() { f.Close() }, nil
+}
+
+func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOptions) error {
+	in, size, closeIn, err := openArchive(dockerCLI, opts.file)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err

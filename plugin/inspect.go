@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -105,23 +104,14 @@ func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions)
 // inspectArchive sends an archive on this machine to a helper, which checks
 // it as import does and describes it without storing anything.
 func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOptions) (*helperapi.Event, error) {
-	var in io.Reader
-	if opts.archive == "-" {
-		if dockerCLI.In().IsTerminal() {
-			return nil, usageError{errors.New("refusing to read a checkpoint archive from a terminal: pipe one in, or name the file")}
-		}
-		in = dockerCLI.In()
-	} else {
-		f, err := os.Open(opts.archive)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, usageError{fmt.Errorf("no archive file %q: inspect takes CONTAINER CHECKPOINT, or the file of an archive (- for standard input)", opts.archive)}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("opening the archive: %w", err)
-		}
-		defer f.Close()
-		in = f
+	in, _, closeIn, err := openArchive(dockerCLI, opts.archive)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, usageError{fmt.Errorf("no archive file %q: inspect takes CONTAINER CHECKPOINT, or the file of an archive (- for standard input)", opts.archive)}
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer closeIn()
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return nil, err
