@@ -74,6 +74,18 @@ func helpersFor(t *testing.T, id string) string {
 	return docker(t, "ps", "-a", "-q", "--filter", "label=com.docker.xcheckpoint.target="+id)
 }
 
+// waitNoHelpersFor waits until no helper works on container id any more (the
+// daemon removes an exited helper on its own).
+func waitNoHelpersFor(t *testing.T, id string, timeout time.Duration) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if h := helpersFor(t, id); h != "" {
+			return poll.Continue("helper %s still there", h)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(timeout), poll.WithDelay(200*time.Millisecond))
+}
+
 // TestCreateConnectionDrops cuts the plugin's connection to the daemon in the
 // middle of a large dump. Nobody is left to stop the helper: it must notice
 // that its client is gone, abort the dump (the container unfrozen, the partial
@@ -90,12 +102,7 @@ func TestCreateConnectionDrops(t *testing.T) {
 	assert.Check(t, is.Contains(stderr.String(), "connection to the daemon was lost"))
 	assert.Check(t, is.Equal(stdout.String(), ""))
 
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if h := helpersFor(t, id); h != "" {
-			return poll.Continue("helper %s still there", h)
-		}
-		return poll.Success()
-	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
+	waitNoHelpersFor(t, id, 60*time.Second)
 	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
 	_, statErr := os.Stat(filepath.Join(dockerRoot, "containers", id, ".xcheckpoint-tmp"))
 	assert.Check(t, os.IsNotExist(statErr), "no partial checkpoint on the daemon host")
@@ -156,12 +163,7 @@ func TestCreateContainerRemovedDuringDump(t *testing.T) {
 		assert.Check(t, is.Equal(stdout.String(), ""))
 		assert.Check(t, is.Contains(stderr.String(), "No checkpoint named \"removed\" was stored"), "%s", stderr.String())
 	}
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if h := helpersFor(t, id); h != "" {
-			return poll.Continue("helper %s still there", h)
-		}
-		return poll.Success()
-	}, poll.WithTimeout(30*time.Second), poll.WithDelay(200*time.Millisecond))
+	waitNoHelpersFor(t, id, 30*time.Second)
 	_, statErr := os.Stat(filepath.Join(dockerRoot, "containers", id))
 	assert.Check(t, os.IsNotExist(statErr), "the container's folder went with it")
 }
