@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -82,13 +79,9 @@ func runCheck(ctx context.Context, dockerCLI command.Cli, opts checkOptions) err
 			return err
 		}
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Ctrl-C cancels ctx (withExitCodes), which stops and removes the helper.
 	items, err := collectChecks(ctx, dockerCLI, opts)
 	if err != nil {
-		if ctx.Err() != nil {
-			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
-		}
 		return err
 	}
 	rep := checkReport{Items: items}

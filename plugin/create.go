@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -214,21 +212,12 @@ func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) e
 	if err := opts.validate(time.Now()); err != nil {
 		return usageError{err}
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
+	// Ctrl-C cancels ctx (withExitCodes): the helper undoes its work, and
+	// the command exits 130.
 	if opts.batch {
-		err = createBatch(ctx, dockerCLI, opts)
-	} else {
-		err = create(ctx, dockerCLI, opts)
+		return createBatch(ctx, dockerCLI, opts)
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return cli.StatusError{StatusCode: 130, Status: err.Error(), Cause: err}
-		}
-		return err
-	}
-	return nil
+	return create(ctx, dockerCLI, opts)
 }
 
 func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []inspect.ContainerInfo) helperapi.DumpRequest {

@@ -3,13 +3,11 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/docker/cli/cli"
@@ -94,12 +92,11 @@ func runVersion(ctx context.Context, dockerCLI command.Cli, opts versionOptions)
 			return err
 		}
 	}
-	// Ctrl-C while the helper runs: stop and remove it, then report.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Ctrl-C while the helper runs (it cancels ctx, see withExitCodes): stop
+	// and remove it, then report (exit 130).
 	v := collectVersions(ctx, dockerCLI, opts)
 	if ctx.Err() != nil {
-		return cli.StatusError{StatusCode: 130, Status: "interrupted"}
+		return errors.New("interrupted")
 	}
 	return writeFormatted(dockerCLI.Out(), opts.format, v, func(w io.Writer) error { return printVersion(w, v) })
 }
