@@ -301,7 +301,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		bg := context.WithoutCancel(ctx)
 		_ = h.api.ContainerKill(bg, id, "TERM")
 		if h.notify != nil {
-			fmt.Fprintf(h.notify, "Interrupted: letting the helper finish what CRIU started, then undo it (stopping CRIU half-way can kill the container's processes)...\n")
+			fmt.Fprintf(h.notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
 		}
 		select {
 		case st := <-waitCh:
