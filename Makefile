@@ -39,8 +39,10 @@ docker: ## Make sure a Docker engine answers (installs docker.io and starts dock
 	./hack/docker-up.sh
 
 helper-image: build docker ## Build the helper image offline (CRIU 4.2 from Debian forky, no registry)
-	./hack/criu-root.sh $(CRIU_DIR)
-	./hack/helper-image.sh $(HELPER_IMAGE) $(VERSION) $(CRIU_DIR)
+	@# One build at a time reads or rewrites the shared CRIU root (parallel
+	@# builds from several checkouts would otherwise see it half-made).
+	mkdir -p $(CRIU_DIR)
+	flock $(CRIU_DIR)/.build.lock sh -c './hack/criu-root.sh $(CRIU_DIR) && ./hack/helper-image.sh $(HELPER_IMAGE) $(VERSION) $(CRIU_DIR)'
 
 demo: ## Main job end to end: install everything, checkpoint a running container, restore it
 	./hack/demo.sh
