@@ -56,3 +56,24 @@ func FuzzValidName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHead: restore --input reads the first file of an archive from anywhere
+// before anything checks it. Whatever the bytes, it must not panic, must hand
+// back every byte it consumed, and hand out no file bigger than a metadata
+// file may be.
+func FuzzHead(f *testing.F) {
+	for _, c := range Compressions {
+		f.Add(sample(f, c))
+	}
+	f.Add(raw(f, []rawEntry{reg(DockerContainer, `{"Name":"/web"}`)}, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, whole, err := Head(bytes.NewReader(data), DockerContainer)
+		if err == nil && int64(len(got)) > maxMetaSize {
+			t.Fatalf("a %d-byte first file handed out", len(got))
+		}
+		back, rerr := io.ReadAll(whole)
+		if rerr != nil || !bytes.Equal(back, data) {
+			t.Fatalf("the whole input does not come back (%v)", rerr)
+		}
+	})
+}

@@ -6,6 +6,8 @@
 // It is plain Go with no Linux-only code: the helper writes archives on the
 // daemon host, the plugin and the helper both read them.
 //
+//	docker-container.json  first: the Docker container's configuration, which
+//	                     restore --input recreates the container from
 //	checkpoint/          CRIU's images, descriptors.json (runc's stdio record)
 //	config.dump          container facts, in the fields checkpointctl reads
 //	spec.dump            the OCI spec runc ran the container with, annotated
@@ -36,6 +38,7 @@ const (
 	StatsDump       = "stats-dump"
 	DumpLog         = "dump.log"
 	ContainerJSON   = "container.json"
+	DockerContainer = "docker-container.json"
 	RootfsDiff      = "rootfs-diff.tar"
 	DeletedFiles    = "deleted.files"
 	ManifestName    = "manifest.json"

@@ -46,13 +46,13 @@ const maxZstdWindow = 128 << 20
 // metaFiles are read whole by someone (us, checkpointctl): bounded by maxMetaSize.
 var metaFiles = map[string]bool{
 	ConfigDump: true, SpecDump: true, NetworkStatus: true, StatsDump: true,
-	ContainerJSON: true, DeletedFiles: true, ManifestName: true,
+	ContainerJSON: true, DeletedFiles: true, ManifestName: true, DockerContainer: true,
 }
 
 // topFiles are the files allowed at the archive's top level.
 var topFiles = map[string]bool{
 	ConfigDump: true, SpecDump: true, NetworkStatus: true, StatsDump: true, DumpLog: true,
-	ContainerJSON: true, RootfsDiff: true, DeletedFiles: true, ManifestName: true,
+	ContainerJSON: true, RootfsDiff: true, DeletedFiles: true, ManifestName: true, DockerContainer: true,
 }
 
 // leafRE is a file name inside checkpoint/ or volumes/: CRIU's image names
@@ -102,11 +102,19 @@ type Entry struct {
 // gzip by their magic numbers (anything else is read as plain tar), and the
 // compression it found.
 func Decompress(r io.Reader) (io.ReadCloser, string, error) {
+	return decompress(r, 0)
+}
+
+// decompress is Decompress with the zstd decoder's concurrency: 0 for one
+// goroutine per core, 1 to decode synchronously (nothing read in the
+// background, so that the caller knows what was consumed).
+func decompress(r io.Reader, concurrency int) (io.ReadCloser, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		dec, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow*2))
+		dec, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow*2),
+			zstd.WithDecoderConcurrency(concurrency))
 		if err != nil {
 			return nil, "", fmt.Errorf("%w: zstd: %v", ErrInvalid, err)
 		}
