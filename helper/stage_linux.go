@@ -29,29 +29,46 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 		names, _ := checkpointNames(req.DockerRoot, ref.ID)
 		return nil, notFound(ref, req.Name, names)
 	}
+	res, plan, fail := planRestore(dir, ref, req.Name, req.Options, req.Deleted)
+	if fail != nil {
+		return nil, fail
+	}
+	if req.CheckOnly {
+		return res, nil
+	}
+	if err := stageFiles(dir, req.StageDir, plan); err != nil {
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("copying checkpoint %q of container %q into the new container: %v", req.Name, ref.Name, err)}
+	}
+	return res, nil
+}
+
+// planRestore checks the checkpoint in dir (checkpoint name of container ref)
+// and computes the plan that restores it into a new container.
+func planRestore(dir string, ref helperapi.ContainerRef, name string, opts helperapi.RestoreOptions, deleted []string) (*helperapi.StageResult, helperapi.RestorePlan, *helperapi.DumpFailure) {
+	var plan helperapi.RestorePlan
 	damaged := func(err error) *helperapi.DumpFailure {
-		return &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q cannot be restored: %v", req.Name, ref.Name, err)}
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q cannot be restored: %v", name, ref.Name, err)}
 	}
 	meta, ours, err := readMetadata(dir)
 	if err != nil {
-		return nil, damaged(err)
+		return nil, plan, damaged(err)
 	}
 	res := &helperapi.StageResult{Tool: helperapi.ToolDocker}
 	if _, err := os.Stat(filepath.Join(dir, "inventory.img")); err != nil {
-		return nil, damaged(fmt.Errorf("%w: inventory.img is missing", criu.ErrDamaged))
+		return nil, plan, damaged(fmt.Errorf("%w: inventory.img is missing", criu.ErrDamaged))
 	}
 	if res.Processes, err = criu.CountProcesses(dir); err != nil {
-		return nil, damaged(err)
+		return nil, plan, damaged(err)
 	}
 	if res.Size, _, err = treeSize(dir); err != nil {
-		return nil, damaged(err)
+		return nil, plan, damaged(err)
 	}
-	plan := helperapi.RestorePlan{
+	plan = helperapi.RestorePlan{
 		Protocol:       helperapi.ProtocolVersion,
 		Container:      ref.Name,
-		CheckpointName: req.Name,
-		Options:        req.Options,
-		Deleted:        req.Deleted,
+		CheckpointName: name,
+		Options:        opts,
+		Deleted:        deleted,
 	}
 	dumped := map[string]string{}
 	if ours {
@@ -64,7 +81,7 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 	} else {
 		b, err := os.ReadFile(filepath.Join(dir, descriptorsFile))
 		if err != nil || json.Unmarshal(b, &plan.Descriptors) != nil {
-			return nil, damaged(fmt.Errorf("%s is missing or unreadable", descriptorsFile))
+			return nil, plan, damaged(fmt.Errorf("%s is missing or unreadable", descriptorsFile))
 		}
 	}
 	if len(dumped) == 0 {
@@ -72,7 +89,7 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 		// them): the names are in the mount images.
 		mounts, err := criu.DescribeMounts(dir)
 		if err != nil {
-			return nil, damaged(err)
+			return nil, plan, damaged(err)
 		}
 		for _, m := range mounts {
 			if m.External == "" {
@@ -84,7 +101,7 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 	plan.ExtMounts = criu.RestoreExtMounts(dumped)
 	if res.NetNS == "" {
 		if res.NetNS, err = netNSFromImages(dir); err != nil {
-			return nil, damaged(err)
+			return nil, plan, damaged(err)
 		}
 	}
 	switch res.NetNS {
@@ -96,15 +113,9 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 		if !ours {
 			hint = "it was made by Docker's own `docker checkpoint create` on a daemon before Docker 23; restore it with `docker start --checkpoint` (or `docker xcheckpoint restore --native`), or make one with `docker xcheckpoint create --external-netns`"
 		}
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q does not leave the network namespace to the container it is restored into (it holds its own, or expects Docker to set one up), so only Docker can restore it, into the same container; %s", req.Name, ref.Name, hint)}
+		return nil, plan, &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q does not leave the network namespace to the container it is restored into (it holds its own, or expects Docker to set one up), so only Docker can restore it, into the same container; %s", name, ref.Name, hint)}
 	}
-	if req.CheckOnly {
-		return res, nil
-	}
-	if err := stageFiles(dir, req.StageDir, plan); err != nil {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("copying checkpoint %q of container %q into the new container: %v", req.Name, ref.Name, err)}
-	}
-	return res, nil
+	return res, plan, nil
 }
 
 // netNSFromImages tells how a dump without our container.json (Docker's
