@@ -10,6 +10,10 @@ const (
 	// LabelRestoredFrom is set on a container made by restore:
 	// CONTAINER/CHECKPOINT it was restored from.
 	LabelRestoredFrom = "com.docker.xcheckpoint.restored-from"
+	// LabelRestartPolicy is set on a container made by restore when the
+	// original had a restart policy, which the restored container does not
+	// get (it cannot start again once its restored processes end).
+	LabelRestartPolicy = "com.docker.xcheckpoint.restart-policy"
 	// LabelRuntime marks the volume holding CRIU and the supervisor for
 	// restored containers (filled from the helper image).
 	LabelRuntime = "com.docker.xcheckpoint.runtime"

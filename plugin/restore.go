@@ -117,10 +117,12 @@ func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions)
 const restoreTimeout = 5 * time.Minute
 
 func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	trace := newStepTrace(dockerCLI.Err(), "restore")
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
+	trace.step("daemon info")
 	orig, err := s.api.ContainerInspect(ctx, opts.container)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -137,9 +139,11 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if opts.native {
 		return restoreNativeCheckpoint(ctx, dockerCLI, s, orig, opts)
 	}
+	trace.step("inspect original")
 	if err := s.prepare(ctx); err != nil {
 		return err
 	}
+	trace.step("helper image")
 	if _, err := s.api.ImageInspect(ctx, orig.Image); err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("image %s (%s) of container %q is not on the daemon: load or pull it first", orig.Config.Image, shortImageID(orig.Image), origName)
@@ -156,6 +160,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if _, err := s.api.ContainerInspect(ctx, name); err == nil {
 		return fmt.Errorf("the container name %q is already in use: choose another with --name", name)
 	}
+	trace.step("image and name checks")
 	ropts := helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel}
 	// Refuse a checkpoint that cannot be restored before creating anything.
 	ev, err := s.call(ctx, orig.ID, "stage", helperapi.StageRequest{
@@ -173,6 +178,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 			fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
 		}
 	}
+	trace.step("helper: check checkpoint")
 	start := time.Now()
 	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s into a new container %s...\n", opts.checkpoint, origName, displayName(name, opts.replace, origName))
 
@@ -180,14 +186,22 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if err != nil {
 		return err
 	}
+	trace.step("runtime volume")
 	cfg, hc, netCfg, err := restoredConfig(orig, opts, runtimeVol, s)
 	if err != nil {
 		return err
+	}
+	if addr := originalStaticAddress(orig); addr != "" && !keepsStaticAddress(netCfg) && opts.network == "" {
+		fmt.Fprintf(stderr, "Note: container %s holds its fixed address %s: the new container gets another (--replace keeps it).\n", origName, addr)
+	}
+	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
+		fmt.Fprintf(stderr, "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from the checkpoint instead.\n", p)
 	}
 	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
 	if err != nil {
 		return fmt.Errorf("creating container %s: %w", name, err)
 	}
+	trace.step("create container")
 	id := created.ID
 	keep := false
 	defer func() {
@@ -207,6 +221,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if err != nil {
 		return err
 	}
+	trace.step("copy filesystem changes")
 	stageVol, err := restoreVolume(ctx, s, id)
 	if err != nil {
 		return err
@@ -220,6 +235,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.info.DockerRootDir, "/")+"/volumes/") {
 		stageDir, stageMounts = v.Mountpoint, nil
 	}
+	trace.step("restore volume")
 	out, runErr := s.runMounts(ctx, orig.ID, "stage", helperapi.StageRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
 		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted,
@@ -230,12 +246,21 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if runErr != nil {
 		return runErr
 	}
+	trace.step("helper: stage images")
 	stoppedOrig := false
-	if opts.replace && orig.State.Running && len(hc.PortBindings) > 0 {
-		// The host ports are the original's until it stops.
-		fmt.Fprintf(stderr, "Stopping container %s to free its published ports...\n", origName)
+	// The host ports and the fixed address are the original's until it stops.
+	var held []string
+	if len(hc.PortBindings) > 0 {
+		held = append(held, "published ports")
+	}
+	if keepsStaticAddress(netCfg) {
+		held = append(held, "address")
+	}
+	freed := "its " + strings.Join(held, " and its ")
+	if opts.replace && orig.State.Running && len(held) > 0 {
+		fmt.Fprintf(stderr, "Stopping container %s to free %s...\n", origName, freed)
 		if err := s.api.ContainerStop(ctx, orig.ID, container.StopOptions{}); err != nil {
-			return fmt.Errorf("stopping container %q to free its ports: %w", origName, err)
+			return fmt.Errorf("stopping container %q to free %s: %w", origName, freed, err)
 		}
 		stoppedOrig = true
 	}
@@ -244,17 +269,19 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 			return fmt.Sprintf("Container %s was not changed.", origName)
 		}
 		if err := s.api.ContainerStart(context.WithoutCancel(ctx), orig.ID, container.StartOptions{}); err != nil {
-			return fmt.Sprintf("Warning: container %s was stopped to free its ports and could not be started again: %v", origName, err)
+			return fmt.Sprintf("Warning: container %s was stopped to free %s and could not be started again: %v", origName, freed, err)
 		}
-		return fmt.Sprintf("Container %s was stopped to free its ports and has been started again (its processes started afresh).", origName)
+		return fmt.Sprintf("Container %s was stopped to free %s and has been started again (its processes started afresh).", origName, freed)
 	}
 	if err := s.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("starting container %s: %w\n%s", name, err, restartOrig())
 	}
+	trace.step("start container")
 	st, err := waitRestored(ctx, s, id)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, restartOrig())
 	}
+	trace.step("wait for CRIU verdict")
 	if st.State != helperapi.RestoreDone {
 		return fmt.Errorf("%s\n%s", explainRestoreFailure(origName, opts.checkpoint, st.Failure), restartOrig())
 	}
@@ -266,6 +293,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 			return fmt.Errorf("%w\n%s", err, restartOrig())
 		}
 		name = origName
+		trace.step("swap")
 	}
 	keep = true
 	total := time.Since(start)
@@ -399,6 +427,14 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	hc.VolumesFrom = nil
 	hc.ContainerIDFile = ""
 	hc.AutoRemove = false
+	// A restored container cannot start again once its restored processes
+	// end (the checkpoint images are removed from it after the restore): a
+	// restart policy would only restart the supervisor, which exits at once,
+	// in a loop. The original's policy is kept in a label.
+	if p := orig.HostConfig.RestartPolicy; !p.IsNone() && p.Name != "" {
+		cfg.Labels[LabelRestartPolicy] = restartPolicyString(p)
+	}
+	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	hc.CapAdd = union(orig.HostConfig.CapAdd, helperCfg.Extra.Restore.Capabilities)
 	hc.CapDrop = withoutCapabilities(orig.HostConfig.CapDrop, helperCfg.Extra.Restore.Capabilities)
 	var secOpts []string
@@ -468,15 +504,61 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 		hc.NetworkMode = container.NetworkMode(opts.network)
 	} else if orig.NetworkSettings != nil {
 		if ep, ok := orig.NetworkSettings.Networks[string(hc.NetworkMode)]; ok && ep != nil && hc.NetworkMode.IsUserDefined() {
-			netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-				string(hc.NetworkMode): {Aliases: slices.DeleteFunc(slices.Clone(ep.Aliases), func(a string) bool { return strings.HasPrefix(orig.ID, a) })},
-			}}
+			es := &network.EndpointSettings{Aliases: slices.DeleteFunc(slices.Clone(ep.Aliases), func(a string) bool { return strings.HasPrefix(orig.ID, a) })}
+			// The original's fixed address (--ip), which established TCP
+			// connections need: only when the original will not hold it
+			// any more (stopped, or replaced: restore then stops it first).
+			if hasStaticAddress(ep) && (opts.replace || !orig.State.Running) {
+				es.IPAMConfig = ep.IPAMConfig.Copy()
+			}
+			netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{string(hc.NetworkMode): es}}
 		}
 	}
 	if hc.NetworkMode.IsContainer() {
 		return nil, nil, nil, fmt.Errorf("container %q shares the network of another container (%s): restore into a new container does not support that", trimSlash(orig.Name), hc.NetworkMode)
 	}
 	return &cfg, &hc, netCfg, nil
+}
+
+// hasStaticAddress tells whether an endpoint was given a fixed address (--ip, --ip6).
+func hasStaticAddress(ep *network.EndpointSettings) bool {
+	return ep != nil && ep.IPAMConfig != nil && (ep.IPAMConfig.IPv4Address != "" || ep.IPAMConfig.IPv6Address != "")
+}
+
+// keepsStaticAddress tells whether the new container takes the original's fixed address.
+func keepsStaticAddress(netCfg *network.NetworkingConfig) bool {
+	if netCfg == nil {
+		return false
+	}
+	for _, ep := range netCfg.EndpointsConfig {
+		if hasStaticAddress(ep) {
+			return true
+		}
+	}
+	return false
+}
+
+// originalStaticAddress is the original's fixed address on its network, or "".
+func originalStaticAddress(orig container.InspectResponse) string {
+	if orig.NetworkSettings == nil || orig.HostConfig == nil {
+		return ""
+	}
+	ep := orig.NetworkSettings.Networks[string(orig.HostConfig.NetworkMode)]
+	if !hasStaticAddress(ep) {
+		return ""
+	}
+	if ep.IPAMConfig.IPv4Address != "" {
+		return ep.IPAMConfig.IPv4Address
+	}
+	return ep.IPAMConfig.IPv6Address
+}
+
+// restartPolicyString is a restart policy as docker run --restart takes it.
+func restartPolicyString(p container.RestartPolicy) string {
+	if p.IsOnFailure() && p.MaximumRetryCount > 0 {
+		return fmt.Sprintf("%s:%d", p.Name, p.MaximumRetryCount)
+	}
+	return string(p.Name)
 }
 
 func hasMount(ms []mount.Mount, target string) bool {
@@ -571,7 +653,9 @@ func copyPath(ctx context.Context, s *session, from, to, p string) error {
 // status file, read through the archive API.
 func waitRestored(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
 	deadline := time.Now().Add(restoreTimeout)
-	delay := 20 * time.Millisecond
+	// CRIU takes from a few hundred milliseconds up: poll often (two cheap
+	// API calls each time), so that the verdict is seen soon after it is written.
+	delay := 10 * time.Millisecond
 	for {
 		st, err := readStatus(ctx, s, id)
 		if err == nil && st.State != helperapi.RestoreRunning {
@@ -593,8 +677,8 @@ func waitRestored(ctx context.Context, s *session, id string) (helperapi.Restore
 			return st, ctx.Err()
 		case <-time.After(delay):
 		}
-		if delay < 200*time.Millisecond {
-			delay += 20 * time.Millisecond
+		if delay < 50*time.Millisecond {
+			delay += 10 * time.Millisecond
 		}
 	}
 }

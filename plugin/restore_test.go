@@ -86,7 +86,10 @@ func TestRestoredConfig(t *testing.T) {
 	assert.Check(t, hc.MaskedPaths != nil && len(hc.MaskedPaths) == 0)
 	assert.Check(t, hc.ReadonlyPaths != nil && len(hc.ReadonlyPaths) == 0)
 	assert.Check(t, is.Len(hc.Binds, 0))
-	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyMode("always")))
+	// No restart policy (a restored container cannot start again); the
+	// original's is kept in a label.
+	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyDisabled))
+	assert.Check(t, is.Equal(cfg.Labels[LabelRestartPolicy], "always"))
 	assert.Check(t, is.Equal(hc.Memory, int64(64<<20)))
 	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8080"}}}))
 	assert.Check(t, is.Equal(hc.Tmpfs["/run"], "rw,nosuid,nodev,size=16m"))
@@ -107,6 +110,40 @@ func TestRestoredConfig(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8081"}}}))
 	assert.Check(t, is.Equal(string(hc.NetworkMode), "back"))
+}
+
+// TestRestoredConfigStaticAddress: the original's fixed address on a
+// user-defined network goes to the new container only when the original
+// gives it up (--replace, or a stopped original).
+func TestRestoredConfigStaticAddress(t *testing.T) {
+	s := &session{api: &fakeClient{}}
+	orig := sampleOriginal()
+	orig.HostConfig.NetworkMode = "back"
+	orig.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3}
+	orig.NetworkSettings.Networks = map[string]*network.EndpointSettings{"back": {
+		Aliases:    []string{"4dc6541c2bc5", "web"},
+		IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: "172.30.0.10"},
+	}}
+	assert.Check(t, is.Equal(originalStaticAddress(orig), "172.30.0.10"))
+
+	cfg, _, netCfg, err := restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(cfg.Labels[LabelRestartPolicy], "on-failure:3"))
+	ep := netCfg.EndpointsConfig["back"]
+	assert.Assert(t, ep != nil)
+	assert.Check(t, is.DeepEqual(ep.Aliases, []string{"web"}))
+	assert.Check(t, ep.IPAMConfig == nil, "the running original keeps its address")
+	assert.Check(t, !keepsStaticAddress(netCfg))
+
+	_, _, netCfg, err = restoredConfig(orig, restoreOptions{checkpoint: "warm", replace: true}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, keepsStaticAddress(netCfg))
+	assert.Check(t, is.Equal(netCfg.EndpointsConfig["back"].IPAMConfig.IPv4Address, "172.30.0.10"))
+
+	orig.State.Running = false
+	_, _, netCfg, err = restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, keepsStaticAddress(netCfg), "a stopped original holds no address")
 }
 
 func TestRestoredConfigRefusals(t *testing.T) {

@@ -18,7 +18,8 @@ import (
 // The restored container is started by a plain `docker start`: runc creates
 // it like any container, and CRIU runs inside it (its PID 1 is our
 // supervisor), never through runc's restore. So these tests hold whether or
-// not the host has a CRIU for runc; restoredByUs checks that it was ours.
+// not the host has a CRIU for runc (TestRestoreWithoutHostCRIU takes every
+// CRIU away from runc during its restore); restoredByUs checks that it was ours.
 
 // restoredName is the container restore makes for a test, removed at its end.
 func restoredName(t *testing.T, name string) string {

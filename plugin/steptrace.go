@@ -1,0 +1,38 @@
+package plugin
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/docker/cli/cli/debug"
+)
+
+// stepTrace prints how long each step of a command took, on stderr, when the
+// docker CLI runs in debug mode (`docker -D xcheckpoint ...`): where the time
+// goes, measured the way a user runs the command. A nil stepTrace prints
+// nothing.
+type stepTrace struct {
+	w           io.Writer
+	cmd         string
+	start, last time.Time
+}
+
+func newStepTrace(w io.Writer, cmd string) *stepTrace {
+	if !debug.IsEnabled() {
+		return nil
+	}
+	now := time.Now()
+	return &stepTrace{w: w, cmd: cmd, start: now, last: now}
+}
+
+// step reports the time since the previous step (or the start) as what was
+// spent on name.
+func (t *stepTrace) step(name string) {
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	fmt.Fprintf(t.w, "%s: %-28s %6d ms (at %6d ms)\n", t.cmd, name, now.Sub(t.last).Milliseconds(), now.Sub(t.start).Milliseconds())
+	t.last = now
+}

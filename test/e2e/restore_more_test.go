@@ -1,0 +1,179 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+)
+
+var countReplyRE = regexp.MustCompile(`^count=(\d+) reply=(\d+)$`)
+
+// TestRestoreTCPEstablishedStaticIP: a TCP client on a user-defined network
+// with a fixed address (--ip), checkpointed with --tcp-established and
+// stopped by the checkpoint (its socket then closes without a word to the
+// server), is restored with --replace into a new container with the same
+// address: the same connection goes on. The server numbers the replies of
+// each connection from 1, so a reply number equal to the client's counter
+// after the restore proves it is the connection opened before.
+func TestRestoreTCPEstablishedStaticIP(t *testing.T) {
+	net := strings.ToLower("xcp-e2e-" + runID + "-tcpnet")
+	_ = exec.Command("docker", "network", "rm", net).Run()
+	// A /28 out of the way of Docker's default pools, set apart per run.
+	subnet := fmt.Sprintf("172.31.%d.0/28", 200+os.Getpid()%50)
+	docker(t, "network", "create", "--subnet", subnet, net)
+	t.Cleanup(func() { _ = exec.Command("docker", "network", "rm", net).Run() })
+	ip := strings.TrimSuffix(subnet, "0/28") + "10"
+	srv := startContainer(t, "server", "--network", net, fixture, "fixture", "tcp-server", "7000")
+	cli := startContainer(t, "client", "--network", net, "--ip", ip, fixture, "fixture", "tcp-client", srv+":7000")
+	waitCounting(t, cli, 2)
+	origID := containerID(t, cli)
+
+	r := xcheckpoint(t, "create", "--tcp-established", "--external-netns", "--leave-running=false", cli, "conn")
+	assert.Equal(t, r.exit, 0, r.String())
+	atDump := last(t, cli)
+	assert.Equal(t, state(t, cli), "exited")
+
+	r = xcheckpoint(t, "restore", "--replace", "--tcp-established", cli, "conn")
+	assert.Equal(t, r.exit, 0, r.String())
+	assert.Equal(t, strings.TrimSpace(r.stdout), cli)
+	assert.Assert(t, containerID(t, cli) != origID)
+	assert.Equal(t, docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cli), ip)
+	restoredByUs(t, cli)
+	waitCounting(t, cli, atDump+3)
+	lines := strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", cli).stdout), "\n")
+	assertResumed(t, lines, atDump-1, atDump)
+	for _, l := range lines {
+		m := countReplyRE.FindStringSubmatch(l)
+		assert.Assert(t, m != nil, "unexpected client output %q in %q", l, lines)
+		n, _ := strconv.Atoi(m[1])
+		reply, _ := strconv.Atoi(m[2])
+		assert.Check(t, is.Equal(reply, n), "the server's reply number follows the client's counter on the same connection: %q", l)
+	}
+	assert.Equal(t, state(t, srv), "running")
+}
+
+// TestRestoreImageMissing: the original's image was removed from the
+// daemon: restore says which image, exits 1, and creates nothing.
+func TestRestoreImageMissing(t *testing.T) {
+	img := "xcp-e2e-" + runID + "-gone-image:test"
+	base := startContainer(t, "base", busybox, "sh", "-c", "echo made-for-the-test >/made; sleep 1000")
+	docker(t, "commit", base, img)
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", img).Run() })
+	name := startContainer(t, "orig", img, "sh", "-c", counterLoop)
+	waitCounting(t, name, 1)
+	r := xcheckpoint(t, "create", "--external-netns", "--leave-running=false", name, "gone")
+	assert.Equal(t, r.exit, 0, r.String())
+	// Docker removes the image of a container once the container is stopped.
+	docker(t, "rmi", "-f", img)
+
+	r = xcheckpoint(t, "restore", name, "gone")
+	assert.Equal(t, r.exit, 1, r.String())
+	assert.Check(t, is.Contains(r.stderr, `image `+img))
+	assert.Check(t, is.Contains(r.stderr, `is not on the daemon`))
+	assert.Check(t, is.Equal(r.stdout, ""))
+	left := docker(t, "ps", "-a", "--filter", "label=com.docker.xcheckpoint.restored-from="+name+"/gone", "--format", "{{.Names}}")
+	assert.Check(t, is.Equal(left, ""))
+	assert.Check(t, is.Equal(helperContainers(), ""), "no helper left")
+}
+
+// TestRestoreWithoutHostCRIU: restore needs no CRIU for runc on the daemon
+// host. Every criu on containerd's PATH (whose shims start runc: the wrapper
+// of hack/host-criu.sh, and a distribution's own, such as the one Podman's
+// package brings) is renamed for the restore and put back at the end, also on
+// failure; the restored container must still resume.
+func TestRestoreWithoutHostCRIU(t *testing.T) {
+	name := startContainer(t, "orig", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, name, 2)
+	r := xcheckpoint(t, "create", "--external-netns", name, "nocriu")
+	assert.Equal(t, r.exit, 0, r.String())
+	atDump := last(t, name)
+
+	hideHostCRIU(t)
+	restored := restoredName(t, name+"-nocriu")
+	r = xcheckpoint(t, "restore", name, "nocriu")
+	assert.Equal(t, r.exit, 0, r.String())
+	waitCounting(t, restored, 0)
+	restoredByUs(t, restored)
+	assertResumed(t, strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", restored).stdout), "\n"), atDump-2, atDump+1)
+	assertKeepsRunning(t, restored)
+}
+
+// hideHostCRIU renames every criu on the PATH of containerd until the test
+// ends, so that runc cannot checkpoint or restore anything meanwhile.
+func hideHostCRIU(t *testing.T) {
+	t.Helper()
+	pid := strings.TrimSpace(runEnv(t, nil, "pgrep", "-o", "-x", "containerd").stdout)
+	assert.Assert(t, pid != "", "containerd is not running")
+	env, err := os.ReadFile("/proc/" + pid + "/environ")
+	assert.NilError(t, err)
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, "criu")
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		hidden := p + ".hidden-by-e2e"
+		assert.NilError(t, os.Rename(p, hidden))
+		t.Cleanup(func() {
+			if err := os.Rename(hidden, p); err != nil {
+				t.Errorf("putting the host's CRIU back: %v", err)
+			}
+		})
+	}
+	for _, dir := range filepath.SplitList(path) {
+		_, err := os.Lstat(filepath.Join(dir, "criu"))
+		assert.Assert(t, os.IsNotExist(err), "a criu is still on containerd's PATH in %s", dir)
+	}
+}
+
+// TestRestoreRestartPolicy: the restored container gets no restart policy
+// (the original's is in a label) and says so; once its restored processes
+// end, `docker start` brings it to a clear message and exit 1, not a loop.
+func TestRestoreRestartPolicy(t *testing.T) {
+	name := startContainer(t, "orig", "--restart", "on-failure:5", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, name, 2)
+	r := xcheckpoint(t, "create", "--external-netns", name, "again")
+	assert.Equal(t, r.exit, 0, r.String())
+	restored := restoredName(t, name+"-again")
+	r = xcheckpoint(t, "restore", name, "again")
+	assert.Equal(t, r.exit, 0, r.String())
+	assert.Check(t, is.Contains(r.stderr, `gets no restart policy (the original's is "on-failure:5")`))
+	assert.Equal(t, docker(t, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", restored), "no")
+	assert.Equal(t, docker(t, "inspect", "-f", `{{index .Config.Labels "com.docker.xcheckpoint.restart-policy"}}`, restored), "on-failure:5")
+	waitCounting(t, restored, 0)
+
+	// The restored shell ends with an error (as a crash would).
+	root := restoredByUs(t, restored)
+	assert.NilError(t, exec.Command("kill", "-9", root).Run())
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if s := state(t, restored); s != "running" {
+			return poll.Success()
+		}
+		return poll.Continue("waiting for the restored container to end")
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
+	assert.Equal(t, docker(t, "inspect", "-f", "{{.State.ExitCode}}", restored), "137")
+
+	rr := runEnv(t, nil, "docker", "start", "-a", restored)
+	assert.Check(t, is.Equal(rr.exit, 1), rr.String())
+	assert.Check(t, is.Contains(rr.stderr+rr.stdout, "its restored processes have ended and cannot be restored again"))
+	time.Sleep(time.Second)
+	assert.Equal(t, state(t, restored), "exited", "no restart loop")
+	assert.Equal(t, docker(t, "inspect", "-f", "{{.RestartCount}}", restored), "0")
+}
