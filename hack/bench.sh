@@ -36,6 +36,8 @@
 #   BENCH_BATCH="8x128"        the batch: COUNTxMIB ("" to skip)
 #   BENCH_FLOOR=0              skip the plain `criu dump` floor
 #   BENCH_WARMUP=0             skip the untimed warm-up round
+#   BENCH_RESTORE="256"        restore workloads, resident MiB ("" to skip; see hack/bench-restore.sh)
+#   BENCH_RESTORE_ROUNDS=N     rounds of each restore workload (default BENCH_ROUNDS)
 #   CRIU_DIR                   where hack/criu-root.sh keeps CRIU's root (default /var/cache/xcheckpoint/criu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -370,6 +372,9 @@ bench_batch() { # COUNT MIB ROUNDS
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# Restore against Docker's and Podman's: its own file, its own table and JSON member.
+# shellcheck source=hack/bench-restore.sh
+. ./hack/bench-restore.sh
 load_before=$(loadavg)
 others=$(($(docker ps -q | wc -l) + $( [ -n "$podman_skip" ] && echo 0 || podman ps -q | wc -l)))
 log "results will be written to $out; $others other containers running, load average $load_before"
@@ -389,6 +394,7 @@ done
 if [ -n "$batch" ]; then
 	bench_batch "${batch%x*}" "${batch#*x}" "$rounds"
 fi
+run_restore_benchmarks
 load_after=$(loadavg)
 
 # --- report -------------------------------------------------------------------
@@ -457,6 +463,7 @@ total=$(secs "$started" "$EPOCHREALTIME")
 			[ -z "${fails[$wl,$tool]:-}" ] || printf '%s %s: %s run(s) failed (see stderr)\n' "$wl" "$tool" "${fails[$wl,$tool]}"
 		done
 	done
+	restore_table
 	printf 'Whole bench: %.0f s. JSON: %s\n' "$total" "$out"
 }
 
@@ -470,6 +477,7 @@ mkdir -p "$(dirname "$out")"
 	printf '  "plugin_version": %s,\n  "rounds": %s,\n  "tiny_rounds": %s,\n  "total_s": %s,\n' \
 		"$(json_str "$plugin_version")" "$rounds" "$tiny_rounds" "$total"
 	printf '  "commands": {"xcheckpoint": "docker xcheckpoint create --leave-running --print-stats --format json CONTAINER NAME", "docker": "docker checkpoint create --leave-running CONTAINER NAME", "podman": "podman container checkpoint --leave-running --print-stats CONTAINER", "criu": "docker run --rm HELPER-IMAGE criu dump -t PID --leave-running --shell-job --manage-cgroups --freeze-cgroup ... --external mnt[...]", "batch": {"xcheckpoint": "docker xcheckpoint create --all --filter label=... --name NAME --leave-running --print-stats --format json", "docker": "for c in CONTAINERS; do docker checkpoint create --leave-running $c NAME; done", "podman": "podman container checkpoint --leave-running --print-stats CONTAINERS..."}},\n'
+	printf '  "restore": %s,\n' "$(restore_json)"
 	printf '  "workloads": [\n'
 	sep=
 	for wl in "${workloads[@]}"; do

@@ -25,7 +25,7 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", "../..", "bench", "VERSION="+version)
 	cmd.Env = append(os.Environ(), "BENCH_SIZES=8", "BENCH_ROUNDS=1", "BENCH_TINY_ROUNDS=1", "BENCH_BATCH=2x8",
-		"BENCH_PODMAN=0", "BENCH_WARMUP=0", "BENCH_OUT="+out)
+		"BENCH_PODMAN=0", "BENCH_WARMUP=0", "BENCH_OUT="+out, "BENCH_RESTORE=8", "BENCH_RESTORE_ROUNDS=1")
 	output, err := cmd.CombinedOutput()
 	assert.NilError(t, err, "%s", output)
 
@@ -68,4 +68,39 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 	assert.Check(t, is.DeepEqual(names, []string{"busybox", "8MiB", "2x8MiB"}))
+	checkBenchRestore(t, b)
+}
+
+// checkBenchRestore: the restore part of the smoke run (hack/bench-restore.sh):
+// ours and Docker's measured, Podman's skipped, our steps timed.
+func checkBenchRestore(t *testing.T, b []byte) {
+	t.Helper()
+	var res struct {
+		Restore struct {
+			Workloads []struct {
+				Name  string `json:"name"`
+				Tools map[string]struct {
+					MedianS *float64 `json:"median_s"`
+					Failed  int      `json:"failed"`
+					Skipped string   `json:"skipped"`
+				} `json:"tools"`
+				CriuS  []float64           `json:"criu_s"`
+				Steps  map[string]*float64 `json:"steps_median_ms"`
+				Ratios map[string]*float64 `json:"ratios"`
+			} `json:"workloads"`
+		} `json:"restore"`
+	}
+	assert.NilError(t, json.Unmarshal(b, &res))
+	assert.Assert(t, is.Len(res.Restore.Workloads, 1))
+	wl := res.Restore.Workloads[0]
+	assert.Check(t, is.Equal(wl.Name, "restore-8MiB"))
+	for _, tool := range []string{"xcheckpoint", "docker"} {
+		assert.Check(t, is.Equal(wl.Tools[tool].Failed, 0), "restore: %s failed", tool)
+		assert.Check(t, wl.Tools[tool].MedianS != nil && *wl.Tools[tool].MedianS > 0, "restore: %s median", tool)
+	}
+	assert.Check(t, is.Equal(wl.Tools["podman"].Skipped, "BENCH_PODMAN=0"))
+	assert.Check(t, is.Equal(wl.Tools["podman-import"].Skipped, "BENCH_PODMAN=0"))
+	assert.Check(t, wl.Ratios["xcheckpoint_over_docker"] != nil)
+	assert.Check(t, is.Len(wl.CriuS, 1))
+	assert.Check(t, wl.Steps["start container"] != nil, "our steps: %v", wl.Steps)
 }
