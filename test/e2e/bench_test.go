@@ -68,12 +68,12 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 	assert.Check(t, is.DeepEqual(names, []string{"busybox", "8MiB", "2x8MiB"}))
-	checkBenchRestore(t, b)
+	checkBenchRestore(t, b, output)
 }
 
 // checkBenchRestore: the restore part of the smoke run (hack/bench-restore.sh):
 // ours and Docker's measured, Podman's skipped, our steps timed.
-func checkBenchRestore(t *testing.T, b []byte) {
+func checkBenchRestore(t *testing.T, b, output []byte) {
 	t.Helper()
 	var res struct {
 		Restore struct {
@@ -95,7 +95,7 @@ func checkBenchRestore(t *testing.T, b []byte) {
 	wl := res.Restore.Workloads[0]
 	assert.Check(t, is.Equal(wl.Name, "restore-8MiB"))
 	for _, tool := range []string{"xcheckpoint", "docker"} {
-		assert.Check(t, is.Equal(wl.Tools[tool].Failed, 0), "restore: %s failed", tool)
+		assert.Check(t, is.Equal(wl.Tools[tool].Failed, 0), "restore: %s failed:\n%s", tool, output)
 		assert.Check(t, wl.Tools[tool].MedianS != nil && *wl.Tools[tool].MedianS > 0, "restore: %s median", tool)
 	}
 	assert.Check(t, is.Equal(wl.Tools["podman"].Skipped, "BENCH_PODMAN=0"))
