@@ -83,13 +83,9 @@ func reap(root int) (int, bool) {
 // images are removed afterwards, whatever happened: a checkpoint holds the
 // container's memory and must not stay in the restore volume.
 func restoreInside(dir string) (int, error) {
-	var plan helperapi.RestorePlan
-	b, err := os.ReadFile(filepath.Join(dir, helperapi.PlanFile))
+	plan, err := waitPlan(filepath.Join(dir, helperapi.PlanFile), planTimeout)
 	if err != nil {
-		return 0, fmt.Errorf("reading the restore plan: %w", err)
-	}
-	if err := json.Unmarshal(b, &plan); err != nil {
-		return 0, fmt.Errorf("reading the restore plan: %w", err)
+		return 0, err
 	}
 	images := filepath.Join(dir, helperapi.ImagesDir)
 	if _, err := os.Stat(images); err != nil {
@@ -172,6 +168,39 @@ func restoreInside(dir string) (int, error) {
 	_ = os.RemoveAll(images)
 	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st})
 	return pid, nil
+}
+
+// planTimeout bounds the wait for the restore plan: the plugin starts the new
+// container while the helper is still staging the checkpoint into it.
+const planTimeout = 10 * time.Minute
+
+// waitPlan reads the restore plan, waiting for it when it is not there yet.
+// The helper writes it last, after the images, in one piece: a plan that
+// parses means a complete stage. One that does not parse is being written.
+func waitPlan(path string, timeout time.Duration) (helperapi.RestorePlan, error) {
+	deadline := time.Now().Add(timeout)
+	delay := 2 * time.Millisecond
+	for {
+		var plan helperapi.RestorePlan
+		b, err := os.ReadFile(path)
+		if err == nil {
+			if err = json.Unmarshal(b, &plan); err == nil {
+				return plan, nil
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return plan, fmt.Errorf("reading the restore plan: %w", err)
+		}
+		if time.Now().After(deadline) {
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return plan, fmt.Errorf("reading the restore plan: %w", err)
+			}
+			return plan, fmt.Errorf("no restore plan arrived in %s: the command that made this container (docker xcheckpoint restore) did not finish; remove the container and restore again", timeout)
+		}
+		time.Sleep(delay)
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
 }
 
 // removeDeleted removes a path the original container had deleted from its

@@ -20,7 +20,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 	"github.com/spf13/cobra"
@@ -162,23 +161,6 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}
 	trace.step("image and name checks")
 	ropts := helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel}
-	// Refuse a checkpoint that cannot be restored before creating anything.
-	ev, err := s.call(ctx, orig.ID, "stage", helperapi.StageRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
-		Name: opts.checkpoint, CheckOnly: true, Options: ropts,
-	})
-	if err != nil {
-		return err
-	}
-	if ev.Stage == nil {
-		return errors.New("the helper reported success without a result")
-	}
-	if d := ev.Stage.DumpOptions; d != nil {
-		if opts.tcpEstablished && !d.TCPEstablished {
-			fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
-		}
-	}
-	trace.step("helper: check checkpoint")
 	start := time.Now()
 	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s into a new container %s...\n", opts.checkpoint, origName, displayName(name, opts.replace, origName))
 
@@ -236,18 +218,6 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		stageDir, stageMounts = v.Mountpoint, nil
 	}
 	trace.step("restore volume")
-	out, runErr := s.runMounts(ctx, orig.ID, "stage", helperapi.StageRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
-		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted,
-	}, stageMounts)
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return errors.New(out.final.Error.Message)
-	}
-	if runErr != nil {
-		return runErr
-	}
-	trace.step("helper: stage images")
-	stoppedOrig := false
 	// The host ports and the fixed address are the original's until it stops.
 	var held []string
 	if len(hc.PortBindings) > 0 {
@@ -257,7 +227,37 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		held = append(held, "address")
 	}
 	freed := "its " + strings.Join(held, " and its ")
-	if opts.replace && orig.State.Running && len(held) > 0 {
+	stopFirst := opts.replace && orig.State.Running && len(held) > 0
+	// One helper checks the checkpoint and stages it into the new container.
+	// Meanwhile the new container starts (unless the original must stop
+	// first, which waits for a checkpoint known to be good): its supervisor
+	// waits for the restore plan, which the helper writes last.
+	var started chan error
+	if !stopFirst {
+		started = make(chan error, 1)
+		go func() { started <- s.api.ContainerStart(ctx, id, container.StartOptions{}) }()
+	}
+	out, runErr := s.runMounts(ctx, orig.ID, "stage", helperapi.StageRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
+		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted,
+	}, stageMounts)
+	var startErr error
+	if started != nil {
+		startErr = <-started
+	}
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return errors.New(out.final.Error.Message)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if out.final != nil && out.final.Stage != nil && out.final.Stage.DumpOptions != nil &&
+		opts.tcpEstablished && !out.final.Stage.DumpOptions.TCPEstablished {
+		fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
+	}
+	trace.step("helper: check and stage (and start)")
+	stoppedOrig := false
+	if stopFirst {
 		fmt.Fprintf(stderr, "Stopping container %s to free %s...\n", origName, freed)
 		if err := s.api.ContainerStop(ctx, orig.ID, container.StopOptions{}); err != nil {
 			return fmt.Errorf("stopping container %q to free %s: %w", origName, freed, err)
@@ -273,10 +273,13 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		}
 		return fmt.Sprintf("Container %s was stopped to free %s and has been started again (its processes started afresh).", origName, freed)
 	}
-	if err := s.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return fmt.Errorf("starting container %s: %w\n%s", name, err, restartOrig())
+	if stopFirst {
+		startErr = s.api.ContainerStart(ctx, id, container.StartOptions{})
+		trace.step("start container")
 	}
-	trace.step("start container")
+	if startErr != nil {
+		return fmt.Errorf("starting container %s: %w\n%s", name, startErr, restartOrig())
+	}
 	st, err := waitRestored(ctx, s, id)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, restartOrig())
@@ -357,20 +360,26 @@ func runtimeVolumeName(imageID string) string {
 // ensureRuntimeVolume makes the runtime volume exist and hold the helper
 // image's /usr. Docker copies an image's content into an empty named volume
 // when a container of that image that mounts it is created: a container of
-// the helper image, created and removed at once, does that (and nothing when
-// the volume is already filled). Nothing on the daemon host's files is touched.
+// the helper image, created and removed at once, does that. That container's
+// mount creates the volume too (with its label), so a volume that exists was
+// filled when it was made, and later restores only look it up. Nothing on the
+// daemon host's files is touched.
 func ensureRuntimeVolume(ctx context.Context, s *session) (string, error) {
 	img, err := s.api.ImageInspect(ctx, s.image)
 	if err != nil {
 		return "", fmt.Errorf("inspecting helper image %s: %w", s.image, err)
 	}
 	name := runtimeVolumeName(img.ID)
-	if _, err := s.api.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: map[string]string{LabelRuntime: s.image}}); err != nil {
-		return "", fmt.Errorf("creating volume %s: %w", name, err)
+	if _, err := s.api.VolumeInspect(ctx, name); err == nil {
+		return name, nil
+	} else if !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("inspecting volume %s: %w", name, err)
 	}
 	c, err := s.api.ContainerCreate(ctx, &container.Config{Image: s.image, Cmd: []string{"version"},
 		Labels: map[string]string{LabelHelper: "true", LabelCommand: "fill-runtime"}},
-		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: "/usr"}}, NetworkMode: "none"}, nil, nil, "xcheckpoint-helper-"+randomSuffix())
+		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: "/usr",
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{LabelRuntime: s.image}}}}, NetworkMode: "none"},
+		nil, nil, "xcheckpoint-helper-"+randomSuffix())
 	if err != nil {
 		return "", fmt.Errorf("filling volume %s from %s: %w", name, s.image, err)
 	}

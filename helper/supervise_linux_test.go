@@ -1,0 +1,30 @@
+package helper
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// TestWaitPlan: the supervisor starts before the helper has staged the
+// checkpoint; it waits for a plan that parses, and gives up after its timeout.
+func TestWaitPlan(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "plan.json")
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		_ = os.WriteFile(p, []byte(`{"protocol": 1, "contai`), 0o600) // being written
+		time.Sleep(30 * time.Millisecond)
+		_ = os.WriteFile(p, []byte(`{"protocol": 1, "container": "web", "checkpoint_name": "warm"}`+"\n"), 0o600)
+	}()
+	plan, err := waitPlan(p, 5*time.Second)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(plan.Container, "web"))
+
+	_, err = waitPlan(filepath.Join(dir, "never.json"), 50*time.Millisecond)
+	assert.Check(t, is.ErrorContains(err, "no restore plan arrived"))
+}
