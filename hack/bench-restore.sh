@@ -58,7 +58,14 @@ one_restore() {
 	docker)
 		docker checkpoint create "$dd" "r$r" >/dev/null 2>"$tmp/err" ||
 			{ fails[$wl,$tool]=$((${fails[$wl,$tool]:-0} + 1)); log "  $wl round $r: Docker's checkpoint failed: $(tail -n 3 "$tmp/err")"; return 0; }
-		measure "$wl" "$tool" "$r" docker start --checkpoint "r$r" "$dd" || true
+		# Docker 20.10 sometimes fails its upload of the checkpoint to
+		# containerd with "commit failed: content sha256:...: already exists"
+		# (seen when other restores run at the same time): once more, then.
+		if ! measure "$wl" "$tool" "$r" docker start --checkpoint "r$r" "$dd" && grep -q 'already exists' "$tmp/err" && ! running docker "$dd"; then
+			fails[$wl,$tool]=$((${fails[$wl,$tool]} - 1))
+			log "  $wl round $r: docker: containerd's 'already exists' on upload, measured again"
+			measure "$wl" "$tool" "$r" docker start --checkpoint "r$r" "$dd" || true
+		fi
 		docker checkpoint rm "$dd" "r$r" >/dev/null 2>&1 || true
 		running docker "$dd" || docker start "$dd" >/dev/null 2>&1 || true
 		;;

@@ -255,7 +255,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		opts.tcpEstablished && !out.final.Stage.DumpOptions.TCPEstablished {
 		fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
 	}
-	trace.step("helper: check and stage (and start)")
+	trace.step("stage (helper) and start")
 	stoppedOrig := false
 	if stopFirst {
 		fmt.Fprintf(stderr, "Stopping container %s to free %s...\n", origName, freed)
@@ -275,7 +275,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}
 	if stopFirst {
 		startErr = s.api.ContainerStart(ctx, id, container.StartOptions{})
-		trace.step("start container")
+		trace.step("start container (after stop)")
 	}
 	if startErr != nil {
 		return fmt.Errorf("starting container %s: %w\n%s", name, startErr, restartOrig())

@@ -102,5 +102,5 @@ func checkBenchRestore(t *testing.T, b, output []byte) {
 	assert.Check(t, is.Equal(wl.Tools["podman-import"].Skipped, "BENCH_PODMAN=0"))
 	assert.Check(t, wl.Ratios["xcheckpoint_over_docker"] != nil)
 	assert.Check(t, is.Len(wl.CriuS, 1))
-	assert.Check(t, wl.Steps["start container"] != nil, "our steps: %v", wl.Steps)
+	assert.Check(t, wl.Steps["wait for CRIU verdict"] != nil, "our steps: %v", wl.Steps)
 }
