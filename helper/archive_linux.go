@@ -3,8 +3,6 @@ package helper
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,20 +28,27 @@ import (
 // helper's own filesystem (the plugin fetches it). Tests change it.
 var ArchiveFile = helperapi.ArchiveFile
 
-// writeArchiveFile writes src as an archive into ArchiveFile.
+// writeArchiveFile writes src as an archive into the segment files of
+// ArchiveFile (see segmentWriter), and measures the helper's wall and CPU time
+// while it does.
 func writeArchiveFile(ctx context.Context, src archiveSource, em *helperapi.Emitter) (*helperapi.ArchiveResult, error) {
-	f, err := os.OpenFile(ArchiveFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if PrivateMounts {
+		if err := privateRoot(); err != nil {
+			return nil, fmt.Errorf("making the helper's mounts private before sending the archive: %w", err)
+		}
+	}
+	sw := &segmentWriter{prefix: ArchiveFile, max: segmentBytes(), em: em}
+	start, cpu0 := time.Now(), cpuTime()
+	res, err := writeArchive(ctx, sw, src, em)
+	if err == nil {
+		err = sw.Close()
+	}
 	if err != nil {
+		sw.remove()
 		return nil, err
 	}
-	res, err := writeArchive(ctx, f, src, em)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(ArchiveFile)
-		return nil, err
-	}
+	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
+	res.Segments = sw.count
 	return res, nil
 }
 
@@ -69,20 +74,16 @@ var notImages = map[string]string{
 	dockerConfigFile: "",
 }
 
-// countingHash counts and hashes what goes to the client.
+// countingHash counts and hashes (in a goroutine of its own) what goes to
+// the client.
 type countingHash struct {
 	w io.Writer
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
-	n int64
+	h *archive.AsyncHash
 }
 
 func (c *countingHash) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
-	c.h.Write(p[:n])
-	c.n += int64(n)
+	_, _ = c.h.Write(p[:n])
 	return n, err
 }
 
@@ -92,9 +93,11 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	if err != nil {
 		return nil, err
 	}
-	buf := bufio.NewWriterSize(out, 1<<20)
-	ch := &countingHash{w: buf, h: sha256.New()}
-	aw, err := archive.NewWriter(ch, src.opts.Compression, src.name, time.Now())
+	// Big writes below the compressor: to the files and to the hashing goroutine.
+	ch := &countingHash{w: out, h: archive.NewAsyncSHA256()}
+	defer ch.h.Close()
+	buf := bufio.NewWriterSize(ch, 1<<20)
+	aw, err := archive.NewWriter(buf, src.opts.Compression, src.name, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +200,8 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	if err := buf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing the archive: %w", err)
 	}
-	res.Bytes = ch.n
-	res.SHA256 = hex.EncodeToString(ch.h.Sum(nil))
+	res.SHA256 = ch.h.Sum()
+	res.Bytes = ch.h.Len()
 	em.Progress("archive written: %d files, %d bytes (%d before compression)", res.Files, res.Bytes, res.DataBytes)
 	return res, nil
 }

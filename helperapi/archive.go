@@ -1,16 +1,45 @@
 package helperapi
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
-// create --output and export: the helper writes the archive into ArchiveFile
-// in its own filesystem, reports it (size, SHA-256) in its final event, and
-// waits until the plugin, having fetched the file with Docker's archive API
-// (`docker cp`), closes the helper's stdin. Docker's attach stream, the other
-// way, carried 10 MB/s on the development machine against 120 MB/s for the
-// archive API. import reads the archive on the helper's stdin.
+// create --output and export: the helper writes the archive in its own
+// filesystem as segment files (ArchiveSegment) of ArchiveSegmentBytes each
+// (the last one shorter), and announces each one with a KindSegment event once
+// it is complete. The plugin fetches each announced segment with Docker's
+// archive API (`docker cp`) while the helper writes the next ones, appends
+// them in order, and compares the whole with the size and SHA-256 of the
+// final event; it then closes the helper's stdin. Docker's attach stream, the
+// other way, carried 10 MB/s on the development machine against 120 MB/s for
+// the archive API (and `docker exec cat` of a file 130 MB/s against 380 MB/s).
+// import reads the archive on the helper's stdin.
 
-// ArchiveFile is where a helper writes an archive for the plugin to fetch.
+// ArchiveFile is the prefix of the segment files of an archive a helper
+// writes for the plugin to fetch.
 const ArchiveFile = "/xcheckpoint-archive.out"
+
+// ArchiveSegmentBytes is the size of an archive's segments: large enough that
+// one `docker cp` per segment costs little, small enough that the transfer
+// starts soon after the compression.
+const ArchiveSegmentBytes = 32 << 20
+
+// EnvTestSegmentBytes, in the helper's environment, replaces
+// ArchiveSegmentBytes (end-to-end tests only: small archives in several
+// segments). The plugin passes it on from its own environment.
+const EnvTestSegmentBytes = "XCHECKPOINT_TEST_SEGMENT_BYTES"
+
+// ArchiveSegment is the path of segment i of the archive at prefix.
+func ArchiveSegment(prefix string, i int) string {
+	return fmt.Sprintf("%s.%06d", prefix, i)
+}
+
+// SegmentInfo announces one complete segment of an archive (KindSegment).
+type SegmentInfo struct {
+	Index int   `json:"index"`
+	Bytes int64 `json:"bytes"`
+}
 
 // ArchiveOptions asks for the checkpoint as a portable archive in ArchiveFile.
 type ArchiveOptions struct {
@@ -81,6 +110,13 @@ type ArchiveResult struct {
 	DataBytes int64 `json:"data_bytes"`
 	// Stored is set when the checkpoint was also stored on the daemon (--keep).
 	Stored bool `json:"stored,omitempty"`
+	// Segments is how many segment files the archive was announced in.
+	Segments int `json:"segments"`
+	// Wall and CPU are the helper's wall time and its CPU time (user and
+	// system, all threads) while it wrote the archive: reading the files,
+	// tar, compression, hashing. CPU above Wall means more than one core.
+	Wall time.Duration `json:"wall_ns"`
+	CPU  time.Duration `json:"cpu_ns"`
 }
 
 // ExportRequest asks for a stored checkpoint as an archive on stdout.

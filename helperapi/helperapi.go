@@ -21,8 +21,9 @@ import (
 
 // ProtocolVersion changes whenever a field changes meaning; plugin and helper
 // refuse to talk across versions. 2: a dump request names a batch of
-// containers, and events say which container they concern.
-const ProtocolVersion = 2
+// containers, and events say which container they concern. 3: archives are
+// sent in segments (KindSegment).
+const ProtocolVersion = 3
 
 // EnvWatchStdin, set to 1 in the helper's environment, says that the plugin
 // holds the helper's stdin open for as long as it listens: end of input means
@@ -89,6 +90,8 @@ const (
 	KindFailed = "failed"
 	KindResult = "result"
 	KindError  = "error"
+	// KindSegment announces a complete segment of an archive (Segment).
+	KindSegment = "segment"
 )
 
 // Event is one line of the helper's stdout. A result event carries the field
@@ -116,6 +119,8 @@ type Event struct {
 	// Stage is the result of the helper's stage command (restore).
 	Stage *StageResult `json:"stage,omitempty"`
 	Error *DumpFailure `json:"error,omitempty"`
+	// Segment is a KindSegment event's segment.
+	Segment *SegmentInfo `json:"segment,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -47,9 +46,9 @@ type helperRun struct {
 	// capDrop removes capabilities of config.json from this helper; only the
 	// end-to-end tests set it (see testCapDrop).
 	capDrop []string
-	// archive, when set, receives the archive the helper wrote into
-	// helperapi.ArchiveFile, fetched with Docker's archive API once the helper
-	// reported success. stdin, when set, is sent to the helper's stdin, which
+	// archive, when set, receives the archive the helper writes in segments
+	// (helperapi.ArchiveSegment), each fetched with Docker's archive API as soon
+	// as the helper announces it (segmentFetcher). stdin, when set, is sent to the helper's stdin, which
 	// is closed at its end (the helper then does not watch its stdin for the
 	// plugin going away: a truncated archive is refused anyway).
 	archive io.Writer
@@ -139,7 +138,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		Image:        h.image,
 		Entrypoint:   cfgFile.Entrypoint,
 		Cmd:          h.command,
-		Env:          []string{helperapi.EnvWatchStdin + "=1"},
+		Env:          append([]string{helperapi.EnvWatchStdin + "=1"}, testSegmentEnv(h.archive, h.notify)...),
 		WorkingDir:   cfgFile.WorkDir,
 		AttachStdin:  true,
 		OpenStdin:    true,
@@ -243,6 +242,12 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 			_ = attach.CloseWrite()
 		}()
 	}
+	var fetcher *segmentFetcher
+	if h.archive != nil {
+		fetcher = startSegmentFetcher(ctx, h.api, id, h.archive, func(err error) { cancelRun(err) })
+		// Whatever happens, nothing writes into h.archive once run returned.
+		defer fetcher.stop()
+	}
 	eventsDone := make(chan struct{})
 	// finalCh is closed once the helper's last event is read: everything it
 	// had to do is done (checkpoints renamed into place and flushed).
@@ -260,6 +265,10 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 				continue
 			}
 			switch ev.Kind {
+			case helperapi.KindSegment:
+				if fetcher != nil && ev.Segment != nil {
+					fetcher.add(*ev.Segment)
+				}
 			case helperapi.KindProgress, helperapi.KindDumped, helperapi.KindFailed:
 				if onEvent != nil {
 					onEvent(ev)
@@ -268,6 +277,9 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 				if final == nil {
 					e := ev
 					final = &e
+					if fetcher != nil {
+						fetcher.close()
+					}
 					close(finalCh)
 				}
 			}
@@ -281,10 +293,10 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		// The verdict is in: do not wait for the helper's exit and removal
 		// (a few hundred milliseconds): the daemon removes it (AutoRemove).
 		daemonRemoves = true
-		if h.archive != nil && final.Kind == helperapi.KindResult {
-			// The helper waits for us to fetch its archive; it exits (and the
-			// daemon removes it) when the attach closes, as this returns.
-			if err := h.fetchArchive(ctx, id); err != nil {
+		if fetcher != nil && final.Kind == helperapi.KindResult {
+			// The helper waits for us to fetch its last segments; it exits (and
+			// the daemon removes it) when the attach closes, as this returns.
+			if err := fetcher.wait(); err != nil {
 				return helperOutcome{final: final, exitCode: exitCode, started: true}, err
 			}
 		}
@@ -336,28 +348,6 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		}
 	}
 	return out, retErr
-}
-
-// fetchArchive copies the archive the helper wrote (helperapi.ArchiveFile)
-// into h.archive through Docker's archive API: a tar holding that one file.
-func (h helperRun) fetchArchive(ctx context.Context, id string) error {
-	rc, _, err := h.api.CopyFromContainer(ctx, id, helperapi.ArchiveFile)
-	if err != nil {
-		return fmt.Errorf("fetching the archive from the helper: %w", err)
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	hdr, err := tr.Next()
-	if err != nil {
-		return fmt.Errorf("fetching the archive from the helper: %w", err)
-	}
-	if hdr.Typeflag != tar.TypeReg {
-		return fmt.Errorf("fetching the archive from the helper: %s is not a file", helperapi.ArchiveFile)
-	}
-	if _, err := io.Copy(h.archive, tr); err != nil {
-		return fmt.Errorf("fetching the archive from the helper: %w", err)
-	}
-	return nil
 }
 
 type lockedWriter struct {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // TestCapDropEnv names capabilities (comma-separated, e.g. CAP_SYS_PTRACE)
@@ -48,4 +50,19 @@ func withoutCapabilities(caps, drop []string) []string {
 	return slices.DeleteFunc(slices.Clone(caps), func(c string) bool {
 		return slices.Contains(drop, normalizeCap(c))
 	})
+}
+
+// testSegmentEnv passes helperapi.EnvTestSegmentBytes on to a helper that
+// sends an archive, so that the end-to-end tests see small archives cut into
+// several segments. Like TestCapDropEnv it is no user setting, and it is
+// announced on w.
+func testSegmentEnv(archive io.Writer, w io.Writer) []string {
+	v := strings.TrimSpace(os.Getenv(helperapi.EnvTestSegmentBytes))
+	if v == "" || archive == nil {
+		return nil
+	}
+	if w != nil {
+		fmt.Fprintf(w, "Warning: %s is set (tests only): the archive is sent in segments of %s bytes.\n", helperapi.EnvTestSegmentBytes, v)
+	}
+	return []string{helperapi.EnvTestSegmentBytes + "=" + v}
 }

@@ -68,6 +68,7 @@ func main() {
 			cancel()
 		}()
 	}
+	helper.PrivateMounts = true
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
