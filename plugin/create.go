@@ -356,7 +356,11 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 	}
 	if opts.printStats {
-		fctx := formatter.Context{Output: dockerCLI.Out(), Format: newStatsFormat(opts.format)}
+		format := newStatsFormat(opts.format)
+		if dest != nil && format == defaultStatsFormat {
+			format = defaultArchiveStatsFormat
+		}
+		fctx := formatter.Context{Output: dockerCLI.Out(), Format: format}
 		return writeStats(fctx, []dumpStatsRow{{container: info.Name, checkpoint: res.Name, result: res, total: total}})
 	}
 	fmt.Fprintln(dockerCLI.Out(), res.Name)

@@ -13,6 +13,9 @@ import (
 
 const (
 	defaultStatsFormat = "table {{.Container}}\t{{.Checkpoint}}\t{{.Freezing}}\t{{.Frozen}}\t{{.MemDump}}\t{{.MemWrite}}\t{{.PagesScanned}}\t{{.PagesWritten}}\t{{.Total}}"
+	// create --output: the archive's size, and the helper's CPU over wall time
+	// while it wrote it (above 1: more than one core).
+	defaultArchiveStatsFormat = defaultStatsFormat + "\t{{.ArchiveSize}}\t{{.ArchiveCPUPerWall}}"
 	// Several containers: their status too, since some may have failed.
 	defaultBatchStatsFormat = "table {{.Container}}\t{{.Checkpoint}}\t{{.Status}}\t{{.Freezing}}\t{{.Frozen}}\t{{.MemDump}}\t{{.MemWrite}}\t{{.PagesScanned}}\t{{.PagesWritten}}\t{{.Total}}"
 	// Several containers without --print-stats: one line each.
@@ -80,6 +83,9 @@ func writeStats(ctx formatter.Context, rows []dumpStatsRow) error {
 		"Status":       "STATUS",
 		"HumanSize":    "SIZE",
 		"Error":        "ERROR",
+		// create --output
+		"ArchiveSize":       "ARCHIVE",
+		"ArchiveCPUPerWall": "ARCHIVE CPU/WALL",
 	}
 	return ctx.Write(sc, render)
 }
@@ -154,6 +160,59 @@ func (c *statsContext) Size() int64 {
 		return 0
 	}
 	return c.r.result.Size
+}
+
+func (c *statsContext) archive() *helperapi.ArchiveResult {
+	if c.r.result == nil {
+		return nil
+	}
+	return c.r.result.Archive
+}
+
+// ArchiveBytes is the size of the archive (create --output), 0 without one.
+func (c *statsContext) ArchiveBytes() int64 {
+	if a := c.archive(); a != nil {
+		return a.Bytes
+	}
+	return 0
+}
+
+// ArchiveSize is ArchiveBytes for people ("-" without an archive).
+func (c *statsContext) ArchiveSize() string {
+	if a := c.archive(); a != nil {
+		return units.HumanSize(float64(a.Bytes))
+	}
+	return "-"
+}
+
+// ArchiveWallMs and ArchiveCPUMs are the helper's wall and CPU time while it
+// wrote the archive (reading, tar, compression, hashing).
+func (c *statsContext) ArchiveWallMs() int64 {
+	if a := c.archive(); a != nil {
+		return a.Wall.Milliseconds()
+	}
+	return 0
+}
+
+func (c *statsContext) ArchiveCPUMs() int64 {
+	if a := c.archive(); a != nil {
+		return a.CPU.Milliseconds()
+	}
+	return 0
+}
+
+// ArchiveCPUPerWall is CPU over wall time while the archive was written, as
+// "1.83" ("-" without an archive): above 1, more than one core worked.
+func (c *statsContext) ArchiveCPUPerWall() string {
+	if a := c.archive(); a != nil && a.Wall > 0 {
+		return cpuPerWall(a)
+	}
+	return "-"
+}
+
+// cpuPerWall is an archive's CPU over wall time, two decimals.
+func cpuPerWall(a *helperapi.ArchiveResult) string {
+	return strconv.FormatFloat(a.CPU.Seconds()/a.Wall.Seconds(), 'f', 2, 64)
 }
 
 // HumanSize is Size for people ("-" when the checkpoint failed).

@@ -47,6 +47,26 @@ func TestStatsOutput(t *testing.T) {
 	}
 }
 
+// create --output --print-stats: the archive's size and the helper's CPU over
+// wall time while it wrote the archive, in the table and in JSON.
+func TestStatsOutputArchive(t *testing.T) {
+	rows := []dumpStatsRow{{container: "web", checkpoint: "warm", total: 3200 * time.Millisecond, result: &helperapi.DumpResult{
+		Name: "warm", Size: 1075400094, Stats: &helperapi.DumpStats{FrozenTime: 889461, PagesWritten: 262335},
+		Archive: &helperapi.ArchiveResult{Bytes: 537087400, Files: 44, Wall: 1600 * time.Millisecond, CPU: 2920 * time.Millisecond},
+	}}}
+	for _, tc := range []struct {
+		format formatter.Format
+		golden string
+	}{
+		{defaultArchiveStatsFormat, "stats-archive-table.golden"},
+		{newStatsFormat("json"), "stats-archive-json.golden"},
+	} {
+		var out bytes.Buffer
+		assert.NilError(t, writeStats(formatter.Context{Output: &out, Format: tc.format}, rows))
+		golden.Assert(t, out.String(), tc.golden)
+	}
+}
+
 func TestCreateFormatNeedsPrintStats(t *testing.T) {
 	api := &fakeClient{}
 	cli := newFakeCli(api)
