@@ -13,11 +13,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // createdContainer creates (does not start) a container named after the test,
@@ -88,11 +93,17 @@ func startFromCheckpoint(t *testing.T, ctr, ckpt string) []string {
 // TestArchiveRoundTrip: for each compression, create --output streams the
 // checkpoint to this machine, import stores it for a second container made
 // from the same image, and Docker's own restore continues the counter there.
-// Nothing stays on the daemon host without --keep.
+// Nothing stays on the daemon host without --keep. Each archive is a whole
+// stream of its compression holding the tar, and compressing makes it
+// smaller. The helper sends it in small segments here, so that they are
+// fetched and joined as a large archive's are.
 func TestArchiveRoundTrip(t *testing.T) {
+	const segment = 16 << 10
+	t.Setenv(helperapi.EnvTestSegmentBytes, strconv.Itoa(segment))
 	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, src, 2)
 	dir := t.TempDir()
+	sizes := map[string]int64{}
 	for _, c := range []string{"zstd", "gzip", "none"} {
 		t.Run(c, func(t *testing.T) {
 			file := filepath.Join(dir, "web-"+c+".ckpt")
@@ -100,13 +111,14 @@ func TestArchiveRoundTrip(t *testing.T) {
 			assertKeepsRunning(t, src)
 			assert.Check(t, is.Len(checkpoints(t, src), 0), "no checkpoint kept on the daemon host")
 			assertNoWork(t, src)
-			magic := map[string][]byte{"zstd": {0x28, 0xb5, 0x2f, 0xfd}, "gzip": {0x1f, 0x8b}, "none": []byte("checkpoint/")}[c]
-			head := make([]byte, 11)
-			f, err := os.Open(file)
+			st, err := os.Stat(file)
 			assert.NilError(t, err)
-			_, _ = f.Read(head)
-			f.Close()
-			assert.Check(t, bytes.HasPrefix(head, magic), "%s archive starts with %q", c, head)
+			sizes[c] = st.Size()
+			assert.Check(t, st.Size() > segment, "%d bytes: sent in several segments", st.Size())
+			names := decodeArchive(t, file, c)
+			assert.Check(t, names[len(names)-1] == "manifest.json", "last entry %q", names[len(names)-1])
+			assert.Check(t, is.Contains(names, "checkpoint/inventory.img"))
+			assert.Check(t, is.Contains(names, "checkpoint/pstree.img"))
 
 			dst := createdContainer(t, "dst", busybox, "sh", "-c", counterLoop)
 			name := importOK(t, file, dst)
@@ -116,10 +128,53 @@ func TestArchiveRoundTrip(t *testing.T) {
 			assertKeepsRunning(t, dst)
 		})
 	}
+	// A process's memory compresses: both compressions must have worked.
+	assert.Check(t, sizes["zstd"] > 0 && sizes["zstd"] < sizes["none"]/2, "zstd %d bytes, none %d", sizes["zstd"], sizes["none"])
+	assert.Check(t, sizes["gzip"] > 0 && sizes["gzip"] < sizes["none"]/2, "gzip %d bytes, none %d", sizes["gzip"], sizes["none"])
 }
 
-// TestArchiveKeepExportImportStdin: --keep stores the checkpoint too; export
-// writes it to stdout; import reads it from stdin under another name.
+// decodeArchive decodes the whole of file with the decoder of compression c
+// (none: a plain tar), reads every entry to its end, and returns their names
+// in order. A stream of another kind, or a truncated one, fails the test.
+func decodeArchive(t *testing.T, file, c string) []string {
+	t.Helper()
+	f, err := os.Open(file)
+	assert.NilError(t, err)
+	defer f.Close()
+	var r io.Reader = f
+	switch c {
+	case "zstd":
+		zr, err := zstd.NewReader(f)
+		assert.NilError(t, err, "%s is not zstd", file)
+		defer zr.Close()
+		r = zr
+	case "gzip":
+		gr, err := gzip.NewReader(f)
+		assert.NilError(t, err, "%s is not gzip", file)
+		r = gr
+	}
+	var names []string
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		assert.NilError(t, err, "%s: tar entry %d", c, len(names))
+		_, err = io.Copy(io.Discard, tr)
+		assert.NilError(t, err, "%s: %s", c, hdr.Name)
+		names = append(names, hdr.Name)
+	}
+	// Nothing after the tar's end but the compression's own end.
+	rest, err := io.ReadAll(r)
+	assert.NilError(t, err, "%s: after the tar", c)
+	for _, b := range rest {
+		assert.Assert(t, b == 0, "%s: data after the tar's end", c)
+	}
+	assert.Assert(t, len(names) > 0, "%s: no entries", c)
+	return names
+}
+
 func TestArchiveKeepExportImportStdin(t *testing.T) {
 	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, src, 2)
