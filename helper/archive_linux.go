@@ -126,6 +126,17 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 		res.Files++
 		return aw.JSON(name, v)
 	}
+	// First, so that restore --input learns the container's configuration
+	// before the bulk of the archive (archive.Head).
+	if dc := src.opts.DockerContainer; len(dc) > 0 {
+		if !json.Valid(dc) {
+			return nil, fmt.Errorf("the container's Docker configuration is not valid JSON")
+		}
+		res.Files++
+		if err := aw.Bytes(archive.DockerContainer, dc); err != nil {
+			return nil, err
+		}
+	}
 	if err := aw.Dir(archive.CheckpointDir); err != nil {
 		return nil, err
 	}
@@ -454,6 +465,16 @@ func receiveCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helpe
 			target = MetadataFile
 		case e.Name == archive.RootfsDiff:
 			res.HasRootfs = true
+			return nil
+		case e.Name == archive.DeletedFiles:
+			// A metadata file: the reader bounds its size.
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(b, &res.Deleted); err != nil {
+				return fmt.Errorf("%w: %s: %v", archive.ErrInvalid, e.Name, err)
+			}
 			return nil
 		case strings.HasPrefix(e.Name, archive.VolumesDir+"/"):
 			res.Volumes = append(res.Volumes, strings.TrimSuffix(strings.TrimPrefix(e.Name, archive.VolumesDir+"/"), ".tar"))

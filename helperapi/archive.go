@@ -1,6 +1,7 @@
 package helperapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -55,6 +56,10 @@ type ArchiveOptions struct {
 	// Volumes are the named and anonymous volumes whose contents go into
 	// volumes/NAME.tar.
 	Volumes []ArchiveVolume `json:"volumes,omitempty"`
+	// DockerContainer is the container's Docker configuration (a JSON
+	// object), written first in the archive as docker-container.json:
+	// restore --input creates the new container from it.
+	DockerContainer json.RawMessage `json:"docker_container,omitempty"`
 }
 
 // FileChange is one entry of Docker's changes API: Kind 0 modified, 1 added,
@@ -155,6 +160,33 @@ type ImportResult struct {
 	SourceContainer string `json:"source_container,omitempty"`
 	// Rootfs and Volumes say whether the archive holds filesystem changes and
 	// volume contents, which the plugin applies through Docker's API.
+	HasRootfs bool     `json:"has_rootfs,omitempty"`
+	Volumes   []string `json:"volumes,omitempty"`
+	// Deleted are the paths deleted.files lists: the container had deleted
+	// them from its image.
+	Deleted []string `json:"deleted,omitempty"`
+}
+
+// StageArchiveRequest asks the helper to read the archive on stdin, check it
+// against its manifest, and stage its checkpoint with a restore plan into the
+// new container's restore volume mounted at StageDir (restore --input).
+type StageArchiveRequest struct {
+	Protocol int `json:"protocol"`
+	// Container is the new container (for messages).
+	Container ContainerRef   `json:"container"`
+	StageDir  string         `json:"stage_dir"`
+	Options   RestoreOptions `json:"options"`
+}
+
+// StageArchiveResult is what stage-archive found in the archive and staged.
+type StageArchiveResult struct {
+	StageResult
+	// Checkpoint and SourceContainer name the checkpoint when it was made.
+	Checkpoint      string `json:"checkpoint"`
+	SourceContainer string `json:"source_container,omitempty"`
+	// Received is the size of the archive's files.
+	Received int64 `json:"received"`
+	// HasRootfs and Volumes say what the plugin applies through Docker's API.
 	HasRootfs bool     `json:"has_rootfs,omitempty"`
 	Volumes   []string `json:"volumes,omitempty"`
 }

@@ -118,7 +118,9 @@ type Event struct {
 	Import *ImportResult  `json:"import,omitempty"`
 	// Stage is the result of the helper's stage command (restore).
 	Stage *StageResult `json:"stage,omitempty"`
-	Error *DumpFailure `json:"error,omitempty"`
+	// StageArchive is the result of stage-archive (restore --input).
+	StageArchive *StageArchiveResult `json:"stage_archive,omitempty"`
+	Error        *DumpFailure        `json:"error,omitempty"`
 	// Segment is a KindSegment event's segment.
 	Segment *SegmentInfo `json:"segment,omitempty"`
 }

@@ -284,6 +284,9 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 		defer dest.abort()
 		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw)}
+		if req.Archive.DockerContainer, err = dockerContainerJSON(raw, opts.name); err != nil {
+			return err
+		}
 		if !opts.ignoreRootfs {
 			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.api, info.ID); err != nil {
 				return fmt.Errorf("listing the filesystem changes of container %q: %w (--ignore-rootfs leaves them out)", info.Name, err)

@@ -80,9 +80,13 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	}
 	defer dest.abort()
 	start := time.Now()
+	dc, err := dockerContainerJSON(raw, opts.name)
+	if err != nil {
+		return err
+	}
 	req := helperapi.ExportRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name,
-		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw)},
+		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc},
 	}
 	out, runErr := s.stream(ctx, ref.ID, "export", req, nil, dest, nil)
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -143,7 +144,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	if res == nil {
 		return errors.New("the helper answered without a result")
 	}
-	if err := applyFiles(ctx, s, ref, local, res); err != nil {
+	if err := applyFiles(ctx, s, ref, local); err != nil {
 		// Nothing half-imported: the checkpoint goes again.
 		if _, rmErr := s.call(context.WithoutCancel(ctx), ref.ID, "remove", helperapi.RemoveRequest{
 			Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Names: []string{res.Name},
@@ -151,6 +152,10 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 			return fmt.Errorf("importing %s into container %q: %w; removing the stored checkpoint %q failed too: %v", opts.file, ref.Name, err, res.Name, rmErr)
 		}
 		return fmt.Errorf("importing %s into container %q: %w; the checkpoint was not kept", opts.file, ref.Name, err)
+	}
+	if deleted := local.deleted(); len(deleted) > 0 {
+		fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (Docker's API cannot delete files; restore --input deletes them): %s\n",
+			len(deleted), ref.Name, strings.Join(deleted, ", "))
 	}
 	from := fmt.Sprintf("%q", res.SourceName)
 	if res.SourceContainer != "" {

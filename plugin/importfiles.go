@@ -67,6 +67,17 @@ func startLocalCopy() (*localCopy, error) {
 // Write receives the archive's bytes (a tee of what goes to the helper).
 func (l *localCopy) Write(p []byte) (int, error) { return l.pw.Write(p) }
 
+// deleted are the paths deleted.files lists (once the archive was read).
+func (l *localCopy) deleted() []string {
+	var out []string
+	if p := l.files[archive.DeletedFiles]; p != "" {
+		if b, err := os.ReadFile(p); err == nil {
+			_ = json.Unmarshal(b, &out)
+		}
+	}
+	return out
+}
+
 // wait ends the input and returns the local reading's verdict.
 func (l *localCopy) wait() error {
 	l.pw.Close()
@@ -83,7 +94,7 @@ func (l *localCopy) cleanup() {
 // applyFiles puts the archive's filesystem changes and volume contents into
 // the container through Docker's API (which extracts them inside the
 // container's root, and mounts its volumes for it).
-func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *localCopy, res *helperapi.ImportResult) error {
+func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *localCopy) error {
 	if err := l.wait(); err != nil {
 		return fmt.Errorf("reading the archive here: %w", err)
 	}
@@ -93,13 +104,6 @@ func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *
 			return fmt.Errorf("applying the filesystem changes to container %q: %w", ref.Name, err)
 		}
 		fmt.Fprintf(stderr, "Filesystem changes applied to container %s.\n", ref.Name)
-	}
-	if p := l.files[archive.DeletedFiles]; p != "" {
-		var deleted []string
-		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &deleted) == nil && len(deleted) > 0 {
-			fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (Docker's API cannot delete files): %s\n",
-				len(deleted), ref.Name, strings.Join(deleted, ", "))
-		}
 	}
 	var vols []string
 	for name := range l.files {

@@ -18,9 +18,11 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/completion"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/go-connections/nat"
 	"github.com/spf13/cobra"
 
@@ -41,12 +43,15 @@ type restoreOptions struct {
 	logLevel       int
 	helperImage    string
 	printStats     bool
+	// input is an archive (restore --input FILE|-) instead of CONTAINER CHECKPOINT.
+	input string
+	quiet bool
 }
 
 func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	var opts restoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore [OPTIONS] CONTAINER CHECKPOINT",
+		Use:   "restore [OPTIONS] CONTAINER CHECKPOINT | --input FILE|-",
 		Short: "Restore a checkpoint into a new container",
 		Long: "Restore a checkpoint of CONTAINER into a new, ordinary container that resumes\n" +
 			"where CONTAINER was: same image, configuration, filesystem changes, volumes and\n" +
@@ -54,15 +59,31 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 			"container's first process runs CRIU from the helper image, then forwards\n" +
 			"signals to the restored processes, so that `docker stop`, `logs` and `stats`\n" +
 			"work as usual.\n\n" +
+			"With --input, the checkpoint comes from an archive (create --output, export), on\n" +
+			"any daemon: the new container is made from the configuration the archive carries,\n" +
+			"its image must be on the daemon (or pullable), and the archive is checked against\n" +
+			"its manifest before anything runs.\n\n" +
 			"On Docker before 23, make the checkpoint with `create --external-netns`.",
 		Example: "  docker xcheckpoint restore web warm\n" +
 			"  docker xcheckpoint restore --name web2 -p 8081:80 web warm\n" +
 			"  docker xcheckpoint restore --replace web warm\n" +
-			"  docker xcheckpoint restore --native web warm",
-		Args:                  cli.ExactArgs(2),
+			"  docker xcheckpoint restore --native web warm\n" +
+			"  docker xcheckpoint restore --input web.tar.zst --name web\n" +
+			"  docker -c laptop xcheckpoint create api -o - | docker -c server xcheckpoint restore --input - --name api",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if opts.input != "" {
+				if len(args) != 0 {
+					return fmt.Errorf("%q takes no CONTAINER or CHECKPOINT with --input: the archive holds both", cmd.CommandPath())
+				}
+				return nil
+			}
+			return cli.ExactArgs(2)(cmd, args)
+		},
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.container, opts.checkpoint = args[0], args[1]
+			if len(args) == 2 {
+				opts.container, opts.checkpoint = args[0], args[1]
+			}
 			return runRestore(cmd.Context(), dockerCLI, opts)
 		},
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
@@ -82,12 +103,18 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.fileLocks, "file-locks", false, "Restore file locks")
 	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's restore statistics and the total time on stdout, instead of the name")
+	f.StringVarP(&opts.input, "input", "i", "", "Restore the checkpoint archive FILE (- for stdin) instead of a stored checkpoint")
+	f.BoolVarP(&opts.quiet, "quiet", "q", false, "No progress bar while sending the archive (--input)")
 	addHelperImageFlag(f, &opts.helperImage)
 	return cmd
 }
 
 func (o restoreOptions) validate() error {
-	if err := helperapi.ValidateName(o.checkpoint); err != nil {
+	if o.input != "" {
+		if o.native || o.replace {
+			return errors.New("--input restores an archive into a new container: it cannot be combined with --native or --replace")
+		}
+	} else if err := helperapi.ValidateName(o.checkpoint); err != nil {
 		return err
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
@@ -101,6 +128,9 @@ func (o restoreOptions) validate() error {
 	}
 	if _, _, err := nat.ParsePortSpecs(o.publish); err != nil {
 		return fmt.Errorf("invalid --publish: %w", err)
+	}
+	if o.name != "" {
+		return validateContainerName(o.name)
 	}
 	return nil
 }
@@ -116,6 +146,9 @@ func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions)
 const restoreTimeout = 5 * time.Minute
 
 func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	if opts.input != "" {
+		return restoreArchive(ctx, dockerCLI, opts)
+	}
 	trace := newStepTrace(dockerCLI.Err(), "restore")
 	s, err := newSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
@@ -143,11 +176,8 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return err
 	}
 	trace.step("helper image")
-	if _, err := s.api.ImageInspect(ctx, orig.Image); err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("image %s (%s) of container %q is not on the daemon: load or pull it first", orig.Config.Image, shortImageID(orig.Image), origName)
-		}
-		return fmt.Errorf("inspecting image %s: %w", orig.Config.Image, err)
+	if err := ensureImage(ctx, s, orig, false); err != nil {
+		return err
 	}
 	name := opts.name
 	switch {
@@ -156,8 +186,8 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	case name == "":
 		name = origName + "-" + opts.checkpoint
 	}
-	if _, err := s.api.ContainerInspect(ctx, name); err == nil {
-		return fmt.Errorf("the container name %q is already in use: choose another with --name", name)
+	if err := nameFree(ctx, s, name); err != nil {
+		return err
 	}
 	trace.step("image and name checks")
 	ropts := helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel}
@@ -187,13 +217,8 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	id := created.ID
 	keep := false
 	defer func() {
-		if keep {
-			return
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := s.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
-			fmt.Fprintf(stderr, "Warning: removing the unfinished container %s: %v (remove it with: docker rm -f -v %s)\n", name, err, name)
+		if !keep {
+			removeUnfinished(ctx, s, id, name)
 		}
 	}()
 	for _, w := range created.Warnings {
@@ -204,18 +229,10 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return err
 	}
 	trace.step("copy filesystem changes")
-	stageVol, err := restoreVolume(ctx, s, id)
+	// Through Docker's data root, the images are hard-linked, not copied.
+	stageDir, stageMounts, err := stageTarget(ctx, s, id)
 	if err != nil {
 		return err
-	}
-	// The helper sees the volume through Docker's data root when the volume
-	// lives there (the local driver): the images are then hard-linked, not
-	// copied. Otherwise it is mounted into the helper.
-	stageDir := "/xcheckpoint-stage"
-	stageMounts := []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: stageDir}}
-	if v, err := s.api.VolumeInspect(ctx, stageVol); err == nil && s.info.DockerRootDir != "" &&
-		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.info.DockerRootDir, "/")+"/volumes/") {
-		stageDir, stageMounts = v.Mountpoint, nil
 	}
 	trace.step("restore volume")
 	// The host ports and the fixed address are the original's until it stops.
@@ -299,8 +316,15 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		trace.step("swap")
 	}
 	keep = true
+	return reportRestored(dockerCLI, opts, st, id, name, origName, opts.checkpoint, start)
+}
+
+// reportRestored tells how the restore went: a line on stderr, the notes of
+// the supervisor, and the name (or the statistics) on stdout.
+func reportRestored(dockerCLI command.Cli, opts restoreOptions, st helperapi.RestoreStatus, id, name, origName, checkpoint string, start time.Time) error {
+	stderr := dockerCLI.Err()
 	total := time.Since(start)
-	line := fmt.Sprintf("Container %s (%s) restored from checkpoint %q of %s in %.2fs", name, shortID(id), opts.checkpoint, origName, total.Seconds())
+	line := fmt.Sprintf("Container %s (%s) restored from checkpoint %q of %s in %.2fs", name, shortID(id), checkpoint, origName, total.Seconds())
 	if st.Stats != nil {
 		line += fmt.Sprintf(" (CRIU %s)", (time.Duration(st.Stats.CriuUs) * time.Microsecond).Round(time.Millisecond))
 	}
@@ -309,6 +333,47 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return printRestoreStats(dockerCLI.Out(), name, st.Stats, total)
 	}
 	fmt.Fprintln(dockerCLI.Out(), name)
+	return nil
+}
+
+// ensureImage makes sure the original's image (by ID: the checkpoint's
+// files are relative to it) is on the daemon. With pull, an image missing
+// there is pulled by the name the container was made from, when that name
+// still designates the same image.
+func ensureImage(ctx context.Context, s *session, orig container.InspectResponse, pull bool) error {
+	origName := trimSlash(orig.Name)
+	_, err := s.api.ImageInspect(ctx, orig.Image)
+	if err == nil {
+		return nil
+	}
+	if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("inspecting image %s: %w", orig.Config.Image, err)
+	}
+	missing := fmt.Errorf("image %s (%s) of container %q is not on the daemon: load or pull it first", orig.Config.Image, shortImageID(orig.Image), origName)
+	ref := orig.Config.Image
+	if !pull || ref == "" || strings.HasPrefix(ref, "sha256:") || strings.HasPrefix(orig.Image, "sha256:"+ref) {
+		return missing
+	}
+	fmt.Fprintf(s.cli.Err(), "Image %s (%s) is not on the daemon: pulling %s...\n", ref, shortImageID(orig.Image), ref)
+	rc, err := s.api.ImagePull(ctx, ref, image.PullOptions{})
+	if err == nil {
+		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+		rc.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%w (pulling %s failed: %v)", missing, ref, err)
+	}
+	if _, err := s.api.ImageInspect(ctx, orig.Image); err != nil {
+		return fmt.Errorf("image %s (%s) of container %q is not on the daemon, and %s now names another image: load the original one first", ref, shortImageID(orig.Image), origName, ref)
+	}
+	return nil
+}
+
+// nameFree refuses a name another container has.
+func nameFree(ctx context.Context, s *session, name string) error {
+	if _, err := s.api.ContainerInspect(ctx, name); err == nil {
+		return fmt.Errorf("the container name %q is already in use: choose another with --name", name)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -25,6 +26,10 @@ func TestRestoreOptionsErrors(t *testing.T) {
 		{doc: "native with a new name", opts: restoreOptions{checkpoint: "a", native: true, name: "b"}, want: "--native restores into CONTAINER itself"},
 		{doc: "replace with a name", opts: restoreOptions{checkpoint: "a", replace: true, name: "b"}, want: "cannot be combined with --name"},
 		{doc: "bad port", opts: restoreOptions{checkpoint: "a", publish: []string{"80:x"}}, want: "invalid --publish"},
+		{doc: "bad container name", opts: restoreOptions{checkpoint: "a", name: "web 2"}, want: `invalid --name "web 2"`},
+		{doc: "one-letter container name", opts: restoreOptions{checkpoint: "a", name: "w"}, want: `invalid --name "w"`},
+		{doc: "input with native", opts: restoreOptions{input: "x.tar", native: true}, want: "--input restores an archive into a new container"},
+		{doc: "input with replace", opts: restoreOptions{input: "-", replace: true}, want: "cannot be combined with --native or --replace"},
 	}
 	for _, tc := range testCases {
 		t.Run(tc.doc, func(t *testing.T) {
@@ -32,6 +37,7 @@ func TestRestoreOptionsErrors(t *testing.T) {
 		})
 	}
 	assert.NilError(t, restoreOptions{checkpoint: "warm", publish: []string{"8081:80"}}.validate())
+	assert.NilError(t, restoreOptions{input: "-", name: "web2"}.validate())
 }
 
 func sampleOriginal() container.InspectResponse {
@@ -156,4 +162,29 @@ func TestRestoredConfigRefusals(t *testing.T) {
 	shared.HostConfig.NetworkMode = "container:abc"
 	_, _, _, err = restoredConfig(shared, restoreOptions{checkpoint: "warm"}, "v", s)
 	assert.Check(t, is.ErrorContains(err, "shares the network of another container"))
+}
+
+// The archive's docker-container.json carries what restoredConfig needs,
+// and nothing that only meant something on the daemon that ran it.
+func TestDockerContainerRoundTrip(t *testing.T) {
+	orig := sampleOriginal()
+	orig.State = &container.State{Running: true, Pid: 4242}
+	orig.LogPath = "/var/lib/docker/containers/x/x-json.log"
+	raw, err := dockerContainerJSON(orig, "warm")
+	assert.NilError(t, err)
+	assert.Check(t, !strings.Contains(string(raw), "4242"), "the original's state must not travel")
+	assert.Check(t, !strings.Contains(string(raw), "json.log"), "the original's log path must not travel")
+	a, err := parseDockerContainer(raw)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(a.Checkpoint, "warm"))
+	assert.Check(t, is.DeepEqual(a.Container.Config, orig.Config))
+	assert.Check(t, is.DeepEqual(a.Container.HostConfig, orig.HostConfig))
+	assert.Check(t, is.DeepEqual(a.Container.Mounts, orig.Mounts))
+	assert.Check(t, is.Equal(a.Container.Image, orig.Image))
+	assert.Check(t, is.Equal(a.Container.State.Running, false))
+
+	_, err = parseDockerContainer([]byte(`{"checkpoint":"warm","container":{"Name":"/web"}}`))
+	assert.Check(t, is.ErrorContains(err, "lacks the container's configuration"))
+	_, err = parseDockerContainer([]byte(`{`))
+	assert.Check(t, is.ErrorContains(err, "docker-container.json"))
 }

@@ -101,35 +101,27 @@ func (s *session) prepare(ctx context.Context) error {
 // run starts one helper command (command, req as JSON) about target and returns
 // its outcome; see helperRun.run.
 func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
-	if err := s.prepare(ctx); err != nil {
-		return helperOutcome{}, err
-	}
-	reqJSON, err := jsonString(req)
-	if err != nil {
-		return helperOutcome{}, err
-	}
-	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, notify: s.cli.Err()}
-	return h.run(ctx, onEvent)
+	return s.start(ctx, helperRun{target: target}, cmd, req, onEvent)
 }
 
 // stream runs a helper command that reads stdin (when not nil), or whose
 // archive is fetched into archive (when not nil) once it reported success.
 func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin io.Reader, archive io.Writer, onProgress func(helperapi.Event)) (helperOutcome, error) {
-	if err := s.prepare(ctx); err != nil {
-		return helperOutcome{}, err
-	}
-	reqJSON, err := jsonString(req)
-	if err != nil {
-		return helperOutcome{}, err
-	}
-	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, notify: s.cli.Err(), stdin: stdin, archive: archive}
-	return h.run(ctx, onProgress)
+	return s.start(ctx, helperRun{target: target, stdin: stdin, archive: archive}, cmd, req, onProgress)
 }
 
 // runMounts is run with extra mounts in the helper.
 func (s *session) runMounts(ctx context.Context, target, cmd string, req any, mounts []mount.Mount) (helperOutcome, error) {
+	return s.start(ctx, helperRun{target: target, mounts: mounts}, cmd, req, nil)
+}
+
+// streamMounts is stream with extra mounts in the helper.
+func (s *session) streamMounts(ctx context.Context, target, cmd string, req any, stdin io.Reader, mounts []mount.Mount, onProgress func(helperapi.Event)) (helperOutcome, error) {
+	return s.start(ctx, helperRun{target: target, stdin: stdin, mounts: mounts}, cmd, req, onProgress)
+}
+
+// start completes h (image, daemon, command) and runs it.
+func (s *session) start(ctx context.Context, h helperRun, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
 	if err := s.prepare(ctx); err != nil {
 		return helperOutcome{}, err
 	}
@@ -137,9 +129,9 @@ func (s *session) runMounts(ctx context.Context, target, cmd string, req any, mo
 	if err != nil {
 		return helperOutcome{}, err
 	}
-	h := helperRun{api: s.api, image: s.image, dockerRoot: s.info.DockerRootDir, target: target, command: []string{cmd, reqJSON},
-		capDrop: testCapDrop(s.cli.Err()), daemonID: s.info.ID, notify: s.cli.Err(), mounts: mounts}
-	return h.run(ctx, nil)
+	h.api, h.image, h.dockerRoot, h.command = s.api, s.image, s.info.DockerRootDir, []string{cmd, reqJSON}
+	h.capDrop, h.daemonID, h.notify = testCapDrop(s.cli.Err()), s.info.ID, s.cli.Err()
+	return h.run(ctx, onEvent)
 }
 
 // call runs a helper command that either answers or fails with a message.

@@ -11,6 +11,7 @@
 //	xcheckpoint-helper import REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper version
 //	xcheckpoint-helper stage REQUEST-JSON
+//	xcheckpoint-helper stage-archive REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper supervise DIR     (PID 1 of a restored container)
 //	criu|tar|gzip|ip|iptables-restore... (symlinks: the bundled programs)
 //
@@ -126,6 +127,12 @@ func run(ctx context.Context, args []string) int {
 		var req helperapi.InspectArchiveRequest
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Inspect, fail = helper.InspectArchive(ctx, req, os.Stdin)
+		}
+	case "stage-archive":
+		// The archive comes on stdin, as for import.
+		var req helperapi.StageArchiveRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.StageArchive, fail = helper.StageArchive(ctx, req, os.Stdin, em)
 		}
 	case "list":
 		var req helperapi.ListRequest

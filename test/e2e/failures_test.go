@@ -84,8 +84,14 @@ func tcpProxy(t *testing.T, socket string) string {
 					return
 				}
 				defer u.Close()
-				go func() { _, _ = io.Copy(u, c) }()
+				// Half-closes pass through, as a real TCP daemon sees them:
+				// the end of a helper's stdin is the client's CloseWrite.
+				go func() {
+					_, _ = io.Copy(u, c)
+					_ = u.(*net.UnixConn).CloseWrite()
+				}()
 				_, _ = io.Copy(c, u)
+				_ = c.(*net.TCPConn).CloseWrite()
 			}()
 		}
 	}()

@@ -1,0 +1,87 @@
+package helper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// StageArchive reads a checkpoint archive from in (restore --input) straight
+// into the new container's restore volume, mounted at req.StageDir: every
+// entry is checked as import checks it, and the images become the volume's
+// images folder, with the restore plan, only once the whole archive matched
+// its manifest. Nothing is stored in Docker's checkpoint store.
+func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.Reader, em *helperapi.Emitter) (*helperapi.StageArchiveResult, *helperapi.DumpFailure) {
+	if f := checkProtocol(req.Protocol); f != nil {
+		return nil, f
+	}
+	failf := func(format string, a ...any) *helperapi.DumpFailure {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf(format, a...)}
+	}
+	if err := os.Chmod(req.StageDir, 0o700); err != nil {
+		return nil, failf("preparing the restore volume of container %q: %v", req.Container.Name, err)
+	}
+	images := filepath.Join(req.StageDir, helperapi.ImagesDir)
+	if _, err := os.Lstat(images); err == nil {
+		return nil, failf("the restore volume of container %q is not empty", req.Container.Name)
+	}
+	tmp := filepath.Join(req.StageDir, ".incoming")
+	_ = os.RemoveAll(tmp)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, failf("preparing the restore volume of container %q: %v", req.Container.Name, err)
+	}
+	defer os.RemoveAll(tmp)
+	em.Progress("receiving the archive into container %s", req.Container.Name)
+	imp := &helperapi.ImportResult{}
+	manifest, err := receiveCheckpoint(ctx, in, tmp, imp)
+	if err != nil {
+		if errors.Is(err, archive.ErrInvalid) {
+			return nil, failf("the archive was refused, nothing was restored: %v", err)
+		}
+		return nil, failf("receiving the archive into container %q: %v", req.Container.Name, err)
+	}
+	name := manifest.Checkpoint
+	if err := helperapi.ValidateName(name); err != nil {
+		return nil, failf("the archive's checkpoint name: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
+		return nil, failf("the archive was refused, nothing was restored: it holds no CRIU images (checkpoint/inventory.img)")
+	}
+	source := helperapi.ContainerRef{ID: "archive", Name: "(unknown)"}
+	if b, err := os.ReadFile(filepath.Join(tmp, MetadataFile)); err == nil {
+		var m Metadata
+		if json.Unmarshal(b, &m) == nil && m.Container.Name != "" {
+			source.Name = m.Container.Name
+		}
+	}
+	st, plan, fail := planRestore(tmp, source, name, req.Options, imp.Deleted)
+	if fail != nil {
+		return nil, fail
+	}
+	size, _, err := treeSize(tmp)
+	if err != nil {
+		return nil, failf("measuring the received checkpoint: %v", err)
+	}
+	if err := os.Rename(tmp, images); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, failf("the restore volume of container %q is not empty", req.Container.Name)
+		}
+		return nil, failf("staging the checkpoint in container %q: %v", req.Container.Name, err)
+	}
+	if err := writeJSON(filepath.Join(req.StageDir, helperapi.PlanFile), plan); err != nil {
+		_ = os.RemoveAll(images)
+		return nil, failf("writing the restore plan of container %q: %v", req.Container.Name, err)
+	}
+	return &helperapi.StageArchiveResult{
+		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
+		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes,
+	}, nil
+}

@@ -1,0 +1,213 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/go-units"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// restoreArchive is restore --input: the checkpoint comes from an archive
+// (create --output, export) read from a file or stdin, on any daemon. The
+// archive's first file, docker-container.json, says how to recreate the
+// container; the new container is created from it, and the archive streams
+// through a helper straight into the new container's restore volume, checked
+// against its manifest before anything starts. Nothing is stored in Docker's
+// checkpoint store.
+func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	in, size, closeIn, err := openArchive(dockerCLI, opts.input)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	head, whole, err := archive.Head(in, archive.DockerContainer)
+	if errors.Is(err, archive.ErrNoHead) {
+		return fmt.Errorf("%s carries no Docker configuration to recreate its container from (no %s first: made by another tool, or by docker xcheckpoint before 0.3); restore it through a container you create from the same image: docker xcheckpoint import %s --container CONTAINER, then docker xcheckpoint restore CONTAINER CHECKPOINT",
+			opts.input, archive.DockerContainer, opts.input)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the archive %s: %w", opts.input, err)
+	}
+	ac, err := parseDockerContainer(head)
+	if err != nil {
+		return fmt.Errorf("reading the archive %s: %w", opts.input, err)
+	}
+	if err := helperapi.ValidateName(ac.Checkpoint); err != nil {
+		return fmt.Errorf("reading the archive %s: its checkpoint name: %w", opts.input, err)
+	}
+	orig := ac.Container
+	origName := trimSlash(orig.Name)
+	opts.checkpoint = ac.Checkpoint
+
+	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	if err != nil {
+		return err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	if err := ensureImage(ctx, s, orig, true); err != nil {
+		return err
+	}
+	name := opts.name
+	if name == "" {
+		name = origName + "-" + ac.Checkpoint
+	}
+	if err := nameFree(ctx, s, name); err != nil {
+		return err
+	}
+	stderr := dockerCLI.Err()
+	start := time.Now()
+	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s from %s into a new container %s...\n", ac.Checkpoint, origName, archiveName(opts.input), name)
+	runtimeVol, err := ensureRuntimeVolume(ctx, s)
+	if err != nil {
+		return err
+	}
+	cfg, hc, netCfg, err := restoredConfig(orig, opts, runtimeVol, s)
+	if err != nil {
+		return err
+	}
+	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
+		fmt.Fprintf(stderr, "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from the archive instead.\n", p)
+	}
+	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
+	if err != nil {
+		return fmt.Errorf("creating container %s: %w", name, err)
+	}
+	id := created.ID
+	keep := false
+	defer func() {
+		if !keep {
+			removeUnfinished(ctx, s, id, name)
+		}
+	}()
+	for _, w := range created.Warnings {
+		fmt.Fprintln(stderr, "Warning:", w)
+	}
+	stageDir, stageMounts, err := stageTarget(ctx, s, id)
+	if err != nil {
+		return err
+	}
+
+	counted := &countingReader{r: whole}
+	var src io.Reader = counted
+	var bar interface{ Finish() error }
+	if !opts.quiet && stderr.IsTerminal() {
+		b := newBytesBar(stderr, size, "Sending")
+		bar = b
+		src = io.TeeReader(counted, b)
+	}
+	// The filesystem changes and volume contents are applied through
+	// Docker's API, from a local copy kept as the archive goes by, once the
+	// helper found the whole archive matching its manifest.
+	local, err := startLocalCopy()
+	if err != nil {
+		return err
+	}
+	defer local.cleanup()
+	src = io.TeeReader(src, local)
+	ref := helperapi.ContainerRef{ID: id, Name: name}
+	req := helperapi.StageArchiveRequest{
+		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
+		Options: helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel},
+	}
+	out, runErr := s.streamMounts(ctx, id, "stage-archive", req, src, stageMounts, func(ev helperapi.Event) {
+		if bar == nil {
+			fmt.Fprintf(stderr, "  %s\n", ev.Message)
+		}
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
+		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), out.final.Error.Message)
+	}
+	if runErr != nil {
+		return fmt.Errorf("restoring %s: %w; nothing was restored", archiveName(opts.input), runErr)
+	}
+	res := out.final.StageArchive
+	if res == nil {
+		return errors.New("the helper answered without a result")
+	}
+	if res.Checkpoint != ac.Checkpoint {
+		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
+	}
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(counted.n)), units.HumanSize(float64(res.Received)), res.Processes)
+	if d := res.DumpOptions; d != nil && opts.tcpEstablished && !d.TCPEstablished {
+		fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
+	}
+	// Only now, with the changes in place, may the supervisor restore.
+	if err := applyFiles(ctx, s, ref, local); err != nil {
+		return err
+	}
+	if err := s.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting container %s: %w", name, err)
+	}
+	st, err := waitRestored(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	if st.State != helperapi.RestoreDone {
+		return errors.New(explainRestoreFailure(origName, ac.Checkpoint, st.Failure))
+	}
+	keep = true
+	return reportRestored(dockerCLI, opts, st, id, name, origName, ac.Checkpoint, start)
+}
+
+// removeUnfinished removes a new container whose restore failed, with its
+// anonymous volumes (the restore volume).
+func removeUnfinished(ctx context.Context, s *session, id, name string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+		fmt.Fprintf(s.cli.Err(), "Warning: removing the unfinished container %s: %v (remove it with: docker rm -f -v %s)\n", name, err, name)
+	}
+}
+
+// stageTarget is where a helper reaches the new container's restore volume:
+// through Docker's data root when the volume lives there (the local driver),
+// or mounted into the helper.
+func stageTarget(ctx context.Context, s *session, id string) (string, []mount.Mount, error) {
+	stageVol, err := restoreVolume(ctx, s, id)
+	if err != nil {
+		return "", nil, err
+	}
+	if v, err := s.api.VolumeInspect(ctx, stageVol); err == nil && s.info.DockerRootDir != "" &&
+		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.info.DockerRootDir, "/")+"/volumes/") {
+		return v.Mountpoint, nil, nil
+	}
+	dir := "/xcheckpoint-stage"
+	return dir, []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: dir}}, nil
+}
+
+// archiveName names the archive in messages.
+func archiveName(input string) string {
+	if input == "-" {
+		return "the archive on stdin"
+	}
+	return input
+}
+
+// containerNameRE is what Docker accepts as a container name.
+var containerNameRE = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// validateContainerName refuses, before anything runs, a name Docker would
+// refuse once the restore is under way.
+func validateContainerName(name string) error {
+	if !containerNameRE.MatchString(name) {
+		return fmt.Errorf("invalid --name %q: a container name is made of letters, digits and _.- (not first), at least 2 characters", name)
+	}
+	return nil
+}
