@@ -88,3 +88,26 @@ func RestoreExtMounts(dumped map[string]string) map[string]string {
 	}
 	return out
 }
+
+// CgroupRoot is where a container sees its cgroups.
+const CgroupRoot = "/sys/fs/cgroup"
+
+// AdaptCgroupMounts makes the external cgroup mounts of a dump fit the
+// container it is restored into, when the two hosts differ in cgroup version:
+// a dump made under cgroup v1 has one external mount per controller
+// (/sys/fs/cgroup/cpu, ...), which a cgroup v2 container does not have; each
+// is given the container's own /sys/fs/cgroup instead (the restored
+// processes then find their cgroup, in v2's layout, at every controller's
+// path). A v2 dump's single /sys/fs/cgroup exists everywhere. It returns the
+// mount points it changed.
+func AdaptCgroupMounts(ext map[string]string, exists func(string) bool) []string {
+	var changed []string
+	for k, v := range ext {
+		if strings.HasPrefix(v, CgroupRoot+"/") && !exists(v) {
+			ext[k] = CgroupRoot
+			changed = append(changed, v)
+		}
+	}
+	sort.Strings(changed)
+	return changed
+}

@@ -73,3 +73,23 @@ func TestRestoreOptsErrors(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(opts.GetInheritFd(), 0))
 }
+
+func TestAdaptCgroupMounts(t *testing.T) {
+	// A cgroup v1 dump restored under cgroup v2: only /sys/fs/cgroup exists.
+	v2 := func(p string) bool { return p == "/sys/fs/cgroup" || p == "/data" }
+	ext := map[string]string{
+		"/sys/fs/cgroup/cpu": "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory": "/sys/fs/cgroup/memory",
+		"/data": "/data", "/etc/hosts": "/etc/hosts",
+	}
+	changed := AdaptCgroupMounts(ext, v2)
+	assert.Check(t, is.DeepEqual(changed, []string{"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory"}))
+	assert.Check(t, is.Equal(ext["/sys/fs/cgroup/cpu"], "/sys/fs/cgroup"))
+	assert.Check(t, is.Equal(ext["/sys/fs/cgroup/memory"], "/sys/fs/cgroup"))
+	assert.Check(t, is.Equal(ext["/data"], "/data"), "other mounts are left alone, even when missing")
+	assert.Check(t, is.Equal(ext["/etc/hosts"], "/etc/hosts"))
+
+	// The same dump under cgroup v1, and a v2 dump anywhere: nothing changes.
+	v1 := func(string) bool { return true }
+	assert.Check(t, is.Len(AdaptCgroupMounts(map[string]string{"/sys/fs/cgroup/cpu": "/sys/fs/cgroup/cpu"}, v1), 0))
+	assert.Check(t, is.Len(AdaptCgroupMounts(map[string]string{"/sys/fs/cgroup": "/sys/fs/cgroup"}, v2), 0))
+}

@@ -131,6 +131,11 @@ func restoreInside(dir string) (int, error) {
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("opening the restore folder: %v", err)})
 	}
+	// A checkpoint from a host of the other cgroup version (migration).
+	var notes []string
+	if changed := criu.AdaptCgroupMounts(plan.ExtMounts, func(p string) bool { _, err := os.Stat(p); return err == nil }); len(changed) > 0 {
+		notes = append(notes, fmt.Sprintf("the checkpoint comes from a cgroup v1 host: the restored processes find this container's cgroup v2 %s at %s", criu.CgroupRoot, strings.Join(changed, ", ")))
+	}
 	opts, err := criu.RestoreOpts(plan, criu.RestoreFDs{ImagesDir: imgDir, WorkDir: workDir, NetNS: fds.NetNS, Stdio: fds.Stdio})
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
@@ -166,7 +171,7 @@ func restoreInside(dir string) (int, error) {
 	}
 	st.CriuUs = elapsed.Microseconds()
 	_ = os.RemoveAll(images)
-	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st})
+	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st, Notes: notes})
 	return pid, nil
 }
 

@@ -123,4 +123,6 @@ type RestoreStatus struct {
 	// Failure explains a failed restore (CRIU's cause lines, hint, log).
 	Failure *DumpFailure  `json:"failure,omitempty"`
 	Stats   *RestoreStats `json:"stats,omitempty"`
+	// Notes are what the user should know about a restore that succeeded.
+	Notes []string `json:"notes,omitempty"`
 }

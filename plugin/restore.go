@@ -323,6 +323,9 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 // the supervisor, and the name (or the statistics) on stdout.
 func reportRestored(dockerCLI command.Cli, opts restoreOptions, st helperapi.RestoreStatus, id, name, origName, checkpoint string, start time.Time) error {
 	stderr := dockerCLI.Err()
+	for _, n := range st.Notes {
+		fmt.Fprintln(stderr, "Note:", n)
+	}
 	total := time.Since(start)
 	line := fmt.Sprintf("Container %s (%s) restored from checkpoint %q of %s in %.2fs", name, shortID(id), checkpoint, origName, total.Seconds())
 	if st.Stats != nil {

@@ -399,7 +399,7 @@ func TestArchiveRootfsAndVolume(t *testing.T) {
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Contains(r.stderr, "Filesystem changes applied to container "+dst))
 	assert.Check(t, is.Contains(r.stderr, "Volume "+volSrc+" applied to /vol of container "+dst))
-	assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+dst+" (Docker's API cannot delete files): /etc/group"))
+	assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+dst+" (Docker's API cannot delete files; restore --input deletes them): /etc/group"))
 	assertResumed(t, startFromCheckpoint(t, dst, "fs"), atStart, atEnd)
 	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/srv/app/state.txt"), "state"))
 	assert.Check(t, is.Contains(docker(t, "exec", dst, "cat", "/etc/passwd"), "xcp:x:1234:1234"))
