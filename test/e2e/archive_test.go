@@ -117,6 +117,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 			assert.Check(t, st.Size() > segment, "%d bytes: sent in several segments", st.Size())
 			names := decodeArchive(t, file, c)
 			assert.Check(t, names[len(names)-1] == "manifest.json", "last entry %q", names[len(names)-1])
+			assert.Check(t, is.Equal(names[0], "docker-container.json"), "restore --input reads it first")
 			assert.Check(t, is.Contains(names, "checkpoint/inventory.img"))
 			assert.Check(t, is.Contains(names, "checkpoint/pstree.img"))
 
