@@ -38,6 +38,8 @@
 #   BENCH_WARMUP=0             skip the untimed warm-up round
 #   BENCH_RESTORE="256"        restore workloads, resident MiB ("" to skip; see hack/bench-restore.sh)
 #   BENCH_RESTORE_ROUNDS=N     rounds of each restore workload (default BENCH_ROUNDS)
+#   BENCH_ARCHIVE="1024"       archive workloads (create -o against Podman's -e), resident MiB ("" to skip; see hack/bench-archive.sh)
+#   BENCH_ARCHIVE_ROUNDS=N     rounds of each archive workload (default BENCH_ROUNDS)
 #   CRIU_DIR                   where hack/criu-root.sh keeps CRIU's root (default /var/cache/xcheckpoint/criu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -375,6 +377,9 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # Restore against Docker's and Podman's: its own file, its own table and JSON member.
 # shellcheck source=hack/bench-restore.sh
 . ./hack/bench-restore.sh
+# Archives to a file against Podman's export: the same.
+# shellcheck source=hack/bench-archive.sh
+. ./hack/bench-archive.sh
 load_before=$(loadavg)
 others=$(($(docker ps -q | wc -l) + $( [ -n "$podman_skip" ] && echo 0 || podman ps -q | wc -l)))
 log "results will be written to $out; $others other containers running, load average $load_before"
@@ -395,6 +400,7 @@ if [ -n "$batch" ]; then
 	bench_batch "${batch%x*}" "${batch#*x}" "$rounds"
 fi
 run_restore_benchmarks
+run_archive_benchmarks
 load_after=$(loadavg)
 
 # --- report -------------------------------------------------------------------
@@ -415,7 +421,7 @@ cell() { # median: "1.23", or why there is none
 }
 xr() { local v; v=$(ratio "$1" "$2"); printf '%s' "${v:+${v}x}"; }
 
-declare -A med fmed
+declare -A med fmed amed
 for wl in "${workloads[@]}"; do
 	for tool in "${tools[@]}"; do
 		# shellcheck disable=SC2086
@@ -464,6 +470,7 @@ total=$(secs "$started" "$EPOCHREALTIME")
 		done
 	done
 	restore_table
+	archive_table
 	printf 'Whole bench: %.0f s. JSON: %s\n' "$total" "$out"
 }
 
@@ -478,6 +485,7 @@ mkdir -p "$(dirname "$out")"
 		"$(json_str "$plugin_version")" "$rounds" "$tiny_rounds" "$total"
 	printf '  "commands": {"xcheckpoint": "docker xcheckpoint create --leave-running --print-stats --format json CONTAINER NAME", "docker": "docker checkpoint create --leave-running CONTAINER NAME", "podman": "podman container checkpoint --leave-running --print-stats CONTAINER", "criu": "docker run --rm HELPER-IMAGE criu dump -t PID --leave-running --shell-job --manage-cgroups --freeze-cgroup ... --external mnt[...]", "batch": {"xcheckpoint": "docker xcheckpoint create --all --filter label=... --name NAME --leave-running --print-stats --format json", "docker": "for c in CONTAINERS; do docker checkpoint create --leave-running $c NAME; done", "podman": "podman container checkpoint --leave-running --print-stats CONTAINERS..."}},\n'
 	printf '  "restore": %s,\n' "$(restore_json)"
+	printf '  "archive": %s,\n' "$(archive_json)"
 	printf '  "workloads": [\n'
 	sep=
 	for wl in "${workloads[@]}"; do

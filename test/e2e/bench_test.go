@@ -25,7 +25,8 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", "../..", "bench", "VERSION="+version)
 	cmd.Env = append(os.Environ(), "BENCH_SIZES=8", "BENCH_ROUNDS=1", "BENCH_TINY_ROUNDS=1", "BENCH_BATCH=2x8",
-		"BENCH_PODMAN=0", "BENCH_WARMUP=0", "BENCH_OUT="+out, "BENCH_RESTORE=8", "BENCH_RESTORE_ROUNDS=1")
+		"BENCH_PODMAN=0", "BENCH_WARMUP=0", "BENCH_OUT="+out, "BENCH_RESTORE=8", "BENCH_RESTORE_ROUNDS=1",
+		"BENCH_ARCHIVE=8", "BENCH_ARCHIVE_ROUNDS=1")
 	output, err := cmd.CombinedOutput()
 	assert.NilError(t, err, "%s", output)
 
@@ -69,6 +70,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	assert.Check(t, is.DeepEqual(names, []string{"busybox", "8MiB", "2x8MiB"}))
 	checkBenchRestore(t, b, output)
+	checkBenchArchive(t, b, output)
 }
 
 // checkBenchRestore: the restore part of the smoke run (hack/bench-restore.sh):
@@ -103,4 +105,39 @@ func checkBenchRestore(t *testing.T, b, output []byte) {
 	assert.Check(t, wl.Ratios["xcheckpoint_over_docker"] != nil)
 	assert.Check(t, is.Len(wl.CriuS, 1))
 	assert.Check(t, wl.Steps["wait for CRIU verdict"] != nil, "our steps: %v", wl.Steps)
+}
+
+// checkBenchArchive: the archive workload's JSON holds our time, size and
+// the helper's CPU and wall time while it wrote the archive.
+func checkBenchArchive(t *testing.T, b, output []byte) {
+	t.Helper()
+	var res struct {
+		Archive struct {
+			Workloads []struct {
+				Name  string `json:"name"`
+				Tools map[string]struct {
+					MedianS     *float64  `json:"median_s"`
+					Failed      int       `json:"failed"`
+					Skipped     string    `json:"skipped"`
+					MedianBytes *int64    `json:"median_bytes"`
+					CPU         []float64 `json:"helper_cpu_s"`
+					Wall        []float64 `json:"helper_wall_s"`
+					CPUOverWall *float64  `json:"cpu_over_wall_median"`
+				} `json:"tools"`
+			} `json:"workloads"`
+		} `json:"archive"`
+	}
+	assert.NilError(t, json.Unmarshal(b, &res))
+	assert.Assert(t, is.Len(res.Archive.Workloads, 1))
+	wl := res.Archive.Workloads[0]
+	assert.Check(t, is.Equal(wl.Name, "archive-8MiB"))
+	ours := wl.Tools["xcheckpoint"]
+	assert.Check(t, is.Equal(ours.Failed, 0), "archive: ours failed:\n%s", output)
+	assert.Check(t, ours.MedianS != nil && *ours.MedianS > 0, "archive: our median")
+	assert.Check(t, ours.MedianBytes != nil && *ours.MedianBytes > 0, "archive: our size")
+	assert.Check(t, is.Len(ours.CPU, 1))
+	assert.Check(t, is.Len(ours.Wall, 1))
+	assert.Check(t, ours.CPUOverWall != nil && *ours.CPUOverWall > 0, "archive: CPU over wall")
+	assert.Check(t, is.Equal(wl.Tools["podman"].Skipped, "BENCH_PODMAN=0"))
+	assert.Check(t, is.Contains(string(output), "Archive to a file on this machine"))
 }
