@@ -54,6 +54,18 @@ func (a *AsyncHash) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffer returns a buffer of the hash's own (hashChunk bytes) for the caller
+// to fill and give back with Hand: what is read into it is then hashed
+// without being copied.
+func (a *AsyncHash) Buffer() []byte { return *a.pool.Get().(*[]byte) }
+
+// Hand queues b, from Buffer, for hashing; the caller must not touch b
+// afterwards.
+func (a *AsyncHash) Hand(b []byte) {
+	a.n += int64(len(b))
+	a.ch <- b
+}
+
 // Len is how many bytes were written.
 func (a *AsyncHash) Len() int64 { return a.n }
 

@@ -26,6 +26,20 @@ func TestAsyncHash(t *testing.T) {
 		assert.Equal(t, h.Sum(), hex.EncodeToString(want[:]), "writes of %d bytes", step)
 		assert.Equal(t, h.Sum(), hex.EncodeToString(want[:]))
 	}
+	// Buffers handed over, mixed with copied writes.
+	h := NewAsyncSHA256()
+	for off := 0; off < len(data); {
+		b := h.Buffer()
+		n := copy(b[:min(len(b), 100000)], data[off:])
+		h.Hand(b[:n])
+		off += n
+		if off < len(data) {
+			m, _ := h.Write(data[off:min(off+777, len(data))])
+			off += m
+		}
+	}
+	assert.Equal(t, h.Len(), int64(len(data)))
+	assert.Equal(t, h.Sum(), hex.EncodeToString(want[:]))
 	// Nothing written: the hash of nothing.
 	empty := sha256.Sum256(nil)
 	assert.Equal(t, NewAsyncSHA256().Sum(), hex.EncodeToString(empty[:]))

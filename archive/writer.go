@@ -23,12 +23,7 @@ type Writer struct {
 	dirs     map[string]bool
 	names    map[string]bool
 	modTime  time.Time
-	buf      []byte
 }
-
-// copyBuffer is the size of the pieces File reads: large, so that the
-// compressor and the hashing goroutine get few big writes.
-const copyBuffer = 1 << 20
 
 // NewWriter starts an archive on w with the given compression (Zstd, Gzip or
 // None). zstd compresses on every core (the helper's whole CPU share).
@@ -89,20 +84,20 @@ func (aw *Writer) File(name string, size int64, r io.Reader) error {
 	if err := aw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o600, ModTime: aw.modTime, Format: tar.FormatPAX}); err != nil {
 		return fmt.Errorf("archive: writing %s: %w", name, err)
 	}
-	// The hash runs in its own goroutine, beside the compression.
+	// The hash runs in its own goroutine, beside the compression, on the
+	// very buffers the file is read into (no copy: a Write never keeps what
+	// it was given).
 	h := NewAsyncSHA256()
 	defer h.Close()
-	if aw.buf == nil {
-		aw.buf = make([]byte, copyBuffer)
-	}
 	var n int64
 	for n < size {
-		m, err := io.ReadFull(r, aw.buf[:min(int64(len(aw.buf)), size-n)])
+		buf := h.Buffer()
+		m, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-n)])
 		if m > 0 {
-			if _, werr := aw.tw.Write(aw.buf[:m]); werr != nil {
+			if _, werr := aw.tw.Write(buf[:m]); werr != nil {
 				return fmt.Errorf("archive: writing %s: %w", name, werr)
 			}
-			_, _ = h.Write(aw.buf[:m])
+			h.Hand(buf[:m])
 			n += int64(m)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
