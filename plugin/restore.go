@@ -662,7 +662,9 @@ func union(a, b []string) []string {
 // copyChanges carries the original container's filesystem changes (docker
 // diff) into the new, created container through the archive API, and returns
 // the paths the original deleted (the supervisor removes those). Mounts are
-// not part of a container's changes.
+// not part of a container's changes. Every changed path is read from the
+// original with one archive call, and all of them go into the new container
+// as one archive rooted at /: one call to write them, whatever their number.
 func copyChanges(ctx context.Context, s *session, orig container.InspectResponse, id string) ([]string, error) {
 	changes, err := s.api.ContainerDiff(ctx, orig.ID)
 	if err != nil {
@@ -684,46 +686,106 @@ func copyChanges(ctx context.Context, s *session, orig container.InspectResponse
 		}
 		return false
 	}
-	var copied, deleted []string
+	var toCopy []container.FilesystemChange
+	var deleted []string
 	for _, c := range changes {
 		p := c.Path
-		if under(p, mountpoints) || under(p, copied) || under(p, deleted) {
+		if under(p, mountpoints) || under(p, deleted) {
 			continue
 		}
 		switch c.Kind {
 		case container.ChangeDelete:
 			deleted = append(deleted, p)
 		case container.ChangeModify, container.ChangeAdd:
-			st, err := s.api.ContainerStatPath(ctx, orig.ID, p)
-			if err != nil {
-				if errdefs.IsNotFound(err) {
-					continue // gone since: nothing to carry
-				}
-				return nil, fmt.Errorf("reading %s in container %q: %w", p, trimSlash(orig.Name), err)
-			}
-			if st.Mode.IsDir() && c.Kind == container.ChangeModify {
-				continue // its changed entries are listed themselves
-			}
-			if err := copyPath(ctx, s, orig.ID, id, p); err != nil {
-				return nil, fmt.Errorf("copying %s of container %q into the new container: %w", p, trimSlash(orig.Name), err)
-			}
-			if st.Mode.IsDir() {
-				copied = append(copied, p)
-			}
+			toCopy = append(toCopy, c)
 		}
+	}
+	if len(toCopy) == 0 {
+		return deleted, nil
+	}
+	pr, pw := io.Pipe()
+	readErr := make(chan error, 1)
+	go func() {
+		err := writeChanges(ctx, s, orig, toCopy, pw)
+		readErr <- err
+		pw.CloseWithError(err)
+	}()
+	err = s.api.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true, CopyUIDGID: true})
+	pr.CloseWithError(errCopyStopped)
+	if rerr := <-readErr; rerr != nil && !errors.Is(rerr, errCopyStopped) {
+		return nil, rerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copying the filesystem changes of container %q into the new container: %w", trimSlash(orig.Name), err)
 	}
 	return deleted, nil
 }
 
-// copyPath copies one file or folder (with everything under it) from the
-// original to the new container, keeping owners and modes.
-func copyPath(ctx context.Context, s *session, from, to, p string) error {
-	rc, _, err := s.api.CopyFromContainer(ctx, from, p)
-	if err != nil {
-		return err
+// errCopyStopped ends the reading of changes once the new container's side
+// of the copy has returned.
+var errCopyStopped = errors.New("the copy into the new container ended")
+
+// writeChanges writes the changed paths of the original (sorted, so that a
+// folder comes before what it holds) as one archive rooted at /. An added
+// folder comes whole, and what is under it is not read again; a modified
+// folder stands only for its listed entries (Docker lists a folder as
+// modified when an entry in it changed).
+func writeChanges(ctx context.Context, s *session, orig container.InspectResponse, changes []container.FilesystemChange, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	var whole []string
+	for _, c := range changes {
+		p := c.Path
+		if slices.ContainsFunc(whole, func(r string) bool { return strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/") }) {
+			continue
+		}
+		rc, st, err := s.api.CopyFromContainer(ctx, orig.ID, p)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				continue // gone since: nothing to carry
+			}
+			return fmt.Errorf("reading %s in container %q: %w", p, trimSlash(orig.Name), err)
+		}
+		if st.Mode.IsDir() && c.Kind == container.ChangeModify {
+			rc.Close()
+			continue
+		}
+		err = addPrefixed(tw, tar.NewReader(rc), strings.TrimPrefix(path.Dir(p), "/"))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s in container %q: %w", p, trimSlash(orig.Name), err)
+		}
+		if st.Mode.IsDir() {
+			whole = append(whole, p)
+		}
 	}
-	defer rc.Close()
-	return s.api.CopyToContainer(ctx, to, path.Dir(p), rc, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true, CopyUIDGID: true})
+	return tw.Close()
+}
+
+// addPrefixed copies the entries of an archive Docker made of one path
+// (named after the path's last element) into tw, under dir.
+func addPrefixed(tw *tar.Writer, tr *tar.Reader, dir string) error {
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		h.Name = path.Join(dir, h.Name)
+		if h.Typeflag == tar.TypeDir {
+			h.Name += "/"
+		}
+		if h.Typeflag == tar.TypeLink {
+			h.Linkname = path.Join(dir, h.Linkname)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }
 
 // waitRestored waits for the supervisor's verdict in the new container's
