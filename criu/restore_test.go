@@ -61,6 +61,13 @@ func TestRestoreOpts(t *testing.T) {
 	assert.Check(t, is.Equal(opts.GetInheritFd()[1].GetFd(), int32(9)))
 	assert.Check(t, is.Equal(opts.GetInheritFd()[2].GetKey(), "pipe:[1534463]"))
 	assert.Check(t, is.Equal(opts.GetInheritFd()[2].GetFd(), int32(10)))
+	// Established connections: CRIU's network lock (iptables) guards them.
+	assert.Check(t, is.Equal(opts.GetNetworkLock(), rpc.CriuNetworkLockMethod_IPTABLES))
+
+	plan.Options.TCPEstablished = false
+	opts, err = RestoreOpts(plan, fds)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(opts.GetNetworkLock(), rpc.CriuNetworkLockMethod_SKIP))
 }
 
 func TestRestoreOptsErrors(t *testing.T) {
