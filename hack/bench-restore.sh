@@ -15,7 +15,7 @@
 # - docker:        `docker start --checkpoint CKPT C` of a checkpoint made
 #                  (untimed) by `docker checkpoint create C CKPT`, which stops
 #                  C: Docker's own restore, into the same container.
-# - podman:        `podman container restore C` of a checkpoint made (untimed)
+# - podman:        `podman container restore --print-stats C` of a checkpoint made (untimed)
 #                  by `podman container checkpoint C`, which stops C: Podman's
 #                  restore into the same container, its fastest path and the
 #                  counterpart of Docker's.
@@ -36,7 +36,9 @@ restore_tools=(xcheckpoint docker podman podman-import)
 restore_workloads=()
 # rsteps[WL,STEP]: our step times (ms) from docker -D; rcriu[WL]: CRIU's own
 # restore time (s) in ours, from --print-stats; rload[WL]: load averages.
-declare -A rsteps rcriu rload
+# rpodman[WL]: Podman's runtime (runc) restore time (s) of its in-place restore,
+# rpodcriu[WL]: CRIU's restore_time within it, both from its --print-stats.
+declare -A rsteps rcriu rload rpodman rpodcriu
 restore_steps=()
 
 # one_restore WORKLOAD TOOL ROUND DOCKER_OURS DOCKER_NATIVE PODMAN
@@ -72,7 +74,10 @@ one_restore() {
 	podman)
 		podman container checkpoint "$pc" >/dev/null 2>"$tmp/err" ||
 			{ fails[$wl,$tool]=$((${fails[$wl,$tool]:-0} + 1)); log "  $wl round $r: Podman's checkpoint failed: $(tail -n 3 "$tmp/err")"; return 0; }
-		measure "$wl" "$tool" "$r" podman container restore "$pc" || true
+		if measure "$wl" "$tool" "$r" podman container restore --print-stats "$pc"; then
+			rpodman[$wl]+=" $(grep -o '"runtime_restore_duration": *[0-9]*' "$tmp/out" | grep -o '[0-9]*$' | awk '{ printf "%.3f", $1 / 1e6 }')"
+			rpodcriu[$wl]+=" $(grep -o '"restore_time": *[0-9]*' "$tmp/out" | grep -o '[0-9]*$' | awk '{ printf "%.3f", $1 / 1e6 }')"
+		fi
 		running podman "$pc" || podman start "$pc" >/dev/null 2>&1 || true
 		;;
 	podman-import)
@@ -158,6 +163,11 @@ restore_table() {
 		# shellcheck disable=SC2086
 		x=$(median ${rcriu[$wl]:-})
 		[ -z "$x" ] || printf '  (of which CRIU itself, inside the new container: %.0f ms)\n' "$(awk -v s="$x" 'BEGIN { print s * 1000 }')"
+		# shellcheck disable=SC2086
+		x=$(median ${rpodman[$wl]:-})
+		# shellcheck disable=SC2086
+		[ -z "$x" ] || printf 'Podman'"'"'s in-place restore: runc restore %.0f ms, of which CRIU'"'"'s restore_time %.0f ms (medians, its --print-stats)\n' \
+			"$(awk -v s="$x" 'BEGIN { print s * 1000 }')" "$(awk -v s="$(median ${rpodcriu[$wl]:-})" 'BEGIN { print s * 1000 }')"
 		printf 'Every run (s):'
 		for tool in "${restore_tools[@]}"; do printf '  %s:%s' "$tool" "${runs[$wl,$tool]:- -}"; done
 		printf '\n'
@@ -171,7 +181,7 @@ restore_table() {
 # restore_json: the "restore" member of the bench's JSON.
 restore_json() {
 	local wl tool step sep= tsep ssep
-	printf '{"rounds": %s, "commands": {"xcheckpoint": "docker -D xcheckpoint restore --print-stats --name NEW CONTAINER CHECKPOINT", "docker": "docker start --checkpoint CHECKPOINT CONTAINER", "podman": "podman container restore CONTAINER", "podman-import": "podman container restore --import FILE --name NEW"}, "workloads": [' "$restore_rounds"
+	printf '{"rounds": %s, "commands": {"xcheckpoint": "docker -D xcheckpoint restore --print-stats --name NEW CONTAINER CHECKPOINT", "docker": "docker start --checkpoint CHECKPOINT CONTAINER", "podman": "podman container restore --print-stats CONTAINER", "podman-import": "podman container restore --import FILE --name NEW"}, "workloads": [' "$restore_rounds"
 	for wl in "${restore_workloads[@]}"; do
 		printf '%s\n    {"name": %s, "resident_mib": %s, "load": %s, "tools": {' "$sep" "$(json_str "$wl")" "$(echo "$wl" | tr -dc 0-9)" "$(json_str "${rload[$wl]}")"
 		tsep=
@@ -184,7 +194,8 @@ restore_json() {
 			tsep=,
 		done
 		# shellcheck disable=SC2086
-		printf '},\n      "criu_s": %s, "steps_median_ms": {' "$(json_list ${rcriu[$wl]:-})"
+		printf '},\n      "criu_s": %s, "podman_runtime_restore_s": %s, "podman_criu_restore_s": %s, "steps_median_ms": {' \
+			"$(json_list ${rcriu[$wl]:-})" "$(json_list ${rpodman[$wl]:-})" "$(json_list ${rpodcriu[$wl]:-})"
 		ssep=
 		for step in "${restore_steps[@]}"; do
 			# shellcheck disable=SC2086
