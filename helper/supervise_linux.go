@@ -165,7 +165,12 @@ func restoreInside(dir string) (int, error) {
 		}
 		return fail(&helperapi.DumpFailure{Message: msg, Cause: d.Cause, Hint: d.Hint, Log: string(logBytes)})
 	}
-	st, _ := criu.ReadRestoreStats(images)
+	// CRIU writes its statistics into its work folder (dir), not beside
+	// the images.
+	st, _ := criu.ReadRestoreStats(dir)
+	if st == nil {
+		st, _ = criu.ReadRestoreStats(images)
+	}
 	if st == nil {
 		st = &helperapi.RestoreStats{}
 	}

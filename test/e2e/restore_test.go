@@ -166,6 +166,16 @@ func TestRestoreNewContainerTree(t *testing.T) {
 	r = xcheckpoint(t, "restore", "--print-stats", "--name", again, name, "tree")
 	assert.Equal(t, r.exit, 0, r.String())
 	assert.Check(t, is.Contains(r.stdout, "PAGES RESTORED"))
+	// CRIU's own statistics are there (they were once read from the wrong
+	// folder and printed as zeros).
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); assert.Check(t, is.Len(lines, 2), r.stdout) {
+		f := strings.Split(lines[1], "\t")
+		assert.Check(t, is.Len(f, 6), lines[1])
+		if len(f) == 6 {
+			assert.Check(t, f[3] != "0us", "CRIU's restore time: %q", lines[1])
+			assert.Check(t, f[4] != "0", "pages restored: %q", lines[1])
+		}
+	}
 	assert.Check(t, is.Contains(r.stdout, again))
 	waitCounting(t, again, 0)
 }
