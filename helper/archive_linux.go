@@ -289,6 +289,9 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 		return nil, notFound(req.Container, req.Name, names)
 	}
 	dir := filepath.Join(ctrDir, "checkpoints", req.Name)
+	if f := exportRefused(req.Container, ctrDir, req.Name, dir); f != nil {
+		return nil, f
+	}
 	em.Progress("sending checkpoint %s of container %s", req.Name, req.Container.Name)
 	res, err := writeArchiveFile(ctx, archiveSource{dir: dir, name: req.Name, opts: req.Archive}, em)
 	if err != nil {

@@ -29,14 +29,21 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 		names, _ := checkpointNames(req.DockerRoot, ref.ID)
 		return nil, notFound(ref, req.Name, names)
 	}
+	if meta, ours, err := readMetadata(dir); err == nil && ours && meta.Options.PreDump {
+		return nil, preDumpRefused(ref, req.DockerRoot, req.Name)
+	}
 	res, plan, fail := planRestore(dir, ref, req.Name, req.Options, req.Deleted)
+	if fail != nil {
+		return nil, fail
+	}
+	chain, fail := storedChain(ref, req.DockerRoot, req.Name, dir, res)
 	if fail != nil {
 		return nil, fail
 	}
 	if req.CheckOnly {
 		return res, nil
 	}
-	if err := stageFiles(dir, req.StageDir, plan); err != nil {
+	if err := stageFiles(dir, req.StageDir, plan, chain); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("copying checkpoint %q of container %q into the new container: %v", req.Name, ref.Name, err)}
 	}
 	return res, nil
@@ -77,7 +84,9 @@ func planRestore(dir string, ref helperapi.ContainerRef, name string, opts helpe
 		res.DumpOptions = &o
 		res.NetNS = meta.NetNS
 		plan.Descriptors = meta.Descriptors
-		dumped = meta.ExtMounts
+		if len(meta.ExtMounts) > 0 {
+			dumped = meta.ExtMounts
+		}
 	} else {
 		b, err := os.ReadFile(filepath.Join(dir, descriptorsFile))
 		if err != nil || json.Unmarshal(b, &plan.Descriptors) != nil {
@@ -135,8 +144,9 @@ func netNSFromImages(dir string) (string, error) {
 	return helperapi.NetNSDumped, nil
 }
 
-// stageFiles copies the images (0600, folders 0700) and writes the plan.
-func stageFiles(src, stage string, plan helperapi.RestorePlan) error {
+// stageFiles copies the images (0600, folders 0700), and those of the
+// checkpoint's ancestors (stageChain), and writes the plan.
+func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink) error {
 	if err := os.Chmod(stage, 0o700); err != nil {
 		return err
 	}
@@ -147,17 +157,11 @@ func stageFiles(src, stage string, plan helperapi.RestorePlan) error {
 		}
 		return err
 	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
+	if err := copyImages(src, images); err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		if err := copyImage(filepath.Join(src, e.Name()), filepath.Join(images, e.Name())); err != nil {
-			return err
-		}
+	if err := stageChain(images, chain); err != nil {
+		return err
 	}
 	return writeJSON(filepath.Join(stage, helperapi.PlanFile), plan)
 }

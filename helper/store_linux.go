@@ -287,6 +287,11 @@ func Remove(req helperapi.RemoveRequest) (*helperapi.RemoveResult, *helperapi.Du
 			return nil, notFound(req.Container, n, existing)
 		}
 	}
+	parents := checkpointParents(filepath.Join(ctrDir, "checkpoints"), existing)
+	if f := removalBlocked(req.Container, parents, existing, names); f != nil {
+		return nil, f
+	}
+	names = childrenFirst(parents, names)
 	trash := filepath.Join(ctrDir, tmpDirName)
 	if err := os.MkdirAll(trash, 0o700); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
