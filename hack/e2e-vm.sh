@@ -27,6 +27,16 @@ if [ "$mode" = skip ]; then
 	loud "XCHECKPOINT_VM=skip: the cgroup v2 VM tests did NOT run"
 	exit 0
 fi
+# One VM at a time on this machine: hack/vm-host.sh keeps its state, disk
+# and port in one VM_DIR, so a second run would share (and then stop) the
+# first one's VM. Runs from several worktrees wait for each other here.
+VM_DIR=${VM_DIR:-/var/cache/xcheckpoint/vm}
+mkdir -p "$VM_DIR"
+exec 9>"$VM_DIR/e2e.lock"
+if ! flock -n 9; then
+	echo "e2e-vm: another VM test run holds $VM_DIR/e2e.lock; waiting for it" >&2
+	flock 9
+fi
 t0=$(date +%s)
 started=0
 cleanup() {
@@ -36,7 +46,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 started=1
-if ! HELPER_IMAGE=$helper ./hack/vm-host.sh start; then
+if ! HELPER_IMAGE=$helper ./hack/vm-host.sh start 9>&-; then
 	if ! command -v qemu-system-x86_64 >/dev/null 2>&1 && [ "$mode" != require ]; then
 		loud "QEMU (qemu-system-x86) cannot be installed here: the cgroup v2 VM tests (cgroup v2, pre-dump chains) did NOT run"
 		exit 0

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,4 +233,59 @@ func TestVMCreateMemoryIntact(t *testing.T) {
 	after := h.restoreNative(t, ctr, "mem")
 	assertResumed(t, after, atStart, atEnd)
 	assert.Check(t, is.Equal(memorySum(t, strings.Join(after, "\n")), sum), "memory checksum after restore")
+}
+
+// restoredName is the name of a container `restore` makes on the host,
+// removed at the end of the test.
+func (h dockerHost) restoredName(t *testing.T, name string) string {
+	t.Helper()
+	t.Cleanup(func() {
+		cmd := exec.Command("docker", h.args([]string{"rm", "-f", "-v", name})...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		_ = cmd.Run()
+	})
+	return name
+}
+
+// restoredLines waits until a container restored by `restore` runs and has
+// printed a counter line, and returns its log lines.
+func (h dockerHost) restoredLines(t *testing.T, name string) []string {
+	t.Helper()
+	assert.Equal(t, h.docker(t, "inspect", "-f", "{{.State.Status}}", name), "running")
+	var lines []string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		lines = strings.Split(strings.TrimSpace(h.logs(t, name)), "\n")
+		for _, l := range lines {
+			if counterRE.MatchString(l) {
+				return poll.Success()
+			}
+		}
+		return poll.Continue("waiting for output of the restored container %s", name)
+	}, poll.WithTimeout(20*time.Second*h.slow), poll.WithDelay(500*time.Millisecond))
+	return lines
+}
+
+// stopQuickly stops a restored container whose program ends on SIGTERM: the
+// supervisor forwards it, so `docker stop` does not wait for its timeout.
+func (h dockerHost) stopQuickly(t *testing.T, name string) {
+	t.Helper()
+	start := time.Now()
+	h.docker(t, "stop", "-t", "60", name)
+	took := time.Since(start)
+	t.Logf("docker -c %s stop %s: %s", h.context, name, took)
+	assert.Check(t, took < 30*time.Second, "docker stop took %s: SIGTERM was not forwarded (the 60 s timeout ran out)", took)
+	assert.Check(t, is.Equal(h.docker(t, "inspect", "-f", "{{.State.Status}}", name), "exited"))
+}
+
+// checkpointNames lists a container's checkpoints as `ls` shows them, sorted.
+func (h dockerHost) checkpointNames(t *testing.T, ctr string) []string {
+	t.Helper()
+	r := h.xcheckpoint(t, "ls", "--format", "{{.Name}}", ctr)
+	assert.Assert(t, is.Equal(r.exit, 0), "%s", r)
+	var names []string
+	for _, n := range strings.Fields(r.stdout) {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
