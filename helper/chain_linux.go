@@ -107,7 +107,9 @@ func removalBlocked(ref helperapi.ContainerRef, parents map[string]string, exist
 	for _, a := range blocked {
 		sort.Strings(needs[a])
 		for _, c := range needs[a] {
-			lines = append(lines, chainText(parents, c, a))
+			if !onChainOfOther(parents, needs[a], c) {
+				lines = append(lines, chainText(parents, c, a))
+			}
 			if !seen[c] {
 				seen[c] = true
 				children = append(children, c)
@@ -119,6 +121,17 @@ func removalBlocked(ref helperapi.ContainerRef, parents map[string]string, exist
 		quoteList(blocked), ref.Name, plural(len(children), "checkpoint "+quoteList(children)+" is", "checkpoints "+quoteList(children)+" are"),
 		strings.Join(lines, "; "), plural(len(children), "it", "them"), ref.Name, strings.Join(append(append([]string{}, children...), remove...), " "))
 	return &helperapi.DumpFailure{Message: msg}
+}
+
+// onChainOfOther says whether c is an ancestor of another of kids (its chain
+// is then shown as part of that one's).
+func onChainOfOther(parents map[string]string, kids []string, c string) bool {
+	for _, k := range kids {
+		if k != c && contains(ancestors(parents, k), c) {
+			return true
+		}
+	}
+	return false
 }
 
 // chainText shows the chain from child up to ancestor: "final -> mid -> pre".
