@@ -3,6 +3,8 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,7 +25,12 @@ type Writer struct {
 	dirs     map[string]bool
 	names    map[string]bool
 	modTime  time.Time
+	buf      []byte
 }
+
+// copyBuffer is the size of the pieces File reads: large, so that the
+// compressor gets few big writes.
+const copyBuffer = 1 << 20
 
 // NewWriter starts an archive on w with the given compression (Zstd, Gzip or
 // None). zstd compresses on every core (the helper's whole CPU share).
@@ -84,20 +91,20 @@ func (aw *Writer) File(name string, size int64, r io.Reader) error {
 	if err := aw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o600, ModTime: aw.modTime, Format: tar.FormatPAX}); err != nil {
 		return fmt.Errorf("archive: writing %s: %w", name, err)
 	}
-	// The hash runs in its own goroutine, beside the compression, on the
-	// very buffers the file is read into (no copy: a Write never keeps what
-	// it was given).
-	h := NewAsyncSHA256()
-	defer h.Close()
+	// Hashed inline, on the pieces read: a hashing goroutine beside the
+	// compression was slower on a loaded host (README, Portable archives).
+	h := sha256.New()
+	if aw.buf == nil {
+		aw.buf = make([]byte, copyBuffer)
+	}
 	var n int64
 	for n < size {
-		buf := h.Buffer()
-		m, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-n)])
+		m, err := io.ReadFull(r, aw.buf[:min(int64(len(aw.buf)), size-n)])
 		if m > 0 {
-			if _, werr := aw.tw.Write(buf[:m]); werr != nil {
+			if _, werr := aw.tw.Write(aw.buf[:m]); werr != nil {
 				return fmt.Errorf("archive: writing %s: %w", name, werr)
 			}
-			h.Hand(buf[:m])
+			h.Write(aw.buf[:m])
 			n += int64(m)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -110,7 +117,7 @@ func (aw *Writer) File(name string, size int64, r io.Reader) error {
 	if n != size {
 		return fmt.Errorf("archive: %s: %d bytes read, %d expected (did it change while being archived?)", name, n, size)
 	}
-	aw.manifest.Files = append(aw.manifest.Files, ManifestFile{Name: name, Size: size, SHA256: h.Sum()})
+	aw.manifest.Files = append(aw.manifest.Files, ManifestFile{Name: name, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
 	return nil
 }
 

@@ -3,9 +3,12 @@ package helper
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"os"
@@ -74,16 +77,17 @@ var notImages = map[string]string{
 	dockerConfigFile: "",
 }
 
-// countingHash counts and hashes (in a goroutine of its own) what goes to
-// the client.
+// countingHash counts and hashes what goes to the client.
 type countingHash struct {
 	w io.Writer
-	h *archive.AsyncHash
+	h hash.Hash
+	n int64
 }
 
 func (c *countingHash) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
-	_, _ = c.h.Write(p[:n])
+	c.h.Write(p[:n])
+	c.n += int64(n)
 	return n, err
 }
 
@@ -93,9 +97,8 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	if err != nil {
 		return nil, err
 	}
-	// Big writes below the compressor: to the files and to the hashing goroutine.
-	ch := &countingHash{w: out, h: archive.NewAsyncSHA256()}
-	defer ch.h.Close()
+	// Big writes below the compressor: to the hash and the segment files.
+	ch := &countingHash{w: out, h: sha256.New()}
 	buf := bufio.NewWriterSize(ch, 1<<20)
 	aw, err := archive.NewWriter(buf, src.opts.Compression, src.name, time.Now())
 	if err != nil {
@@ -211,8 +214,8 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	if err := buf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing the archive: %w", err)
 	}
-	res.SHA256 = ch.h.Sum()
-	res.Bytes = ch.h.Len()
+	res.SHA256 = hex.EncodeToString(ch.h.Sum(nil))
+	res.Bytes = ch.n
 	em.Progress("archive written: %d files, %d bytes (%d before compression)", res.Files, res.Bytes, res.DataBytes)
 	return res, nil
 }

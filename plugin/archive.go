@@ -2,8 +2,11 @@ package plugin
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,7 +20,6 @@ import (
 	"github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
@@ -91,11 +93,10 @@ type archiveOutput struct {
 	target string
 	tmp    *os.File
 	w      io.Writer
-	// hash runs in a goroutine of its own, beside the network and the disk.
-	hash *archive.AsyncHash
-	n    int64
-	bar  *progressbar.ProgressBar
-	done bool
+	hash   hash.Hash
+	n      int64
+	bar    *progressbar.ProgressBar
+	done   bool
 	// unsynced counts bytes written since the last background sync started;
 	// syncing is closed when that sync ended (nil: none yet).
 	unsynced int64
@@ -111,7 +112,7 @@ const syncEvery = 64 << 20
 // newArchiveOutput opens the destination of an archive: FILE or "-" (stdout,
 // refused when it is a terminal: an archive is binary).
 func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiveOutput, error) {
-	o := &archiveOutput{target: target, hash: archive.NewAsyncSHA256()}
+	o := &archiveOutput{target: target, hash: sha256.New()}
 	if target == "-" {
 		if dockerCLI.Out().IsTerminal() {
 			return nil, usageError{errors.New("refusing to write a checkpoint archive to a terminal: redirect stdout, or use --output FILE")}
@@ -160,7 +161,7 @@ func newBytesBar(w io.Writer, total int64, label string) *progressbar.ProgressBa
 
 func (o *archiveOutput) Write(p []byte) (int, error) {
 	n, err := o.w.Write(p)
-	_, _ = o.hash.Write(p[:n])
+	o.hash.Write(p[:n])
 	o.n += int64(n)
 	if o.bar != nil {
 		_ = o.bar.Add(n)
@@ -208,7 +209,7 @@ func (o *archiveOutput) commit(sent *helperapi.ArchiveResult) error {
 	if sent == nil {
 		return errors.New("the helper did not describe the archive it sent")
 	}
-	got := o.hash.Sum()
+	got := hex.EncodeToString(o.hash.Sum(nil))
 	if o.n != sent.Bytes || got != sent.SHA256 {
 		return fmt.Errorf("the archive arrived damaged: %d bytes, SHA-256 %s; the helper sent %d bytes, SHA-256 %s", o.n, got, sent.Bytes, sent.SHA256)
 	}
@@ -233,7 +234,6 @@ func (o *archiveOutput) commit(sent *helperapi.ArchiveResult) error {
 // abort removes the temporary file unless the archive was committed.
 func (o *archiveOutput) abort() {
 	o.finishBar()
-	o.hash.Close()
 	if o.done || o.tmp == nil {
 		return
 	}
