@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,6 +137,12 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	ctrDir, fail := existingContainerDir(req.DockerRoot, ref)
 	if fail != nil {
 		return nil, fail
+	}
+	if root, restored, err := restoredRoot(info); err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error(), ContainerState: "running"}
+	} else if restored {
+		em.ProgressFor(info.ID, "container %s was restored by docker xcheckpoint: checkpointing its restored processes (pid %d), not the supervisor", info.Name, root)
+		info.PID = root
 	}
 
 	// One checkpoint command on a container at a time; a second one waits
@@ -395,6 +402,14 @@ func readFacts(info inspect.ContainerInfo) (criu.ProcFacts, []string, string, er
 		st, err := os.Stat(filepath.Join(pidDir, "root", p))
 		if err == nil && !st.IsDir() {
 			facts.MaskedFiles = append(facts.MaskedFiles, p)
+		}
+	}
+	// Files bound from a /dev/null that the spec does not list: in a
+	// container made by restore, the restored processes' masked files are
+	// binds of that container's own /dev/null (its spec masks nothing).
+	for _, e := range facts.Mountinfo {
+		if e.Root == "/null" && e.Mountpoint != "/dev/null" && !slices.Contains(facts.MaskedFiles, e.Mountpoint) {
+			facts.MaskedFiles = append(facts.MaskedFiles, e.Mountpoint)
 		}
 	}
 	descriptors := make([]string, 3)

@@ -79,6 +79,9 @@ func rootfsChanges(ctx context.Context, api client.APIClient, id string) ([]help
 func archiveVolumes(c container.InspectResponse) []helperapi.ArchiveVolume {
 	var out []helperapi.ArchiveVolume
 	for _, m := range c.Mounts {
+		if m.Destination == helperapi.RuntimeMountpoint || m.Destination == helperapi.RestoreMountpoint {
+			continue // a restored container's own: CRIU's runtime, and the spent restore volume
+		}
 		if m.Type == mount.TypeVolume && m.Name != "" && m.Source != "" {
 			out = append(out, helperapi.ArchiveVolume{Name: m.Name, Source: m.Source, Destination: m.Destination})
 		}

@@ -541,6 +541,9 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 		}
 	}
 	for _, m := range orig.Mounts {
+		if m.Destination == helperapi.RuntimeMountpoint || m.Destination == helperapi.RestoreMountpoint {
+			continue // the original was itself restored: the new container gets its own
+		}
 		switch m.Type {
 		case mount.TypeBind:
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Destination, ReadOnly: !m.RW,

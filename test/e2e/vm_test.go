@@ -61,10 +61,17 @@ func vmHost(t *testing.T) dockerHost {
 	h := dockerHost{context: vmContext, slow: 6}
 	assert.Equal(t, h.docker(t, "info", "--format", "{{.CgroupVersion}}"), "2", "the VM's daemon must run cgroup v2")
 	t.Cleanup(func() {
-		// However the test went, no helper container may remain on the VM.
-		out := h.run(t, "ps", "-a", "--filter", "label=com.docker.xcheckpoint.helper",
-			"--filter", "label=com.docker.xcheckpoint.version="+version, "--format", "{{.Names}} {{.Status}}")
-		assert.Check(t, is.Equal(strings.TrimSpace(out.stdout), ""), "helper containers left behind on the VM")
+		// However the test went, no helper container may remain on the VM
+		// once the last one had time to exit (an emulated CPU is slow to).
+		var left string
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			out := h.run(t, "ps", "-a", "--filter", "label=com.docker.xcheckpoint.helper",
+				"--filter", "label=com.docker.xcheckpoint.version="+version, "--format", "{{.Names}} {{.Status}}")
+			if left = strings.TrimSpace(out.stdout); left == "" {
+				return poll.Success()
+			}
+			return poll.Continue("helpers still on the VM: %s", left)
+		}, poll.WithTimeout(20*time.Second*h.slow), poll.WithDelay(time.Second))
 	})
 	return h
 }
