@@ -82,13 +82,17 @@ func TestVMMigration(t *testing.T) {
 	waitCounting(t, src, 2)
 
 	there := strings.ToLower("xcp-e2e-" + runID + "-migrated")
-	t.Cleanup(func() { _ = exec.Command("docker", vm.args([]string{"rm", "-f", "-v", there})...).Run() })
+	t.Cleanup(func() {
+		cmd := exec.Command("docker", vm.args([]string{"rm", "-f", "-v", there})...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		_ = cmd.Run()
+	})
 	atStart := last(t, src)
 	out, in := pipe(t, localHost, []string{"create", "--external-netns", "-q", src, "there", "-o", "-"},
 		vm, []string{"restore", "--input", "-", "--name", there})
 	atEnd := last(t, src)
+	assert.Equal(t, in.exit, 0, "restore on the VM:\n%s\ncreate here:\n%s", in, out)
 	assert.Equal(t, out.exit, 0, "create here:\n%s", out)
-	assert.Equal(t, in.exit, 0, "restore on the VM:\n%s", in)
 	assert.Equal(t, in.stdout, there+"\n")
 	assert.Check(t, is.Contains(in.stderr, "Note: the checkpoint comes from a cgroup v1 host"))
 	vm.waitCounting(t, there, 0)
@@ -101,8 +105,8 @@ func TestVMMigration(t *testing.T) {
 	out, in = pipe(t, vm, []string{"create", "--external-netns", "-q", there, "back", "-o", "-"},
 		localHost, []string{"restore", "--input", "-", "--name", back})
 	atEnd = vm.last(t, there)
+	assert.Equal(t, in.exit, 0, "restore here:\n%s\ncreate on the VM:\n%s", in, out)
 	assert.Equal(t, out.exit, 0, "create on the VM:\n%s", out)
-	assert.Equal(t, in.exit, 0, "restore here:\n%s", in)
 	assert.Check(t, is.Contains(out.stderr, "was restored by docker xcheckpoint: checkpointing its restored processes"))
 	waitCounting(t, back, 0)
 	assertResumed(t, strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", back).stdout), "\n"), atStart, atEnd)
