@@ -295,8 +295,32 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 	if f := exportRefused(req.Container, ctrDir, req.Name, dir); f != nil {
 		return nil, f
 	}
+	src := archiveSource{dir: dir, name: req.Name, opts: req.Archive}
+	if req.Archive.Rootfs != nil || len(req.Archive.Volumes) > 0 {
+		// The container's filesystem changes and volumes as they are now, as
+		// Docker's own restore into this container would find them.
+		var info inspect.ContainerInfo
+		if req.Info != nil {
+			info = *req.Info
+		}
+		if req.Archive.Rootfs != nil && info.PID <= 0 {
+			return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: filesystem changes of a container that does not run"}
+		}
+		work := filepath.Join(ctrDir, tmpDirName)
+		_ = os.RemoveAll(work)
+		if err := os.MkdirAll(work, 0o700); err != nil {
+			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+		}
+		defer os.RemoveAll(work)
+		src.extra, src.deleted, err = archiveExtras(work, info, req.Archive, req.DockerRoot, func(format string, a ...any) {
+			em.Progress("warning: "+format, a...)
+		})
+		if err != nil {
+			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("exporting checkpoint %q of container %q: %v", req.Name, req.Container.Name, err)}
+		}
+	}
 	em.Progress("sending checkpoint %s of container %s", req.Name, req.Container.Name)
-	res, err := writeArchiveFile(ctx, archiveSource{dir: dir, name: req.Name, opts: req.Archive}, em)
+	res, err := writeArchiveFile(ctx, src, em)
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("exporting checkpoint %q of container %q: %v", req.Name, req.Container.Name, err)}
 	}
@@ -391,6 +415,44 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 	return res, nil
 }
 
+// archiveExtras writes into work what an archive carries beside the
+// checkpoint: the container's filesystem changes (opts.Rootfs, read through
+// the running container's root) and its volumes' contents. It returns the
+// files by archive name and the paths the container deleted; warn receives
+// what is left out.
+func archiveExtras(work string, info inspect.ContainerInfo, opts helperapi.ArchiveOptions, dockerRoot string, warn func(string, ...any)) (map[string]string, []string, error) {
+	extra := map[string]string{}
+	var deleted []string
+	if opts.Rootfs != nil {
+		p, del, skipped, err := buildRootfsDiff(work, info, opts.Rootfs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the container's filesystem changes: %w", err)
+		}
+		extra[archive.RootfsDiff], deleted = p, del
+		for _, s := range skipped {
+			warn("not archived: %s", s)
+		}
+	}
+	for _, v := range opts.Volumes {
+		if !archive.ValidVolumeName(v.Name) {
+			return nil, nil, fmt.Errorf("volume name %q cannot be archived", v.Name)
+		}
+		if !strings.HasPrefix(filepath.Clean(v.Source), filepath.Clean(dockerRoot)+"/") {
+			warn("volume %s is not kept under Docker's data root (%s): its contents are not archived", v.Name, v.Source)
+			continue
+		}
+		p, skipped, err := buildVolumeTar(work, v)
+		if err != nil {
+			return nil, nil, err
+		}
+		extra[archive.VolumesDir+"/"+v.Name+".tar"] = p
+		for _, s := range skipped {
+			warn("not archived from volume %s: %s", v.Name, s)
+		}
+	}
+	return extra, deleted, nil
+}
+
 // dumpArchive streams a fresh dump (in the work folder tmp) as an archive on
 // ArchiveFile. Without --keep the work folder is removed afterwards and no
 // checkpoint stays on the daemon host.
@@ -404,35 +466,14 @@ func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.Co
 	if err := writeFiles(); err != nil {
 		return fail(err)
 	}
-	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec, extra: map[string]string{}}
+	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec}
 	// Beside the checkpoint in the work folder, which is removed afterwards.
-	work := filepath.Dir(tmp)
-	if req.Archive.Rootfs != nil {
-		p, deleted, skipped, err := buildRootfsDiff(work, info, req.Archive.Rootfs)
-		if err != nil {
-			return fail(fmt.Errorf("the container's filesystem changes: %w", err))
-		}
-		src.extra[archive.RootfsDiff], src.deleted = p, deleted
-		for _, s := range skipped {
-			em.ProgressFor(info.ID, "warning: not archived: %s", s)
-		}
-	}
-	for _, v := range req.Archive.Volumes {
-		if !archive.ValidVolumeName(v.Name) {
-			return fail(fmt.Errorf("volume name %q cannot be archived", v.Name))
-		}
-		if !strings.HasPrefix(filepath.Clean(v.Source), filepath.Clean(req.DockerRoot)+"/") {
-			em.ProgressFor(info.ID, "warning: volume %s is not kept under Docker's data root (%s): its contents are not archived", v.Name, v.Source)
-			continue
-		}
-		p, skipped, err := buildVolumeTar(work, v)
-		if err != nil {
-			return fail(err)
-		}
-		src.extra[archive.VolumesDir+"/"+v.Name+".tar"] = p
-		for _, s := range skipped {
-			em.ProgressFor(info.ID, "warning: not archived from volume %s: %s", v.Name, s)
-		}
+	var err error
+	src.extra, src.deleted, err = archiveExtras(filepath.Dir(tmp), info, *req.Archive, req.DockerRoot, func(format string, a ...any) {
+		em.ProgressFor(info.ID, "warning: "+format, a...)
+	})
+	if err != nil {
+		return fail(err)
 	}
 	em.ProgressFor(info.ID, "sending the checkpoint (%s)", req.Archive.Compression)
 	ar, err := writeArchiveFile(ctx, src, em)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // create --output and export: the helper writes the archive in its own
@@ -131,6 +133,9 @@ type ExportRequest struct {
 	Container  ContainerRef   `json:"container"`
 	Name       string         `json:"name"`
 	Archive    ArchiveOptions `json:"archive"`
+	// Info describes the running container whose filesystem changes
+	// (Archive.Rootfs) go into the archive; nil when it does not run.
+	Info *inspect.ContainerInfo `json:"info,omitempty"`
 }
 
 // InspectArchiveRequest asks the helper to describe the archive it reads on

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 type exportOptions struct {
@@ -21,6 +22,10 @@ type exportOptions struct {
 	compress    string
 	quiet       bool
 	helperImage string
+	// ignoreRootfs and ignoreVolumes leave the container's filesystem
+	// changes and volume contents out.
+	ignoreRootfs  bool
+	ignoreVolumes bool
 }
 
 func newExportCommand(dockerCLI command.Cli) *cobra.Command {
@@ -30,7 +35,10 @@ func newExportCommand(dockerCLI command.Cli) *cobra.Command {
 		Short: "Write a stored checkpoint as a portable archive",
 		Long: "Write a checkpoint stored on the daemon host as a portable archive on this\n" +
 			"machine (or on stdout), streamed through the Docker API. `import` stores it\n" +
-			"again on any daemon; checkpointctl reads it.",
+			"again on any daemon, `restore --input` restores it; checkpointctl reads it.\n\n" +
+			"The archive also carries the container's volume contents and, when it runs,\n" +
+			"its filesystem changes, as they are now (what Docker's own restore into the\n" +
+			"container would find), unless --ignore-volumes or --ignore-rootfs.",
 		Example:               "  docker xcheckpoint export web warm -o warm.tar.zst\n  docker xcheckpoint export web warm > warm.tar.zst",
 		Args:                  cli.ExactArgs(2),
 		DisableFlagsInUseLine: true,
@@ -42,6 +50,8 @@ func newExportCommand(dockerCLI command.Cli) *cobra.Command {
 	}
 	f := cmd.Flags()
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
+	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "Leave the container's filesystem changes out of the archive")
+	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "Leave the contents of the container's volumes out of the archive")
 	addHelperImageFlag(f, &opts.helperImage)
 	_ = cmd.RegisterFlagCompletionFunc("compress", cobra.FixedCompletions(archive.Compressions, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -87,6 +97,20 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	req := helperapi.ExportRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name,
 		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc},
+	}
+	if !opts.ignoreVolumes {
+		req.Archive.Volumes = archiveVolumes(raw)
+	}
+	if !opts.ignoreRootfs {
+		// The changes are read through the running container's root.
+		if info, err := inspect.FromInspect(raw); err == nil && info.PID > 0 {
+			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.api, raw.ID); err != nil {
+				return fmt.Errorf("listing the filesystem changes of container %q: %w (--ignore-rootfs leaves them out)", ref.Name, err)
+			}
+			req.Info = &info
+		} else {
+			fmt.Fprintf(dockerCLI.Err(), "Warning: container %s is not running: its filesystem changes are not in the archive (start it, or use create --output).\n", ref.Name)
+		}
 	}
 	out, runErr := s.stream(ctx, ref.ID, "export", req, nil, dest, nil)
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {

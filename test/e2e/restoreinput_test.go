@@ -186,3 +186,40 @@ func rewriteTar(t *testing.T, in []byte, fn func(*tar.Header, []byte) []byte) []
 	assert.NilError(t, tw.Close())
 	return out.Bytes()
 }
+
+// TestExportCarriesChanges: export of a stored checkpoint of a running
+// container carries its filesystem changes and volume, and restore --input of
+// that archive brings them back with the processes.
+func TestExportCarriesChanges(t *testing.T) {
+	vol := strings.ToLower("xcp-e2e-" + runID + "-export-vol")
+	_ = exec.Command("docker", "volume", "rm", "-f", vol).Run()
+	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", vol).Run() })
+	script := `mkdir -p /srv/app; echo kept > /srv/app/state.txt; rm /bin/vi; echo in-volume > /vol/v.txt; ` + counterLoop
+	src := startContainer(t, "", "-v", vol+":/vol", busybox, "sh", "-c", script)
+	waitCounting(t, src, 2)
+	atStart := last(t, src)
+	r := xcheckpoint(t, "create", "--external-netns", src, "stored")
+	atEnd := last(t, src)
+	assert.Equal(t, r.exit, 0, "%s", r)
+
+	file := filepath.Join(t.TempDir(), "exported.tar")
+	r = xcheckpoint(t, "export", "--compress", "none", "-o", file, src, "stored")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	names := tarNames(t, file)
+	assert.Check(t, names["docker-container.json"] && names["rootfs-diff.tar"] && names["deleted.files"] && names["volumes/"+vol+".tar"], "%v", names)
+	bare := filepath.Join(t.TempDir(), "bare.tar")
+	r = xcheckpoint(t, "export", "--compress", "none", "--ignore-rootfs", "--ignore-volumes", "-o", bare, src, "stored")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	names = tarNames(t, bare)
+	assert.Check(t, !names["rootfs-diff.tar"] && !names["volumes/"+vol+".tar"], "%v", names)
+
+	restored := restoredName(t, "xcp-e2e-"+runID+"-exported")
+	r = xcheckpoint(t, "restore", "--input", file, "--name", restored)
+	assert.Equal(t, r.exit, 0, "%s", r)
+	waitCounting(t, restored, 0)
+	assertResumed(t, strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", restored).stdout), "\n"), atStart, atEnd)
+	assert.Check(t, is.Equal(docker(t, "exec", restored, "cat", "/srv/app/state.txt"), "kept"))
+	assert.Check(t, is.Equal(docker(t, "exec", restored, "cat", "/vol/v.txt"), "in-volume"))
+	rr := runEnv(t, nil, "docker", "exec", restored, "ls", "/bin/vi")
+	assert.Check(t, rr.exit != 0, "/bin/vi was deleted in the original: %s", rr)
+}
