@@ -108,32 +108,17 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	stderr := dockerCLI.Err()
 	fmt.Fprintf(stderr, "Importing %s into container %s...\n", opts.file, ref.Name)
 	start := time.Now()
-	counted := &countingReader{r: in}
-	var src io.Reader = counted
-	var bar interface{ Finish() error }
-	if !opts.quiet && stderr.IsTerminal() {
-		b := newBytesBar(stderr, size, "Sending")
-		bar = b
-		src = io.TeeReader(counted, b)
-	}
 	// The files applied through Docker's API (filesystem changes, volumes) are
 	// kept aside as the archive goes by, and used only once it matched its
 	// manifest, here and in the helper.
-	local, err := startLocalCopy()
+	up, err := newUpload(stderr, in, size, opts.quiet)
 	if err != nil {
 		return err
 	}
-	defer local.cleanup()
-	src = io.TeeReader(src, local)
+	defer up.close()
 	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name}
-	out, runErr := s.stream(ctx, ref.ID, "import", req, src, nil, func(ev helperapi.Event) {
-		if bar == nil {
-			fmt.Fprintf(stderr, "  %s\n", ev.Message)
-		}
-	})
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	out, runErr := s.stream(ctx, ref.ID, "import", req, up, nil, up.progress)
+	up.sent()
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
 		return fmt.Errorf("importing %s into container %q: %s", opts.file, ref.Name, out.final.Error.Message)
 	}
@@ -144,7 +129,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	if res == nil {
 		return errors.New("the helper answered without a result")
 	}
-	if err := applyFiles(ctx, s, ref, local); err != nil {
+	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		// Nothing half-imported: the checkpoint goes again.
 		if _, rmErr := s.call(context.WithoutCancel(ctx), ref.ID, "remove", helperapi.RemoveRequest{
 			Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Names: []string{res.Name},
@@ -153,7 +138,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		}
 		return fmt.Errorf("importing %s into container %q: %w; the checkpoint was not kept", opts.file, ref.Name, err)
 	}
-	if deleted := local.deleted(); len(deleted) > 0 {
+	if deleted := up.local.deleted(); len(deleted) > 0 {
 		fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (Docker's API cannot delete files; restore --input deletes them): %s\n",
 			len(deleted), ref.Name, strings.Join(deleted, ", "))
 	}
@@ -162,7 +147,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		from += " of container " + res.SourceContainer
 	}
 	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s received, %.2fs.\n",
-		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(counted.n)), time.Since(start).Seconds())
+		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.n)), time.Since(start).Seconds())
 	fmt.Fprintf(stderr, "Restore it with: docker start --checkpoint %s %s\n", res.Name, ref.Name)
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil

@@ -11,12 +11,57 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/docker/cli/cli/streams"
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
+
+// upload is an archive on its way to a helper's stdin: counted, shown on a
+// progress bar when stderr is a terminal, and read locally as it goes by
+// (see localCopy) for what applyFiles needs.
+type upload struct {
+	io.Reader
+	counted *countingReader
+	bar     interface{ Finish() error }
+	local   *localCopy
+	stderr  io.Writer
+}
+
+func newUpload(stderr *streams.Out, in io.Reader, size int64, quiet bool) (*upload, error) {
+	u := &upload{counted: &countingReader{r: in}, stderr: stderr}
+	u.Reader = u.counted
+	if !quiet && stderr.IsTerminal() {
+		b := newBytesBar(stderr, size, "Sending")
+		u.bar = b
+		u.Reader = io.TeeReader(u.Reader, b)
+	}
+	local, err := startLocalCopy()
+	if err != nil {
+		return nil, err
+	}
+	u.local = local
+	u.Reader = io.TeeReader(u.Reader, local)
+	return u, nil
+}
+
+// progress shows the helper's progress events when there is no bar.
+func (u *upload) progress(ev helperapi.Event) {
+	if u.bar == nil {
+		fmt.Fprintf(u.stderr, "  %s\n", ev.Message)
+	}
+}
+
+// sent ends the bar once the helper is done.
+func (u *upload) sent() {
+	if u.bar != nil {
+		_ = u.bar.Finish()
+	}
+}
+
+func (u *upload) close() { u.local.cleanup() }
 
 // localCopy reads the archive as it is sent to the helper and keeps, in a
 // private temporary folder, what import applies through Docker's API:

@@ -209,21 +209,17 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
 		fmt.Fprintf(stderr, "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from the checkpoint instead.\n", p)
 	}
-	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
+	id, err := createContainer(ctx, s, cfg, hc, netCfg, name)
 	if err != nil {
-		return fmt.Errorf("creating container %s: %w", name, err)
+		return err
 	}
 	trace.step("create container")
-	id := created.ID
 	keep := false
 	defer func() {
 		if !keep {
 			removeUnfinished(ctx, s, id, name)
 		}
 	}()
-	for _, w := range created.Warnings {
-		fmt.Fprintln(stderr, "Warning:", w)
-	}
 	deleted, err := copyChanges(ctx, s, orig, id)
 	if err != nil {
 		return err

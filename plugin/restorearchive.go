@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-units"
 
@@ -82,55 +82,36 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
 		fmt.Fprintf(stderr, "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from the archive instead.\n", p)
 	}
-	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
+	id, err := createContainer(ctx, s, cfg, hc, netCfg, name)
 	if err != nil {
-		return fmt.Errorf("creating container %s: %w", name, err)
+		return err
 	}
-	id := created.ID
 	keep := false
 	defer func() {
 		if !keep {
 			removeUnfinished(ctx, s, id, name)
 		}
 	}()
-	for _, w := range created.Warnings {
-		fmt.Fprintln(stderr, "Warning:", w)
-	}
 	stageDir, stageMounts, err := stageTarget(ctx, s, id)
 	if err != nil {
 		return err
 	}
 
-	counted := &countingReader{r: whole}
-	var src io.Reader = counted
-	var bar interface{ Finish() error }
-	if !opts.quiet && stderr.IsTerminal() {
-		b := newBytesBar(stderr, size, "Sending")
-		bar = b
-		src = io.TeeReader(counted, b)
-	}
 	// The filesystem changes and volume contents are applied through
 	// Docker's API, from a local copy kept as the archive goes by, once the
 	// helper found the whole archive matching its manifest.
-	local, err := startLocalCopy()
+	up, err := newUpload(stderr, whole, size, opts.quiet)
 	if err != nil {
 		return err
 	}
-	defer local.cleanup()
-	src = io.TeeReader(src, local)
+	defer up.close()
 	ref := helperapi.ContainerRef{ID: id, Name: name}
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel},
 	}
-	out, runErr := s.streamMounts(ctx, id, "stage-archive", req, src, stageMounts, func(ev helperapi.Event) {
-		if bar == nil {
-			fmt.Fprintf(stderr, "  %s\n", ev.Message)
-		}
-	})
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	out, runErr := s.streamMounts(ctx, id, "stage-archive", req, up, stageMounts, up.progress)
+	up.sent()
 	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
 		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), out.final.Error.Message)
 	}
@@ -144,12 +125,12 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if res.Checkpoint != ac.Checkpoint {
 		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
 	}
-	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(counted.n)), units.HumanSize(float64(res.Received)), res.Processes)
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.n)), units.HumanSize(float64(res.Received)), res.Processes)
 	if d := res.DumpOptions; d != nil && opts.tcpEstablished && !d.TCPEstablished {
 		fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
 	}
 	// Only now, with the changes in place, may the supervisor restore.
-	if err := applyFiles(ctx, s, ref, local); err != nil {
+	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		return err
 	}
 	if err := s.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
@@ -164,6 +145,18 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	keep = true
 	return reportRestored(dockerCLI, opts, st, id, name, origName, ac.Checkpoint, start)
+}
+
+// createContainer creates the new container and passes Docker's warnings on.
+func createContainer(ctx context.Context, s *session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name string) (string, error) {
+	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
+	if err != nil {
+		return "", fmt.Errorf("creating container %s: %w", name, err)
+	}
+	for _, w := range created.Warnings {
+		fmt.Fprintln(s.cli.Err(), "Warning:", w)
+	}
+	return created.ID, nil
 }
 
 // removeUnfinished removes a new container whose restore failed, with its
