@@ -130,7 +130,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVar(&opts.cgroupMode, "manage-cgroups-mode", "soft", "CRIU's cgroup handling: "+strings.Join(helperapi.CgroupModes, ", "))
 	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
 	addHelperImageFlag(f, &opts.helperImage)
-	f.BoolVar(&opts.externalNetNS, "external-netns", false, "Leave the network namespace out of the checkpoint, so that `docker xcheckpoint restore` can restore it into a new container (needed before Docker 23; Docker's own restore of it then fails there)")
+	f.BoolVar(&opts.externalNetNS, "external-netns", false, "Leave the network namespace out of the checkpoint, so that docker xcheckpoint restore can restore it into a new container (needed before Docker 23; Docker's own restore of it then fails there)")
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's dump statistics and the total time on stdout, instead of the name")
 	f.StringVar(&opts.format, "format", "", "With --print-stats or several containers: 'table', 'json', or a Go template")
 	f.StringVar(&opts.name, "name", "", "Checkpoint name, the same for every container (default: the current time); the arguments are then all containers")
