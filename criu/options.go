@@ -100,9 +100,9 @@ func DumpOpts(info inspect.ContainerInfo, facts ProcFacts, o helperapi.DumpOptio
 		// pages dirtied since (runc sets it for both too).
 		opts.TrackMem = proto.Bool(true)
 	}
-	if o.AutoDedup {
-		opts.AutoDedup = proto.Bool(true)
-	}
+	// o.AutoDedup is not CRIU's auto-dedup: that punches the parent's pages
+	// while the container is frozen (measured on the VM: 36 s frozen instead
+	// of 11 s for a 256 MiB container). The helper runs Dedup afterwards.
 	if !o.LeaveRunning && !o.PreDump {
 		// Stopped, not killed: the plugin then stops the container through Docker,
 		// so that Docker records a deliberate stop (no restart policy kicks in).

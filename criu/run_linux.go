@@ -54,6 +54,30 @@ func Dump(ctx context.Context, opts *rpc.CriuOpts) error {
 	return run(ctx, opts, false)
 }
 
+// DedupLogFile is CRIU's log of Dedup, in the images folder.
+const DedupLogFile = "dedup.log"
+
+// Dedup punches out of the parent images of the checkpoint in dir the pages
+// that dir's own images replace (`criu dedup`): what CRIU's --auto-dedup does
+// during a dump, done once the container runs again, so that it adds nothing
+// to the time the container is frozen.
+func Dedup(ctx context.Context, dir string) error {
+	cmd := exec.CommandContext(ctx, Binary, "dedup", "-D", dir, "-o", DedupLogFile, "-v4")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		msg := strings.TrimSpace(string(out))
+		if b, rerr := os.ReadFile(dir + "/" + DedupLogFile); rerr == nil {
+			if d := Diagnose(string(b)); len(d.Cause) > 0 {
+				msg = strings.Join(d.Cause, "; ")
+			}
+		}
+		if msg != "" {
+			return fmt.Errorf("criu dedup: %w: %s", err, msg)
+		}
+		return fmt.Errorf("criu dedup: %w", err)
+	}
+	return nil
+}
+
 // PreDump runs CRIU's pre-dump (memory only, dirty tracking started; the
 // process tree is frozen only while its pages are collected) with opts.
 func PreDump(ctx context.Context, opts *rpc.CriuOpts) error {

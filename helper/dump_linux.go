@@ -242,6 +242,14 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		criuVersion = "unknown"
 	}
 	em.ProgressFor(info.ID, "dump complete (CRIU %s), storing checkpoint %s", criuVersion, req.CheckpointName)
+	if req.Options.AutoDedup && parentDir != "" {
+		// After the dump, not during it: the container is not frozen for it.
+		em.ProgressFor(info.ID, "removing from checkpoint %s the pages this checkpoint replaces (--auto-dedup)", req.Options.Parent)
+		if err := criu.Dedup(ctx, tmp); err != nil {
+			// The new checkpoint is whole; the parent just keeps its copies.
+			em.ProgressFor(info.ID, "warning: --auto-dedup: %v; checkpoint %s keeps all its pages", err, req.Options.Parent)
+		}
+	}
 
 	res := &helperapi.DumpResult{
 		Name:             req.CheckpointName,

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,11 +97,17 @@ func TestVMPreDumpChain(t *testing.T) {
 	// --external-netns: the VM's Docker 20.10 would dump the network
 	// namespace, which only Docker's own restore can use.
 	atStart, atEnd, r := h.checkpointOK(t, ctr, "final", "--parent", "pre", "--auto-dedup", "--external-netns")
+	assert.Check(t, is.Contains(r.stderr, `removing from checkpoint pre the pages this checkpoint replaces (--auto-dedup)`), "%s", r)
+	assert.Check(t, !strings.Contains(r.stderr, "warning: --auto-dedup"), "%s", r)
 	finalPages := pagesWritten(t, r.stderr)
 	assert.Check(t, finalPages < prePages/2, "the dump on a parent writes the changed pages only: %d pages, the pre-dump %d", finalPages, prePages)
 	t.Logf("pages written: pre-dump %d, final dump on it %d", prePages, finalPages)
 	h.assertKeepsRunning(t, ctr)
 
+	// --auto-dedup (run once the container was thawed) punched final's pages
+	// out of pre's pages files: fewer blocks than their size.
+	size, alloc := h.pagesFileBlocks(t, ctr, "pre")
+	assert.Check(t, alloc < size-int64(finalPages)*4096/2, "pre's pages: %d bytes, %d allocated after the dedup of %d pages", size, alloc, finalPages)
 	ls := h.xcheckpoint(t, "ls", ctr)
 	assert.Check(t, is.Contains(ls.stdout, "pre-dump"), "%s", ls)
 	assert.Check(t, is.Contains(ls.stdout, "parent=pre"), "%s", ls)
@@ -139,4 +146,23 @@ func TestVMPreDumpChain(t *testing.T) {
 	assert.Check(t, is.Equal(r.exit, 0), "%s", r)
 	assert.Check(t, is.Equal(r.stdout, "final\npre\n"))
 	assert.Check(t, is.Len(h.checkpointNames(t, ctr), 0))
+}
+
+// pagesFileBlocks sums the size and the allocated bytes of a checkpoint's
+// pages files on the host, read by a short container with the data root
+// mounted.
+func (h dockerHost) pagesFileBlocks(t *testing.T, ctr, name string) (size, alloc int64) {
+	t.Helper()
+	id := h.docker(t, "inspect", "-f", "{{.Id}}", ctr)
+	root := h.docker(t, "info", "-f", "{{.DockerRootDir}}")
+	dir := root + "/containers/" + id + "/checkpoints/" + name
+	out := h.docker(t, "run", "--rm", "-v", dir+":/c:ro", busybox, "sh", "-c", "stat -c '%s %b %B' /c/pages-*.img")
+	for _, l := range strings.Split(out, "\n") {
+		var s, b, bs int64
+		_, err := fmt.Sscanf(l, "%d %d %d", &s, &b, &bs)
+		assert.NilError(t, err, "stat output %q", out)
+		size += s
+		alloc += b * bs
+	}
+	return size, alloc
 }
