@@ -120,6 +120,7 @@ func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiv
 		if dockerCLI.Out().IsTerminal() {
 			return nil, usageError{errors.New("refusing to write a checkpoint archive to a terminal: redirect stdout, or use --output FILE")}
 		}
+		keepWritingErrors()
 		o.w = dockerCLI.Out()
 	} else {
 		dir, base := filepath.Split(target)
@@ -250,6 +251,15 @@ func (o *archiveOutput) finishBar() {
 		_ = o.bar.Finish()
 		o.bar = nil
 	}
+}
+
+// lost says what became of the destination after a failure: a file never
+// appears, but what went to stdout is gone.
+func (o *archiveOutput) lost() string {
+	if o.tmp == nil && o.n > 0 {
+		return fmt.Sprintf("the archive on stdout is incomplete (%d bytes were written): discard it", o.n)
+	}
+	return "nothing was written to " + o.where()
 }
 
 // where names the destination for messages.

@@ -336,10 +336,10 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	res := outcome.Result
 	if dest != nil {
 		if runErr != nil {
-			return fmt.Errorf("checkpoint %q of container %q: %w; nothing was written to %s", opts.name, info.Name, runErr, dest.where())
+			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, runErr, dest.lost())
 		}
 		if err := dest.commit(res.Archive); err != nil {
-			return fmt.Errorf("checkpoint %q of container %q: %w; nothing was written to %s", opts.name, info.Name, err, dest.where())
+			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, err, dest.lost())
 		}
 	}
 	if !opts.leaveRunning {

@@ -123,7 +123,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		return errors.New("the helper answered without describing the archive")
 	}
 	if err := dest.commit(out.final.Export); err != nil {
-		return fmt.Errorf("exporting checkpoint %q of container %q: %w; nothing was written to %s", opts.name, ref.Name, err, dest.where())
+		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.lost())
 	}
 	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs.\n", opts.name, ref.Name, dest.where(), describeArchive(out.final.Export), time.Since(start).Seconds())
 	return nil

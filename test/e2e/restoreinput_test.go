@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -222,4 +223,19 @@ func TestExportCarriesChanges(t *testing.T) {
 	assert.Check(t, is.Equal(docker(t, "exec", restored, "cat", "/vol/v.txt"), "in-volume"))
 	rr := runEnv(t, nil, "docker", "exec", restored, "ls", "/bin/vi")
 	assert.Check(t, rr.exit != 0, "/bin/vi was deleted in the original: %s", rr)
+}
+
+// TestArchiveStdoutClosed: the reader of `create -o -` goes away early (a
+// `| head`, an ssh that died): the command says so and exits 1 instead of
+// dying of SIGPIPE, the container keeps running, no helper stays.
+func TestArchiveStdoutClosed(t *testing.T) {
+	ctr := startContainer(t, "", fixture, "fixture", "memory", "64")
+	waitCounting(t, ctr, 1)
+	r := runEnv(t, nil, "bash", "-c", `docker xcheckpoint create -o - "$1" | head -c 100 >/dev/null; exit "${PIPESTATUS[0]}"`, "bash", ctr)
+	assert.Equal(t, r.exit, 1, "%s", r)
+	assert.Check(t, is.Contains(r.stderr, "broken pipe"))
+	assert.Check(t, is.Contains(r.stderr, "the archive on stdout is incomplete"))
+	assertKeepsRunning(t, ctr)
+	waitNoHelpersFor(t, containerID(t, ctr), time.Minute)
+	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
 }
