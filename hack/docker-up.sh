@@ -51,12 +51,14 @@ fi
 mkdir -p /var/log
 if ! pgrep -x containerd >/dev/null; then
 	log "starting containerd"
-	nohup containerd >/var/log/containerd.log 2>&1 &
+	# In a session of its own: a Ctrl-C in the terminal that ran this (or
+	# the end of the job that ran it) must not take the daemon down with it.
+	setsid nohup containerd >/var/log/containerd.log 2>&1 </dev/null &
 	for _ in $(seq 1 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.1; done
 fi
 if ! pgrep -x dockerd >/dev/null; then
 	log "starting dockerd"
-	nohup dockerd --containerd=/run/containerd/containerd.sock >/var/log/dockerd.log 2>&1 &
+	setsid nohup dockerd --containerd=/run/containerd/containerd.sock >/var/log/dockerd.log 2>&1 </dev/null &
 fi
 for _ in $(seq 1 300); do
 	if docker version >/dev/null 2>&1; then
