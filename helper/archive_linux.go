@@ -274,12 +274,8 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 	if err := archive.ValidateCompression(req.Archive.Compression); err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
-	ctrDir, fail := existingContainerDir(req.DockerRoot, req.Container)
-	if fail != nil {
-		return nil, fail
-	}
 	// The lock keeps `rm` from deleting files while they are being sent.
-	lock, fail := lockContainer(ctrDir, req.Container)
+	ctrDir, lock, fail := lockedContainerDir(req.DockerRoot, req.Container)
 	if fail != nil {
 		return nil, fail
 	}
@@ -306,10 +302,9 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 		if req.Archive.Rootfs != nil && info.PID <= 0 {
 			return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: filesystem changes of a container that does not run"}
 		}
-		work := filepath.Join(ctrDir, tmpDirName)
-		_ = os.RemoveAll(work)
-		if err := os.MkdirAll(work, 0o700); err != nil {
-			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+		work, fail := freshWorkDir(ctrDir)
+		if fail != nil {
+			return nil, fail
 		}
 		defer os.RemoveAll(work)
 		src.extra, src.deleted, err = archiveExtras(work, info, req.Archive, req.DockerRoot, func(format string, a ...any) {
@@ -340,11 +335,7 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 			return nil, &helperapi.DumpFailure{Message: err.Error()}
 		}
 	}
-	ctrDir, fail := existingContainerDir(req.DockerRoot, req.Container)
-	if fail != nil {
-		return nil, fail
-	}
-	lock, fail := lockContainer(ctrDir, req.Container)
+	ctrDir, lock, fail := lockedContainerDir(req.DockerRoot, req.Container)
 	if fail != nil {
 		return nil, fail
 	}
@@ -354,10 +345,9 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 			return nil, &helperapi.DumpFailure{Exists: true, Message: fmt.Sprintf("checkpoint %q already exists for container %q", req.Name, req.Container.Name)}
 		}
 	}
-	tmpParent := filepath.Join(ctrDir, tmpDirName)
-	_ = os.RemoveAll(tmpParent)
-	if err := os.MkdirAll(tmpParent, 0o700); err != nil {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	tmpParent, fail := freshWorkDir(ctrDir)
+	if fail != nil {
+		return nil, fail
 	}
 	defer os.RemoveAll(tmpParent)
 	tmp := filepath.Join(tmpParent, "import")
@@ -368,7 +358,7 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 	em.Progress("receiving the archive for container %s", req.Container.Name)
 	manifest, err := receiveCheckpoint(ctx, in, tmp, res)
 	if err != nil {
-		if errors.Is(err, archive.ErrInvalid) {
+		if refused(err) {
 			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused, nothing was stored: %v", err)}
 		}
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("importing into container %q, nothing was stored: %v", req.Container.Name, err)}
@@ -380,15 +370,9 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 	if err := helperapi.ValidateName(name); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive's checkpoint name: %v; name it with --name", err)}
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
-		return nil, &helperapi.DumpFailure{Message: "the archive was refused, nothing was stored: it holds no CRIU images (checkpoint/inventory.img)"}
-	}
 	res.SourceName = manifest.Checkpoint
-	if b, err := os.ReadFile(filepath.Join(tmp, MetadataFile)); err == nil {
-		var m Metadata
-		if json.Unmarshal(b, &m) == nil {
-			res.SourceContainer = m.Container.Name
-		}
+	if m, _, err := readMetadata(tmp); err == nil {
+		res.SourceContainer = m.Container.Name
 	}
 	if err := writeJSON(filepath.Join(tmp, dockerConfigFile), map[string]string{"Name": name}); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("storing checkpoint %q: %v", name, err)}
@@ -489,11 +473,33 @@ func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.Co
 	return nil
 }
 
+// errNoImages refuses an archive that matched its manifest but holds no
+// checkpoint.
+var errNoImages = errors.New("it holds no CRIU images (checkpoint/inventory.img)")
+
+// refused tells an archive refused (damaged, tampered, hostile, or without
+// images) from a failure to receive it.
+func refused(err error) bool {
+	return errors.Is(err, archive.ErrInvalid) || errors.Is(err, errNoImages)
+}
+
 // receiveCheckpoint reads an archive from in, checking every entry, and writes
 // its CRIU images, CRIU log and container.json into the folder tmp (the layout
-// of a stored checkpoint); res learns whether it carries filesystem changes
-// and which volumes. The caller removes tmp if it fails.
+// of a stored checkpoint); res learns whether it carries filesystem changes,
+// which volumes and which deleted paths. An archive without CRIU images is
+// refused (errNoImages). The caller removes tmp if it fails.
 func receiveCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
+	m, err := readCheckpoint(ctx, in, tmp, res)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
+		return nil, errNoImages
+	}
+	return m, nil
+}
+
+func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
 	return archive.Read(in, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -562,7 +568,7 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 	}
 	manifest, err := receiveCheckpoint(ctx, in, tmp, &helperapi.ImportResult{})
 	if err != nil {
-		if errors.Is(err, archive.ErrInvalid) {
+		if refused(err) {
 			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused: %v", err)}
 		}
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("reading the archive: %v", err)}
@@ -571,20 +577,14 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 	if err := helperapi.ValidateName(name); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive's checkpoint name: %v", err)}
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
-		return nil, &helperapi.DumpFailure{Message: "the archive was refused: it holds no CRIU images (checkpoint/inventory.img)"}
-	}
 	// The container the archive was made of, as its container.json says.
 	ref := helperapi.ContainerRef{ID: "archive", Name: "(unknown)"}
-	if b, err := os.ReadFile(filepath.Join(tmp, MetadataFile)); err == nil {
-		var m Metadata
-		if json.Unmarshal(b, &m) == nil {
-			if archiveIDPattern.MatchString(m.Container.ID) {
-				ref.ID = m.Container.ID
-			}
-			if m.Container.Name != "" {
-				ref.Name = m.Container.Name
-			}
+	if m, _, err := readMetadata(tmp); err == nil {
+		if archiveIDPattern.MatchString(m.Container.ID) {
+			ref.ID = m.Container.ID
+		}
+		if m.Container.Name != "" {
+			ref.Name = m.Container.Name
 		}
 	}
 	ckpts := filepath.Join(root, "containers", ref.ID, "checkpoints")

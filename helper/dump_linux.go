@@ -183,13 +183,9 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 			}
 		}
 	}
-	// Work folder: beside the checkpoints (so Docker never lists it), on the same
-	// filesystem (so the final rename is atomic). Anything in it now is a leftover
-	// of a crashed run: we hold the lock, so nobody else is writing there.
-	tmpParent := filepath.Join(ctrDir, tmpDirName)
-	_ = os.RemoveAll(tmpParent)
-	if err := os.MkdirAll(tmpParent, 0o700); err != nil {
-		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	tmpParent, fail := freshWorkDir(ctrDir)
+	if fail != nil {
+		return nil, fail
 	}
 	defer os.RemoveAll(tmpParent)
 	tmp := filepath.Join(tmpParent, req.CheckpointName)

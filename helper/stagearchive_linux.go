@@ -2,7 +2,6 @@ package helper
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
@@ -43,7 +41,7 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	imp := &helperapi.ImportResult{}
 	manifest, err := receiveCheckpoint(ctx, in, tmp, imp)
 	if err != nil {
-		if errors.Is(err, archive.ErrInvalid) {
+		if refused(err) {
 			return nil, failf("the archive was refused, nothing was restored: %v", err)
 		}
 		return nil, failf("receiving the archive into container %q: %v", req.Container.Name, err)
@@ -52,15 +50,9 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	if err := helperapi.ValidateName(name); err != nil {
 		return nil, failf("the archive's checkpoint name: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
-		return nil, failf("the archive was refused, nothing was restored: it holds no CRIU images (checkpoint/inventory.img)")
-	}
 	source := helperapi.ContainerRef{ID: "archive", Name: "(unknown)"}
-	if b, err := os.ReadFile(filepath.Join(tmp, MetadataFile)); err == nil {
-		var m Metadata
-		if json.Unmarshal(b, &m) == nil && m.Container.Name != "" {
-			source.Name = m.Container.Name
-		}
+	if m, _, err := readMetadata(tmp); err == nil && m.Container.Name != "" {
+		source.Name = m.Container.Name
 	}
 	st, plan, fail := planRestore(tmp, source, name, req.Options, imp.Deleted)
 	if fail != nil {

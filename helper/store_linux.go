@@ -47,6 +47,33 @@ func lockContainer(ctrDir string, ref helperapi.ContainerRef) (*os.File, *helper
 	return lock, nil
 }
 
+// lockedContainerDir is existingContainerDir with the container's lock taken
+// (lockContainer): what export, import and rm work in.
+func lockedContainerDir(root string, ref helperapi.ContainerRef) (string, *os.File, *helperapi.DumpFailure) {
+	dir, fail := existingContainerDir(root, ref)
+	if fail != nil {
+		return "", nil, fail
+	}
+	lock, fail := lockContainer(dir, ref)
+	if fail != nil {
+		return "", nil, fail
+	}
+	return dir, lock, nil
+}
+
+// freshWorkDir makes the container's work folder (beside its checkpoints, so
+// Docker never lists it, on the same filesystem, so that renames out of it are
+// atomic) empty: anything in it is a leftover of a crashed run, since the
+// caller holds the container's lock. The caller removes it when done.
+func freshWorkDir(ctrDir string) (string, *helperapi.DumpFailure) {
+	work := filepath.Join(ctrDir, tmpDirName)
+	_ = os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return "", &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
+	}
+	return work, nil
+}
+
 // lockWait bounds how long a dump waits for another command on the same
 // container: far longer than any dump, short of forever.
 const lockWait = 10 * time.Minute
@@ -265,11 +292,7 @@ func Remove(req helperapi.RemoveRequest) (*helperapi.RemoveResult, *helperapi.Du
 			return nil, &helperapi.DumpFailure{Message: err.Error()}
 		}
 	}
-	ctrDir, fail := existingContainerDir(req.DockerRoot, req.Container)
-	if fail != nil {
-		return nil, fail
-	}
-	lock, fail := lockContainer(ctrDir, req.Container)
+	ctrDir, lock, fail := lockedContainerDir(req.DockerRoot, req.Container)
 	if fail != nil {
 		return nil, fail
 	}
