@@ -206,10 +206,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if addr := originalStaticAddress(orig); addr != "" && !keepsStaticAddress(netCfg) && opts.network == "" {
 		fmt.Fprintf(stderr, "Note: container %s holds its fixed address %s: the new container gets another (--replace keeps it).\n", origName, addr)
 	}
-	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
-		fmt.Fprintf(stderr, "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from the checkpoint instead.\n", p)
-	}
-	id, err := createContainer(ctx, s, cfg, hc, netCfg, name)
+	id, err := createContainer(ctx, s, cfg, hc, netCfg, name, "the checkpoint")
 	if err != nil {
 		return err
 	}
@@ -264,9 +261,8 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if runErr != nil {
 		return runErr
 	}
-	if out.final != nil && out.final.Stage != nil && out.final.Stage.DumpOptions != nil &&
-		opts.tcpEstablished && !out.final.Stage.DumpOptions.TCPEstablished {
-		fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
+	if out.final != nil && out.final.Stage != nil {
+		warnDumpOptions(stderr, opts, out.final.Stage)
 	}
 	trace.step("stage (helper) and start")
 	stoppedOrig := false
@@ -366,6 +362,14 @@ func ensureImage(ctx context.Context, s *session, orig container.InspectResponse
 		return fmt.Errorf("image %s (%s) of container %q is not on the daemon, and %s now names another image: load the original one first", ref, shortImageID(orig.Image), origName, ref)
 	}
 	return nil
+}
+
+// warnDumpOptions says when a restore option asks for what the checkpoint
+// does not hold.
+func warnDumpOptions(w io.Writer, opts restoreOptions, st *helperapi.StageResult) {
+	if d := st.DumpOptions; d != nil && opts.tcpEstablished && !d.TCPEstablished {
+		fmt.Fprintln(w, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
+	}
 }
 
 // nameFree refuses a name another container has.

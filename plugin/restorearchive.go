@@ -79,10 +79,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
-	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
-		fmt.Fprintf(stderr, "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from the archive instead.\n", p)
-	}
-	id, err := createContainer(ctx, s, cfg, hc, netCfg, name)
+	id, err := createContainer(ctx, s, cfg, hc, netCfg, name, "the archive")
 	if err != nil {
 		return err
 	}
@@ -126,9 +123,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
 	}
 	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.n)), units.HumanSize(float64(res.Received)), res.Processes)
-	if d := res.DumpOptions; d != nil && opts.tcpEstablished && !d.TCPEstablished {
-		fmt.Fprintln(stderr, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
-	}
+	warnDumpOptions(stderr, opts, &res.StageResult)
 	// Only now, with the changes in place, may the supervisor restore.
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		return err
@@ -147,8 +142,13 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	return reportRestored(dockerCLI, opts, st, id, name, origName, ac.Checkpoint, start)
 }
 
-// createContainer creates the new container and passes Docker's warnings on.
-func createContainer(ctx context.Context, s *session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name string) (string, error) {
+// createContainer creates the new container, says that it gets no restart
+// policy when the original had one (restoredConfig keeps it in a label), and
+// passes Docker's warnings on. from names what to restore again from.
+func createContainer(ctx context.Context, s *session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name, from string) (string, error) {
+	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
+		fmt.Fprintf(s.cli.Err(), "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from %s instead.\n", p, from)
+	}
 	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
 	if err != nil {
 		return "", fmt.Errorf("creating container %s: %w", name, err)
