@@ -403,11 +403,10 @@ func printSummary(w io.Writer, res *helperapi.DumpResult, total time.Duration, p
 	fmt.Fprintf(w, "%sCRIU log: %s (on the daemon host)\n", prefix, res.LogPath)
 }
 
-// explainFailure turns the helper's failure into the error the user reads: the
-// cause from CRIU's log, a hint, where the full log is kept, and the state of
-// the container.
-func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.ContainerInfo, opts createOptions, f *helperapi.DumpFailure, runErr error) error {
-	var b strings.Builder
+// writeCRIUFailure writes a failure as the user reads it, a line each: the
+// message, CRIU's cause lines, the hint, and where the whole CRIU log was
+// saved on this machine (as NAME, for container info).
+func writeCRIUFailure(b *strings.Builder, f *helperapi.DumpFailure, info inspect.ContainerInfo, name string) {
 	b.WriteString(f.Message + "\n")
 	if len(f.Cause) > 0 {
 		b.WriteString("CRIU says:\n")
@@ -419,12 +418,20 @@ func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.Con
 		b.WriteString("Hint: " + f.Hint + "\n")
 	}
 	if f.Log != "" {
-		if p, err := saveLog(info, opts.name, f.Log); err == nil {
+		if p, err := saveLog(info, name, f.Log); err == nil {
 			b.WriteString("Full CRIU log: " + p + "\n")
 		} else {
 			b.WriteString("The CRIU log could not be saved: " + err.Error() + "\n")
 		}
 	}
+}
+
+// explainFailure turns the helper's failure into the error the user reads: the
+// cause from CRIU's log, a hint, where the full log is kept, and the state of
+// the container.
+func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.ContainerInfo, opts createOptions, f *helperapi.DumpFailure, runErr error) error {
+	var b strings.Builder
+	writeCRIUFailure(&b, f, info, opts.name)
 	if !f.Exists && !f.Busy {
 		b.WriteString(stateSentence(ctx, dockerCLI, info, f.ContainerState))
 		b.WriteString(fmt.Sprintf("No checkpoint named %q was stored.", opts.name))

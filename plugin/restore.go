@@ -871,21 +871,7 @@ func explainRestoreFailure(origName, ckpt string, f *helperapi.DumpFailure) stri
 		return fmt.Sprintf("restoring checkpoint %q of container %q failed without a reason", ckpt, origName)
 	}
 	var b strings.Builder
-	b.WriteString(f.Message)
-	if len(f.Cause) > 0 {
-		b.WriteString("\nCRIU says:\n")
-		for _, l := range f.Cause {
-			b.WriteString("  " + l + "\n")
-		}
-	}
-	if f.Hint != "" {
-		b.WriteString("Hint: " + f.Hint + "\n")
-	}
-	if f.Log != "" {
-		if p, err := saveLog(inspect.ContainerInfo{Name: origName}, ckpt+"-restore", f.Log); err == nil {
-			b.WriteString("Full CRIU log: " + p + "\n")
-		}
-	}
+	writeCRIUFailure(&b, f, inspect.ContainerInfo{Name: origName}, ckpt+"-restore")
 	return strings.TrimRight(b.String(), "\n")
 }
 

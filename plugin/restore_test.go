@@ -188,3 +188,14 @@ func TestDockerContainerRoundTrip(t *testing.T) {
 	_, err = parseDockerContainer([]byte(`{`))
 	assert.Check(t, is.ErrorContains(err, "docker-container.json"))
 }
+
+// A restore failure reads like a create failure: the message, then CRIU's
+// cause and the hint on lines of their own (a hint without cause lines once
+// ran on after the message).
+func TestExplainRestoreFailure(t *testing.T) {
+	got := explainRestoreFailure("web", "warm", &helperapi.DumpFailure{Message: "CRIU could not restore", Hint: "try --tcp-established"})
+	assert.Check(t, is.Equal(got, "CRIU could not restore\nHint: try --tcp-established"))
+	got = explainRestoreFailure("web", "warm", &helperapi.DumpFailure{Message: "CRIU could not restore", Cause: []string{"Error (criu/mount.c:1): x"}})
+	assert.Check(t, is.Equal(got, "CRIU could not restore\nCRIU says:\n  Error (criu/mount.c:1): x"))
+	assert.Check(t, is.Equal(explainRestoreFailure("web", "warm", nil), `restoring checkpoint "warm" of container "web" failed without a reason`))
+}
