@@ -32,20 +32,25 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		return err
 	}
 	defer closeIn()
+	// "reading the archive FILE", or "reading the archive on stdin".
+	where := opts.input
+	if where == "-" {
+		where = "on stdin"
+	}
 	head, whole, err := archive.Head(in, archive.DockerContainer)
 	if errors.Is(err, archive.ErrNoHead) {
 		return fmt.Errorf("%s carries no Docker configuration to recreate its container from (no %s first: made by another tool, or by docker xcheckpoint before 0.3); restore it through a container you create from the same image: docker xcheckpoint import %s --container CONTAINER, then docker xcheckpoint restore CONTAINER CHECKPOINT",
 			opts.input, archive.DockerContainer, opts.input)
 	}
 	if err != nil {
-		return fmt.Errorf("reading the archive %s: %w", opts.input, err)
+		return fmt.Errorf("reading the archive %s: %w", where, err)
 	}
 	ac, err := parseDockerContainer(head)
 	if err != nil {
-		return fmt.Errorf("reading the archive %s: %w", opts.input, err)
+		return fmt.Errorf("reading the archive %s: %w", where, err)
 	}
 	if err := helperapi.ValidateName(ac.Checkpoint); err != nil {
-		return fmt.Errorf("reading the archive %s: its checkpoint name: %w", opts.input, err)
+		return fmt.Errorf("reading the archive %s: its checkpoint name: %w", where, err)
 	}
 	orig := ac.Container
 	origName := trimSlash(orig.Name)
