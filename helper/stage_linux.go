@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
@@ -189,4 +191,42 @@ func copyImage(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// VerdictTimeout bounds a stage helper's wait for the supervisor's verdict
+// (StageRequest.WatchVerdict): the supervisor's own wait for the plan, and
+// then CRIU. The plugin stops waiting earlier (its attach closes, and the
+// helper with it).
+const VerdictTimeout = planTimeout + 5*time.Minute
+
+// verdictPoll is how often WatchVerdict looks at the status file: a stat on
+// a local filesystem, nothing for the daemon.
+const verdictPoll = 3 * time.Millisecond
+
+// WatchVerdict waits until the status file in dir (the new container's
+// restore volume) holds the supervisor's verdict, and returns it. The
+// supervisor replaces the file whole (rename), so a file of another size or
+// time is a new status, read once.
+func WatchVerdict(ctx context.Context, dir string, timeout time.Duration) (*helperapi.RestoreStatus, *helperapi.DumpFailure) {
+	p := filepath.Join(dir, helperapi.StatusFile)
+	deadline := time.Now().Add(timeout)
+	var size int64 = -1
+	var mtime time.Time
+	for {
+		if st, err := os.Stat(p); err == nil && (st.Size() != size || !st.ModTime().Equal(mtime)) {
+			size, mtime = st.Size(), st.ModTime()
+			var rs helperapi.RestoreStatus
+			if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &rs) == nil && rs.State != helperapi.RestoreRunning {
+				return &rs, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("no restore verdict from the new container after %s", timeout)}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &helperapi.DumpFailure{Message: "stopped waiting for the restore verdict: " + context.Cause(ctx).Error()}
+		case <-time.After(verdictPoll):
+		}
+	}
 }

@@ -92,6 +92,9 @@ const (
 	KindError  = "error"
 	// KindSegment announces a complete segment of an archive (Segment).
 	KindSegment = "segment"
+	// KindStaged says that a stage helper asked to watch the verdict
+	// (StageRequest.WatchVerdict) has staged the checkpoint (Stage).
+	KindStaged = "staged"
 )
 
 // Event is one line of the helper's stdout. A result event carries the field
@@ -118,6 +121,9 @@ type Event struct {
 	Import *ImportResult  `json:"import,omitempty"`
 	// Stage is the result of the helper's stage command (restore).
 	Stage *StageResult `json:"stage,omitempty"`
+	// Restore is the supervisor's verdict, in the result of a stage command
+	// with WatchVerdict.
+	Restore *RestoreStatus `json:"restore,omitempty"`
 	// StageArchive is the result of stage-archive (restore --input).
 	StageArchive *StageArchiveResult `json:"stage_archive,omitempty"`
 	Error        *DumpFailure        `json:"error,omitempty"`

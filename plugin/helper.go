@@ -56,6 +56,9 @@ type helperRun struct {
 	// mounts are added to those of config.json (restore: the new container's
 	// restore volume).
 	mounts []mount.Mount
+	// quietStop: when ctx ends, the helper is stopped without a word (it runs
+	// no CRIU: the restore's stage helper waiting for the verdict).
+	quietStop bool
 	// notify, when set, receives what the user must know while waiting.
 	notify io.Writer
 	// daemonID identifies the daemon in the memory of withheld optional
@@ -269,7 +272,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 				if fetcher != nil && ev.Segment != nil {
 					fetcher.add(*ev.Segment)
 				}
-			case helperapi.KindProgress, helperapi.KindDumped, helperapi.KindFailed:
+			case helperapi.KindProgress, helperapi.KindDumped, helperapi.KindFailed, helperapi.KindStaged:
 				if onEvent != nil {
 					onEvent(ev)
 				}
@@ -312,7 +315,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
 		bg := context.WithoutCancel(ctx)
 		_ = h.api.ContainerKill(bg, id, "TERM")
-		if h.notify != nil {
+		if h.notify != nil && !h.quietStop {
 			fmt.Fprintf(h.notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
 		}
 		select {

@@ -158,6 +158,10 @@ func run(ctx context.Context, args []string) int {
 		var req helperapi.StageRequest
 		if fail = decode(args[1], &req); fail == nil {
 			ev.Stage, fail = helper.Stage(req)
+			if fail == nil && req.WatchVerdict && !req.CheckOnly {
+				_ = em.Emit(helperapi.Event{Kind: helperapi.KindStaged, Stage: ev.Stage})
+				ev.Restore, fail = helper.WatchVerdict(ctx, req.StageDir, helper.VerdictTimeout)
+			}
 		}
 	case "check":
 		var req helperapi.CheckRequest

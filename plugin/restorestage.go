@@ -1,0 +1,106 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/api/types/mount"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// stageRun is the stage helper of a restore, run in the background: it checks
+// the checkpoint and stages it into the new container, says so (KindStaged),
+// then waits beside the new container for the supervisor's verdict and ends
+// with it (StageRequest.WatchVerdict).
+type stageRun struct {
+	cancel   context.CancelFunc
+	stagedCh chan *helperapi.StageResult
+	done     chan struct{}
+	out      helperOutcome
+	err      error
+}
+
+func startStage(ctx context.Context, s *session, target string, req helperapi.StageRequest, mounts []mount.Mount) *stageRun {
+	hctx, cancel := context.WithCancel(ctx)
+	r := &stageRun{cancel: cancel, stagedCh: make(chan *helperapi.StageResult, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.out, r.err = s.start(hctx, helperRun{target: target, mounts: mounts, quietStop: true}, "stage", req, func(ev helperapi.Event) {
+			if ev.Kind == helperapi.KindStaged && ev.Stage != nil {
+				select {
+				case r.stagedCh <- ev.Stage:
+				default:
+				}
+			}
+		})
+	}()
+	return r
+}
+
+// staged waits until the checkpoint is staged, and says what it is; or
+// returns why the helper ended without staging it.
+func (r *stageRun) staged() (*helperapi.StageResult, error) {
+	select {
+	case st := <-r.stagedCh:
+		return st, nil
+	case <-r.done:
+	}
+	select {
+	case st := <-r.stagedCh:
+		return st, nil
+	default:
+	}
+	if f := r.out.final; f != nil && f.Kind == helperapi.KindError && f.Error != nil {
+		return nil, errors.New(f.Error.Message)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if f := r.out.final; f != nil && f.Stage != nil {
+		return f.Stage, nil
+	}
+	return nil, errors.New("the stage helper ended without a result")
+}
+
+// verdictCheck is how often the plugin looks whether the new container
+// exited while the helper waits for its verdict: an inspect, about a
+// millisecond of the daemon's time.
+const verdictCheck = 100 * time.Millisecond
+
+// verdict waits for the supervisor's verdict, which the helper passes on as
+// soon as it is written. When the new container exits first, or the helper
+// could not watch, the plugin reads the status itself (waitRestored).
+func (r *stageRun) verdict(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
+	deadline := time.NewTimer(restoreTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(verdictCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.done:
+			if f := r.out.final; r.err == nil && f != nil && f.Kind == helperapi.KindResult && f.Restore != nil {
+				return *f.Restore, nil
+			}
+			return waitRestored(ctx, s, id)
+		case <-tick.C:
+			c, err := s.api.ContainerInspect(ctx, id)
+			if err == nil && !c.State.Running && c.State.Status != "created" {
+				r.stop()
+				return waitRestored(ctx, s, id)
+			}
+		case <-deadline.C:
+			return helperapi.RestoreStatus{}, fmt.Errorf("no restore verdict from the new container after %s", restoreTimeout)
+		case <-ctx.Done():
+			return helperapi.RestoreStatus{}, ctx.Err()
+		}
+	}
+}
+
+// stop ends the helper (when it still runs) and waits until it is gone.
+func (r *stageRun) stop() {
+	r.cancel()
+	<-r.done
+}
