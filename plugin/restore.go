@@ -192,7 +192,6 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	trace.step("image and name checks")
 	ropts := helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel}
 	start := time.Now()
-	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s into a new container %s...\n", opts.checkpoint, origName, displayName(name, opts.replace, origName))
 
 	runtimeVol, err := ensureRuntimeVolume(ctx, s)
 	if err != nil {
@@ -268,6 +267,9 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if stageErr != nil {
 		return stageErr
 	}
+	// Said once the helper found the checkpoint good: a refused one (unknown,
+	// damaged) is the only line then.
+	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s into a new container %s...\n", opts.checkpoint, origName, displayName(name, opts.replace, origName))
 	warnDumpOptions(stderr, opts, staged)
 	trace.step("stage (helper) and start")
 	stoppedOrig := false
