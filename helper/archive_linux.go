@@ -40,7 +40,8 @@ func writeArchiveFile(ctx context.Context, src archiveSource, em *helperapi.Emit
 			return nil, fmt.Errorf("making the helper's mounts private before sending the archive: %w", err)
 		}
 	}
-	sw := &segmentWriter{prefix: ArchiveFile, max: segmentBytes(), em: em}
+	first, largest := segmentBytes()
+	sw := &segmentWriter{prefix: ArchiveFile, first: first, max: largest, em: em}
 	start, cpu0 := time.Now(), cpuTime()
 	res, err := writeArchive(ctx, sw, src, em)
 	if err == nil {

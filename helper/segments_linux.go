@@ -11,22 +11,29 @@ import (
 )
 
 // segmentWriter writes the archive as numbered segment files
-// (helperapi.ArchiveSegment) of at most max bytes each, and announces each one
+// (helperapi.ArchiveSegment), the first of at most first bytes and each next
+// one of at most twice its predecessor's limit, up to max; it announces each one
 // on the emitter once it is complete and closed: the plugin fetches it
 // through Docker's archive API while the next one is being written, so the
 // transfer overlaps the compression instead of following it.
 type segmentWriter struct {
 	prefix string
+	first  int64
 	max    int64
-	em     *helperapi.Emitter
-	cur    *os.File
-	curN   int64
-	count  int
+	// limit is the current segment's size limit (first, then doubling).
+	limit int64
+	em    *helperapi.Emitter
+	cur   *os.File
+	curN  int64
+	count int
 }
 
 func (s *segmentWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
+		if s.limit == 0 {
+			s.limit = min(max(s.first, 1), s.max)
+		}
 		if s.cur == nil {
 			f, err := os.OpenFile(helperapi.ArchiveSegment(s.prefix, s.count), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
@@ -34,14 +41,14 @@ func (s *segmentWriter) Write(p []byte) (int, error) {
 			}
 			s.cur, s.curN = f, 0
 		}
-		n, err := s.cur.Write(p[:min(int64(len(p)), s.max-s.curN)])
+		n, err := s.cur.Write(p[:min(int64(len(p)), s.limit-s.curN)])
 		written += n
 		s.curN += int64(n)
 		p = p[n:]
 		if err != nil {
 			return written, err
 		}
-		if s.curN == s.max {
+		if s.curN == s.limit {
 			if err := s.end(); err != nil {
 				return written, err
 			}
@@ -50,13 +57,14 @@ func (s *segmentWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// segmentBytes is helperapi.ArchiveSegmentBytes, or the tests' value of
-// helperapi.EnvTestSegmentBytes.
-func segmentBytes() int64 {
+// segmentBytes are the first and largest segment sizes
+// (helperapi.ArchiveFirstSegmentBytes, helperapi.ArchiveSegmentBytes), or the
+// tests' value of helperapi.EnvTestSegmentBytes for both.
+func segmentBytes() (first, largest int64) {
 	if n, err := strconv.ParseInt(os.Getenv(helperapi.EnvTestSegmentBytes), 10, 64); err == nil && n > 0 {
-		return n
+		return n, n
 	}
-	return helperapi.ArchiveSegmentBytes
+	return helperapi.ArchiveFirstSegmentBytes, helperapi.ArchiveSegmentBytes
 }
 
 // end closes the current segment and announces it.
@@ -68,6 +76,7 @@ func (s *segmentWriter) end() error {
 	}
 	seg := helperapi.SegmentInfo{Index: s.count, Bytes: n}
 	s.count++
+	s.limit = min(2*s.limit, s.max)
 	if err := s.em.Emit(helperapi.Event{Kind: helperapi.KindSegment, Segment: &seg}); err != nil {
 		return fmt.Errorf("announcing archive segment %d: %w", seg.Index, err)
 	}
