@@ -220,28 +220,8 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}
 	freed := "its " + strings.Join(held, " and its ")
 	stopFirst := opts.replace && orig.State.Running && len(held) > 0
-	// The new container starts at once (unless the original must stop first,
-	// which waits for a checkpoint known to be good), while its filesystem
-	// changes are copied and one helper checks the checkpoint and stages it:
-	// its supervisor waits for the restore plan, which the helper writes
-	// last, after the changes are in. The helper then stays to pass the
-	// supervisor's verdict on (WatchVerdict).
-	var started chan error
-	if !stopFirst {
-		started = make(chan error, 1)
-		go func() { started <- s.api.ContainerStart(ctx, id, container.StartOptions{}) }()
-	}
-	waitStarted := func() error {
-		if started == nil {
-			return nil
-		}
-		err := <-started
-		started = nil
-		return err
-	}
 	keep := false
 	defer func() {
-		_ = waitStarted()
 		if !keep {
 			removeUnfinished(ctx, s, id, name)
 		}
@@ -257,6 +237,27 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return err
 	}
 	trace.step("restore volume")
+	// One helper checks the checkpoint and stages it into the new container.
+	// Meanwhile the new container starts (unless the original must stop
+	// first, which waits for a checkpoint known to be good): its supervisor
+	// waits for the restore plan, which the helper writes last. The helper
+	// then stays to pass the supervisor's verdict on (WatchVerdict). Not
+	// earlier: while Docker starts a container, it holds that container's
+	// lock, and the inspect and copies above would wait for the whole start.
+	var started chan error
+	if !stopFirst {
+		started = make(chan error, 1)
+		go func() { started <- s.api.ContainerStart(ctx, id, container.StartOptions{}) }()
+	}
+	waitStarted := func() error {
+		if started == nil {
+			return nil
+		}
+		err := <-started
+		started = nil
+		return err
+	}
+	defer func() { _ = waitStarted() }()
 	stage := startStage(ctx, s, orig.ID, helperapi.StageRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
 		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted, WatchVerdict: true,
