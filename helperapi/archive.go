@@ -202,3 +202,24 @@ type StageArchiveResult struct {
 	HasRootfs bool     `json:"has_rootfs,omitempty"`
 	Volumes   []string `json:"volumes,omitempty"`
 }
+
+// DeletePathsRequest asks the helper to delete Paths in the root filesystem
+// of a stopped container whose storage driver is overlay2 (Layer, from its
+// inspect data): import's part of an archive's deleted.files, which Docker's
+// API cannot delete.
+type DeletePathsRequest struct {
+	Protocol   int          `json:"protocol"`
+	DockerRoot string       `json:"docker_root"`
+	Container  ContainerRef `json:"container"`
+	// UpperDir and WorkDir are the container's own layer (GraphDriver.Data);
+	// the helper takes the lower layers from that layer's folder itself.
+	UpperDir string   `json:"upper_dir"`
+	WorkDir  string   `json:"work_dir"`
+	Paths    []string `json:"paths"`
+}
+
+// DeletePathsResult says which paths were deleted and which were not there.
+type DeletePathsResult struct {
+	Deleted []string `json:"deleted,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+}

@@ -127,6 +127,8 @@ type Event struct {
 	// StageArchive is the result of stage-archive (restore --input).
 	StageArchive *StageArchiveResult `json:"stage_archive,omitempty"`
 	Error        *DumpFailure        `json:"error,omitempty"`
+	// DeletePaths is the result of the helper's delete-paths command (import).
+	DeletePaths *DeletePathsResult `json:"delete_paths,omitempty"`
 	// Segment is a KindSegment event's segment.
 	Segment *SegmentInfo `json:"segment,omitempty"`
 }

@@ -139,8 +139,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		return fmt.Errorf("importing %s into container %q: %w; the checkpoint was not kept", opts.file, ref.Name, err)
 	}
 	if deleted := up.local.deleted(); len(deleted) > 0 {
-		fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (Docker's API cannot delete files; restore --input deletes them): %s\n",
-			len(deleted), ref.Name, strings.Join(deleted, ", "))
+		deletePaths(ctx, s, ref, deleted)
 	}
 	from := fmt.Sprintf("%q", res.SourceName)
 	if res.SourceContainer != "" {
@@ -162,4 +161,40 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// deletePaths deletes in the container the paths the archive's original had
+// deleted. Docker's API cannot: a helper does it through the container's
+// layers, when the container is stopped and stored by overlay2 (Docker's
+// default). Otherwise, or when that fails, the import stands and a warning
+// names the paths.
+func deletePaths(ctx context.Context, s *session, ref helperapi.ContainerRef, deleted []string) {
+	stderr := s.cli.Err()
+	warn := func(why string) {
+		fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (%s; restore --input deletes them): %s\n",
+			len(deleted), ref.Name, why, strings.Join(deleted, ", "))
+	}
+	c, err := s.api.ContainerInspect(ctx, ref.ID)
+	switch {
+	case err != nil:
+		warn(fmt.Sprintf("inspecting it failed: %v", err))
+		return
+	case c.State != nil && (c.State.Running || c.State.Paused || c.State.Restarting):
+		warn("it is running: Docker's API cannot delete files, and its layers are in use")
+		return
+	case c.GraphDriver.Name != "overlay2":
+		warn(fmt.Sprintf("Docker's API cannot delete files, and its storage driver is %s, not overlay2", c.GraphDriver.Name))
+		return
+	}
+	ev, err := s.call(ctx, ref.ID, "delete-paths", helperapi.DeletePathsRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
+		UpperDir: c.GraphDriver.Data["UpperDir"], WorkDir: c.GraphDriver.Data["WorkDir"], Paths: deleted,
+	})
+	if err != nil {
+		warn(err.Error())
+		return
+	}
+	if res := ev.DeletePaths; res != nil {
+		fmt.Fprintf(stderr, "Deleted in container %s what its original had deleted: %s\n", ref.Name, strings.Join(append(res.Deleted, res.Missing...), ", "))
+	}
 }

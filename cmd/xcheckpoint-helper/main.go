@@ -12,6 +12,7 @@
 //	xcheckpoint-helper version
 //	xcheckpoint-helper stage REQUEST-JSON
 //	xcheckpoint-helper stage-archive REQUEST-JSON   (archive on stdin)
+//	xcheckpoint-helper delete-paths REQUEST-JSON    (import: paths deleted in a stopped container)
 //	xcheckpoint-helper supervise DIR     (PID 1 of a restored container)
 //	criu|tar|gzip|ip|iptables-restore... (symlinks: the bundled programs)
 //
@@ -73,7 +74,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
-const usage = "usage: xcheckpoint-helper dump|list|inspect|inspect-archive|remove|recover|check|export|import|stage REQUEST-JSON | version"
+const usage = "usage: xcheckpoint-helper dump|list|inspect|inspect-archive|remove|recover|check|export|import|stage|delete-paths REQUEST-JSON | version"
 
 func run(ctx context.Context, args []string) int {
 	em := helperapi.NewEmitter(os.Stdout)
@@ -162,6 +163,11 @@ func run(ctx context.Context, args []string) int {
 				_ = em.Emit(helperapi.Event{Kind: helperapi.KindStaged, Stage: ev.Stage})
 				ev.Restore, fail = helper.WatchVerdict(ctx, req.StageDir, helper.VerdictTimeout)
 			}
+		}
+	case "delete-paths":
+		var req helperapi.DeletePathsRequest
+		if fail = decode(args[1], &req); fail == nil {
+			ev.DeletePaths, fail = helper.DeletePaths(req)
 		}
 	case "check":
 		var req helperapi.CheckRequest

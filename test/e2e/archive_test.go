@@ -379,8 +379,9 @@ func TestArchiveCheckpointctl(t *testing.T) {
 
 // TestArchiveRootfsAndVolume: a file added, a file changed and a named
 // volume's content travel in the archive and are in the second container once
-// it is restored; a deleted file is recorded in deleted.files (Docker's API
-// cannot delete it in the target: import says so).
+// it is restored; a deleted file is recorded in deleted.files and import
+// deletes it in the stopped target (through its overlay2 layers: Docker's API
+// cannot).
 func TestArchiveRootfsAndVolume(t *testing.T) {
 	volSrc := strings.ToLower("xcp-e2e-" + runID + "-archive-vol-src")
 	volDst := strings.ToLower("xcp-e2e-" + runID + "-archive-vol-dst")
@@ -400,8 +401,15 @@ func TestArchiveRootfsAndVolume(t *testing.T) {
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Contains(r.stderr, "Filesystem changes applied to container "+dst))
 	assert.Check(t, is.Contains(r.stderr, "Volume "+volSrc+" applied to /vol of container "+dst))
-	assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+dst+" (Docker's API cannot delete files; restore --input deletes them): /etc/group"))
+	assert.Check(t, is.Contains(r.stderr, "Deleted in container "+dst+" what its original had deleted: /etc/group\n"))
+	assert.Check(t, is.Contains(docker(t, "diff", dst), "D /etc/group"), "the deletion is in the container's own layer, as Docker sees it")
 	assertResumed(t, startFromCheckpoint(t, dst, "fs"), atStart, atEnd)
+	ls := runEnv(t, nil, "docker", "exec", dst, "ls", "/etc/group")
+	assert.Check(t, ls.exit != 0 && strings.Contains(ls.stderr, "No such file"), "%s", ls)
+	// Into a running container (its layers in use), the paths are named, not deleted.
+	r = xcheckpoint(t, "import", file, "--container", src, "--name", "again")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+src+" (it is running: Docker's API cannot delete files, and its layers are in use; restore --input deletes them): /etc/group"))
 	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/srv/app/state.txt"), "state"))
 	assert.Check(t, is.Contains(docker(t, "exec", dst, "cat", "/etc/passwd"), "xcp:x:1234:1234"))
 	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/vol/v.txt"), "volume-data"))
