@@ -3,12 +3,11 @@ package helper
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -78,10 +77,10 @@ var notImages = map[string]string{
 	dockerConfigFile: "",
 }
 
-// countingHash counts and hashes what goes to the client.
+// countingHash counts and checksums what goes to the client.
 type countingHash struct {
 	w io.Writer
-	h hash.Hash
+	h hash.Hash32
 	n int64
 }
 
@@ -99,7 +98,7 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 		return nil, err
 	}
 	// Big writes below the compressor: to the hash and the segment files.
-	ch := &countingHash{w: out, h: sha256.New()}
+	ch := &countingHash{w: out, h: crc32.NewIEEE()}
 	buf := bufio.NewWriterSize(ch, 1<<20)
 	aw, err := archive.NewWriter(buf, src.opts.Compression, src.name, time.Now())
 	if err != nil {
@@ -215,7 +214,7 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	if err := buf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing the archive: %w", err)
 	}
-	res.SHA256 = hex.EncodeToString(ch.h.Sum(nil))
+	res.CRC32 = ch.h.Sum32()
 	res.Bytes = ch.n
 	em.Progress("archive written: %d files, %d bytes (%d before compression)", res.Files, res.Bytes, res.DataBytes)
 	return res, nil

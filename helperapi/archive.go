@@ -114,11 +114,15 @@ type ArchiveNetwork struct {
 	MacAddress string `json:"mac_address,omitempty"`
 }
 
-// ArchiveResult describes the archive a helper wrote on stdout: the plugin
-// compares its size and SHA-256 with what it received.
+// ArchiveResult describes the archive a helper wrote: the plugin compares its
+// size and CRC-32 with what it received. A transfer check, not the archive's
+// integrity: its manifest holds every file's SHA-256, which import and
+// restore --input verify. (SHA-256 here, hashed by the helper and again by
+// the plugin, took about 0.5 s of CPU for 1 GiB of memory on a host that
+// create --output keeps busy; CRC-32 runs at 5 GB/s.)
 type ArchiveResult struct {
-	Bytes  int64  `json:"bytes"`
-	SHA256 string `json:"sha256"`
+	Bytes int64  `json:"bytes"`
+	CRC32 uint32 `json:"crc32"`
 	Files  int    `json:"files"`
 	// DataBytes is the sum of the archived files before compression.
 	DataBytes int64 `json:"data_bytes"`

@@ -2,11 +2,10 @@ package plugin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -96,7 +95,7 @@ type archiveOutput struct {
 	target string
 	tmp    *os.File
 	w      io.Writer
-	hash   hash.Hash
+	hash   hash.Hash32
 	n      int64
 	bar    *progressbar.ProgressBar
 	done   bool
@@ -115,7 +114,7 @@ const syncEvery = 64 << 20
 // newArchiveOutput opens the destination of an archive: FILE or "-" (stdout,
 // refused when it is a terminal: an archive is binary).
 func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiveOutput, error) {
-	o := &archiveOutput{target: target, hash: sha256.New()}
+	o := &archiveOutput{target: target, hash: crc32.NewIEEE()}
 	if target == "-" {
 		if dockerCLI.Out().IsTerminal() {
 			return nil, usageError{errors.New("refusing to write a checkpoint archive to a terminal: redirect stdout, or use --output FILE")}
@@ -213,9 +212,8 @@ func (o *archiveOutput) commit(sent *helperapi.ArchiveResult) error {
 	if sent == nil {
 		return errors.New("the helper did not describe the archive it sent")
 	}
-	got := hex.EncodeToString(o.hash.Sum(nil))
-	if o.n != sent.Bytes || got != sent.SHA256 {
-		return fmt.Errorf("the archive arrived damaged: %d bytes, SHA-256 %s; the helper sent %d bytes, SHA-256 %s", o.n, got, sent.Bytes, sent.SHA256)
+	if got := o.hash.Sum32(); o.n != sent.Bytes || got != sent.CRC32 {
+		return fmt.Errorf("the archive arrived damaged: %d bytes, CRC-32 %08x; the helper sent %d bytes, CRC-32 %08x", o.n, got, sent.Bytes, sent.CRC32)
 	}
 	if o.tmp == nil {
 		o.done = true

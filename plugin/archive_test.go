@@ -1,8 +1,7 @@
 package plugin
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -61,16 +60,15 @@ func TestArchiveFacts(t *testing.T) {
 // helper says it sent; otherwise nothing is left.
 func TestArchiveOutputCommit(t *testing.T) {
 	data := []byte("an archive's bytes")
-	sum := sha256.Sum256(data)
-	good := &helperapi.ArchiveResult{Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	good := &helperapi.ArchiveResult{Bytes: int64(len(data)), CRC32: crc32.ChecksumIEEE(data)}
 	for _, tc := range []struct {
 		doc  string
 		sent *helperapi.ArchiveResult
 		want string
 	}{
 		{"whole", good, ""},
-		{"short", &helperapi.ArchiveResult{Bytes: int64(len(data)) + 1, SHA256: good.SHA256}, "the archive arrived damaged"},
-		{"other hash", &helperapi.ArchiveResult{Bytes: good.Bytes, SHA256: "00"}, "the archive arrived damaged"},
+		{"short", &helperapi.ArchiveResult{Bytes: int64(len(data)) + 1, CRC32: good.CRC32}, "the archive arrived damaged"},
+		{"other checksum", &helperapi.ArchiveResult{Bytes: good.Bytes, CRC32: good.CRC32 ^ 1}, "the archive arrived damaged"},
 		{"no description", nil, "did not describe the archive"},
 	} {
 		t.Run(tc.doc, func(t *testing.T) {
