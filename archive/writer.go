@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -33,7 +32,8 @@ type Writer struct {
 const copyBuffer = 1 << 20
 
 // NewWriter starts an archive on w with the given compression (Zstd, Gzip or
-// None). zstd compresses on every core (the helper's whole CPU share).
+// None). zstd compresses on every core (the helper's whole CPU share), in
+// independent frames (parallelZstd).
 func NewWriter(w io.Writer, compression, checkpoint string, now time.Time) (*Writer, error) {
 	aw := &Writer{
 		manifest: Manifest{Version: ManifestVersion, Tool: "docker-xcheckpoint", Checkpoint: checkpoint, Created: now.UTC()},
@@ -44,8 +44,8 @@ func NewWriter(w io.Writer, compression, checkpoint string, now time.Time) (*Wri
 	switch compression {
 	case Zstd:
 		// Level "default" (zstd level 3): memory pages compress well at it, and
-		// it keeps pace with a disk. Concurrency: one encoder per core.
-		enc, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		// it keeps pace with a disk. Frames compressed on every core.
+		enc, err := newParallelZstd(w, zstd.SpeedDefault)
 		if err != nil {
 			return nil, fmt.Errorf("starting zstd: %w", err)
 		}
