@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -87,6 +88,20 @@ func ExecBundled(argv0 string, args []string) error {
 	loader := filepath.Join(usr, "lib64", "ld-linux-x86-64.so.2")
 	libs := filepath.Join(usr, "lib", "x86_64-linux-gnu")
 	argv := append([]string{loader, "--library-path", libs, "--argv0", name, filepath.Join(usr, bundled[name])}, args...)
-	err = syscall.Exec(loader, argv, os.Environ())
+	err = syscall.Exec(loader, argv, bundledEnv(os.Environ(), usr))
 	return fmt.Errorf("running bundled %s: %w", name, err)
+}
+
+// bundledEnv is the environment of a bundled program. iptables loads its
+// matches and targets (-m mark, -j DROP...) from /usr/lib/.../xtables, built
+// in; in a restored container the bundle is not at /usr, and CRIU's network
+// lock failed there with "Couldn't load match `mark'": XTABLES_LIBDIR names
+// the bundle's own, unless the caller set one.
+func bundledEnv(env []string, usr string) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "XTABLES_LIBDIR=") {
+			return env
+		}
+	}
+	return append(env, "XTABLES_LIBDIR="+filepath.Join(usr, "lib", "x86_64-linux-gnu", "xtables"))
 }
