@@ -48,14 +48,9 @@ func RestoreOpts(plan helperapi.RestorePlan, fds RestoreFDs) (*rpc.CriuOpts, err
 		FileLocks:         proto.Bool(plan.Options.FileLocks),
 		OrphanPtsMaster:   proto.Bool(true),
 	}
-	if !plan.Options.TCPEstablished {
-		// No established connection to keep quiet while it is restored:
-		// CRIU's iptables lock and unlock (two iptables-restore runs, and
-		// "Bad rule" lines for rules the dump left in the original's
-		// namespace, not in this one) would be work for nothing.
-		skip := rpc.CriuNetworkLockMethod_SKIP
-		opts.NetworkLock = &skip
-	}
+	// No NetworkLock: CRIU's restore uses the method the dump recorded in
+	// its inventory, whatever it is asked (criu/image.c), and always runs
+	// its unlock in the namespace it restores into (see netlock.go).
 	keys := make([]string, 0, len(plan.ExtMounts))
 	for k := range plan.ExtMounts {
 		keys = append(keys, k)

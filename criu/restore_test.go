@@ -61,13 +61,14 @@ func TestRestoreOpts(t *testing.T) {
 	assert.Check(t, is.Equal(opts.GetInheritFd()[1].GetFd(), int32(9)))
 	assert.Check(t, is.Equal(opts.GetInheritFd()[2].GetKey(), "pipe:[1534463]"))
 	assert.Check(t, is.Equal(opts.GetInheritFd()[2].GetFd(), int32(10)))
-	// Established connections: CRIU's network lock (iptables) guards them.
-	assert.Check(t, is.Equal(opts.GetNetworkLock(), rpc.CriuNetworkLockMethod_IPTABLES))
+	// The network lock method is the dump's (CRIU ignores one given at
+	// restore): none is asked, with or without established connections.
+	assert.Check(t, opts.NetworkLock == nil)
 
 	plan.Options.TCPEstablished = false
 	opts, err = RestoreOpts(plan, fds)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(opts.GetNetworkLock(), rpc.CriuNetworkLockMethod_SKIP))
+	assert.Check(t, opts.NetworkLock == nil)
 }
 
 func TestRestoreOptsErrors(t *testing.T) {

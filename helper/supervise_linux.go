@@ -29,10 +29,22 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sys
 // be PID 1 itself: its restored root would share pid 1 and CRIU's cached
 // /proc/self), reports in dir/status.json, gives up its privileges, then
 // forwards signals to the restored root and exits with its status.
-func Supervise(dir string) int {
+// With lockNet it first locks the container's network namespace, for CRIU's
+// restore to unlock once the established connections are back (see
+// criu/netlock.go).
+func Supervise(dir string, lockNet bool) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
-	pid, err := restoreInside(dir)
+	lock := netLockState{}
+	if lockNet {
+		lock.asked = true
+		if bin, err := bundledDir(); err != nil {
+			lock.err = err
+		} else {
+			lock.err = lockNetwork(bin)
+		}
+	}
+	pid, err := restoreInside(dir, lock)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xcheckpoint restore:", err)
 		return 1
@@ -82,7 +94,7 @@ func reap(root int) (int, bool) {
 // restoreInside runs CRIU's restore and returns the restored root's pid. The
 // images are removed afterwards, whatever happened: a checkpoint holds the
 // container's memory and must not stay in the restore volume.
-func restoreInside(dir string) (int, error) {
+func restoreInside(dir string, lock netLockState) (int, error) {
 	plan, err := waitPlan(filepath.Join(dir, helperapi.PlanFile), planTimeout)
 	if err != nil {
 		return 0, err
@@ -133,6 +145,11 @@ func restoreInside(dir string) (int, error) {
 	}
 	// A checkpoint from a host of the other cgroup version (migration).
 	var notes []string
+	if n, err := lock.settle(images, plan.NetNSKey); err != nil {
+		return fail(&helperapi.DumpFailure{Message: err.Error()})
+	} else if n != "" {
+		notes = append(notes, n)
+	}
 	if changed := criu.AdaptCgroupMounts(plan.ExtMounts, func(p string) bool { _, err := os.Stat(p); return err == nil }); len(changed) > 0 {
 		notes = append(notes, fmt.Sprintf("the checkpoint comes from a cgroup v1 host: the restored processes find this container's cgroup v2 %s at %s", criu.CgroupRoot, strings.Join(changed, ", ")))
 	}
@@ -178,6 +195,46 @@ func restoreInside(dir string) (int, error) {
 	_ = os.RemoveAll(images)
 	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st, Notes: notes})
 	return pid, nil
+}
+
+// netLockState is what became of the network lock the plugin asked for.
+// A failed restore ends the container, and its network namespace with it:
+// the lock needs no removal then.
+type netLockState struct {
+	asked bool
+	err   error
+}
+
+// settle keeps the lock for CRIU's restore to remove when it will, and
+// removes it otherwise. It returns what the user should know (a lock that
+// could not be set or kept: a peer's packet arriving before the connections
+// are restored may reset them), or an error when a lock that CRIU would
+// leave in place cannot be removed (the container's network would drop
+// every packet).
+func (l netLockState) settle(images, netNSKey string) (string, error) {
+	if !l.asked {
+		return "", nil
+	}
+	const risk = "a peer that sent a packet meanwhile may have seen its connection reset"
+	if l.err != nil {
+		return fmt.Sprintf("warning: the new container's network could not be locked until its established TCP connections were restored (%v): %s", l.err, risk), nil
+	}
+	method, err := criu.NetworkLockMethod(images)
+	keep, why := criu.KeepRestoreLock(netNSKey != "", method)
+	if err != nil {
+		keep, why = false, err.Error()
+	}
+	if keep {
+		return "", nil
+	}
+	bin, err := bundledDir()
+	if err == nil {
+		err = unlockNetwork(bin)
+	}
+	if err != nil {
+		return "", fmt.Errorf("removing the network lock of the new container, which CRIU would leave in place (%s): %w", why, err)
+	}
+	return fmt.Sprintf("warning: the new container's network was not kept locked until its established TCP connections were restored (%s): %s", why, risk), nil
 }
 
 // planTimeout bounds the wait for the restore plan: the plugin starts the new

@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,4 +28,30 @@ func TestWaitPlan(t *testing.T) {
 
 	_, err = waitPlan(filepath.Join(dir, "never.json"), 50*time.Millisecond)
 	assert.Check(t, is.ErrorContains(err, "no restore plan arrived"))
+}
+
+// The network lock the plugin asked for: kept for CRIU to remove when the
+// dump's lock method is iptables and the namespace external; a lock that
+// could not be set is said, not hidden.
+func TestNetLockSettle(t *testing.T) {
+	n, err := netLockState{}.settle(t.TempDir(), "")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, ""), "not asked: nothing to say")
+
+	n, err = netLockState{asked: true}.settle("../criu/testdata/netlock", "extRootNetNS")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, ""), "kept for CRIU's unlock")
+
+	n, err = netLockState{asked: true, err: errors.New("iptables-restore: exit status 2")}.settle("../criu/testdata/netlock", "extRootNetNS")
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(n, "could not be locked"))
+	assert.Check(t, is.Contains(n, "iptables-restore: exit status 2"))
+	assert.Check(t, is.Contains(n, "connection reset"))
+}
+
+func TestBundledEnv(t *testing.T) {
+	env := bundledEnv([]string{"PATH=/bin"}, "/.xcheckpoint")
+	assert.Check(t, is.DeepEqual(env, []string{"PATH=/bin", "XTABLES_LIBDIR=/.xcheckpoint/lib/x86_64-linux-gnu/xtables"}))
+	env = bundledEnv([]string{"XTABLES_LIBDIR=/mine"}, "/usr")
+	assert.Check(t, is.DeepEqual(env, []string{"XTABLES_LIBDIR=/mine"}))
 }

@@ -41,6 +41,22 @@ const (
 	RestoreLogFile = "restore.log"
 )
 
+// SupervisorCommand is the new container's first process, the supervisor
+// started with the restore folder. With lockNetwork it locks the container's
+// network namespace as it starts (criu.NetworkLockRules), before the
+// checkpoint is even staged: a restore of established TCP connections into a
+// namespace of its own asks for it.
+func SupervisorCommand(lockNetwork bool) []string {
+	cmd := []string{RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise"}
+	if lockNetwork {
+		cmd = append(cmd, SuperviseLockNetwork)
+	}
+	return append(cmd, RestoreMountpoint)
+}
+
+// SuperviseLockNetwork is the supervisor's option that locks the network.
+const SuperviseLockNetwork = "--lock-network"
+
 // StageRequest asks the helper to check a stored checkpoint and copy it, with
 // its plan, into the restore volume mounted at StageDir.
 type StageRequest struct {

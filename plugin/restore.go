@@ -499,7 +499,6 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	if img, err := s.api.ImageInspect(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
 		cfg.Image = orig.Config.Image
 	}
-	cfg.Entrypoint = []string{helperapi.RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise", helperapi.RestoreMountpoint}
 	cfg.Cmd = nil
 	cfg.Volumes = nil
 	cfg.Healthcheck = orig.Config.Healthcheck
@@ -605,6 +604,10 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	if hc.NetworkMode.IsContainer() {
 		return nil, nil, nil, fmt.Errorf("container %q shares the network of another container (%s): restore into a new container does not support that", trimSlash(orig.Name), hc.NetworkMode)
 	}
+	// Established connections are restored into the new container's own
+	// network namespace: the supervisor keeps it locked until CRIU has
+	// restored them (never the host's network).
+	cfg.Entrypoint = helperapi.SupervisorCommand(opts.tcpEstablished && !hc.NetworkMode.IsHost())
 	return &cfg, &hc, netCfg, nil
 }
 

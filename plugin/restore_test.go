@@ -152,6 +152,29 @@ func TestRestoredConfigStaticAddress(t *testing.T) {
 	assert.Check(t, keepsStaticAddress(netCfg), "a stopped original holds no address")
 }
 
+// Established connections are restored behind the supervisor's network
+// lock, in the new container's own network namespace only.
+func TestRestoredConfigNetworkLock(t *testing.T) {
+	s := &session{api: &fakeClient{}}
+	cfg, _, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "--lock-network", "/.xcheckpoint-restore"}))
+
+	cfg, _, _, err = restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true, network: "back"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(cfg.Entrypoint, "--lock-network"))
+
+	host := sampleOriginal()
+	host.HostConfig.NetworkMode = "host"
+	cfg, _, _, err = restoredConfig(host, restoreOptions{checkpoint: "warm", tcpEstablished: true}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "/.xcheckpoint-restore"}), "never the host's network")
+
+	cfg, _, _, err = restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true, network: "host"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, !strings.Contains(strings.Join(cfg.Entrypoint, " "), "--lock-network"), "never the host's network")
+}
+
 func TestRestoredConfigRefusals(t *testing.T) {
 	s := &session{api: &fakeClient{}}
 	tty := sampleOriginal()

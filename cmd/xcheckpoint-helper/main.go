@@ -13,7 +13,7 @@
 //	xcheckpoint-helper stage REQUEST-JSON
 //	xcheckpoint-helper stage-archive REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper delete-paths REQUEST-JSON    (import: paths deleted in a stopped container)
-//	xcheckpoint-helper supervise DIR     (PID 1 of a restored container)
+//	xcheckpoint-helper supervise [--lock-network] DIR   (PID 1 of a restored container)
 //	criu|tar|gzip|ip|iptables-restore... (symlinks: the bundled programs)
 //
 // It writes helperapi.Events to stdout, one JSON object per line.
@@ -53,7 +53,10 @@ func main() {
 	// PID 1 of a restored container: no helper protocol on stdout (it is the
 	// container's log), signals forwarded to the restored tree.
 	if len(os.Args) == 3 && os.Args[1] == "supervise" {
-		os.Exit(helper.Supervise(os.Args[2]))
+		os.Exit(helper.Supervise(os.Args[2], false))
+	}
+	if len(os.Args) == 4 && os.Args[1] == "supervise" && os.Args[2] == helperapi.SuperviseLockNetwork {
+		os.Exit(helper.Supervise(os.Args[3], true))
 	}
 	// The helper is its container's PID 1: without handlers it would ignore the
 	// plugin's SIGTERM. Cancelling lets CRIU unfreeze and the work folder go.
