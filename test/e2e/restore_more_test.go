@@ -51,6 +51,7 @@ func TestRestoreTCPEstablishedStaticIP(t *testing.T) {
 	assert.Assert(t, containerID(t, cli) != origID)
 	assert.Equal(t, docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cli), ip)
 	restoredByUs(t, cli)
+	assertNetworkLockRestored(t, docker(t, "exec", cli, "cat", "/.xcheckpoint-restore/restore.log"))
 	waitCounting(t, cli, atDump+3)
 	lines := strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", cli).stdout), "\n")
 	assertResumed(t, lines, atDump-1, atDump)
@@ -62,6 +63,27 @@ func TestRestoreTCPEstablishedStaticIP(t *testing.T) {
 		assert.Check(t, is.Equal(reply, n), "the server's reply number follows the client's counter on the same connection: %q", l)
 	}
 	assert.Equal(t, state(t, srv), "running")
+}
+
+// assertNetworkLockRestored checks in CRIU's restore log that the new
+// container's network was locked until CRIU had restored the connections:
+// CRIU's unlock found the lock the supervisor had put there (without it, it
+// fails to delete its rules: "Bad rule (does a matching rule exist in that
+// chain?)", once for IPv4 and once for IPv6).
+func assertNetworkLockRestored(t *testing.T, log string) {
+	t.Helper()
+	assert.Assert(t, is.Contains(log, "Running network-unlock scripts"), "no network unlock in CRIU's restore log")
+	unlock := log[strings.Index(log, "Running network-unlock scripts"):]
+	assert.Check(t, !strings.Contains(unlock, "Bad rule"), "CRIU's unlock did not find the supervisor's network lock:\n%s", firstLines(unlock, 8))
+	assert.Check(t, !strings.Contains(unlock, "iptables-restore"), "CRIU's unlock failed:\n%s", firstLines(unlock, 8))
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestRestoreImageMissing: the original's image was removed from the
