@@ -65,7 +65,8 @@ func iptablesRestore(bin, prog, rules string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimSpace(out.String()); msg != "" {
+		// Its first line says what failed; the rest is usage help.
+		if msg, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n"); msg != "" {
 			return fmt.Errorf("%s: %w: %s", prog, err, msg)
 		}
 		return fmt.Errorf("%s: %w", prog, err)
