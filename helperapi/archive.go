@@ -123,7 +123,7 @@ type ArchiveNetwork struct {
 type ArchiveResult struct {
 	Bytes int64  `json:"bytes"`
 	CRC32 uint32 `json:"crc32"`
-	Files  int    `json:"files"`
+	Files int    `json:"files"`
 	// DataBytes is the sum of the archived files before compression.
 	DataBytes int64 `json:"data_bytes"`
 	// Stored is set when the checkpoint was also stored on the daemon (--keep).
