@@ -245,8 +245,8 @@ const planTimeout = 10 * time.Minute
 // The helper writes it last, after the images, in one piece: a plan that
 // parses means a complete stage. One that does not parse is being written.
 func waitPlan(path string, timeout time.Duration) (helperapi.RestorePlan, error) {
-	deadline := time.Now().Add(timeout)
-	delay := 2 * time.Millisecond
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		var plan helperapi.RestorePlan
 		b, err := os.ReadFile(path)
@@ -263,9 +263,13 @@ func waitPlan(path string, timeout time.Duration) (helperapi.RestorePlan, error)
 			}
 			return plan, fmt.Errorf("no restore plan arrived in %s: the command that made this container (docker xcheckpoint restore) did not finish; remove the container and restore again", timeout)
 		}
-		time.Sleep(delay)
-		if delay < 20*time.Millisecond {
-			delay *= 2
+		// Every 2 ms while the plan is due (a stored checkpoint is staged
+		// in well under a second: each millisecond here is one of the
+		// restore's), every 20 ms after that (an archive on its way).
+		if time.Since(start) < 2*time.Second {
+			time.Sleep(2 * time.Millisecond)
+		} else {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
