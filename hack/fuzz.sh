@@ -19,7 +19,17 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
 	pkg=./$(dirname "${f#./}")
 	for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$f"); do
 		echo "fuzz: $pkg $target ($time)"
-		go test -run '^$' -fuzz "^$target\$" -fuzztime "$time" "$pkg" | tail -n 1
+		# Only the verdict when it passes; the whole story when it fails (a
+		# crasher is also written under testdata/fuzz, a hung or dead worker
+		# only says so here).
+		out=$(mktemp)
+		if ! go test -run '^$' -fuzz "^$target\$" -fuzztime "$time" "$pkg" >"$out" 2>&1; then
+			tail -n 60 "$out"
+			rm -f "$out"
+			exit 1
+		fi
+		tail -n 1 "$out"
+		rm -f "$out"
 		if [ "$save" -gt 0 ]; then
 			src=$cache/$module/${pkg#./}/$target
 			dst=${pkg#./}/testdata/fuzz/$target
