@@ -827,8 +827,7 @@ func waitRestored(ctx context.Context, s *session, id string) (helperapi.Restore
 				}
 			}
 		}
-		c, ierr := s.api.ContainerInspect(ctx, id)
-		if ierr == nil && !c.State.Running && c.State.Status != "created" {
+		if c, ended := containerEnded(ctx, s, id); ended {
 			if st, err := readStatus(ctx, s, id); err == nil && st.State != helperapi.RestoreRunning {
 				return st, nil
 			}
@@ -847,6 +846,13 @@ func waitRestored(ctx context.Context, s *session, id string) (helperapi.Restore
 			delay += 5 * time.Millisecond
 		}
 	}
+}
+
+// containerEnded tells whether the new container has run and stopped (its
+// supervisor, then, will write no verdict any more), with its inspect data.
+func containerEnded(ctx context.Context, s *session, id string) (container.InspectResponse, bool) {
+	c, err := s.api.ContainerInspect(ctx, id)
+	return c, err == nil && c.State != nil && !c.State.Running && c.State.Status != "created"
 }
 
 func readStatus(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {

@@ -86,8 +86,7 @@ func (r *stageRun) verdict(ctx context.Context, s *session, id string) (helperap
 			}
 			return waitRestored(ctx, s, id)
 		case <-tick.C:
-			c, err := s.api.ContainerInspect(ctx, id)
-			if err == nil && !c.State.Running && c.State.Status != "created" {
+			if _, ended := containerEnded(ctx, s, id); ended {
 				r.stop()
 				return waitRestored(ctx, s, id)
 			}

@@ -110,11 +110,6 @@ func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin
 	return s.start(ctx, helperRun{target: target, stdin: stdin, archive: archive}, cmd, req, onProgress)
 }
 
-// runMounts is run with extra mounts in the helper.
-func (s *session) runMounts(ctx context.Context, target, cmd string, req any, mounts []mount.Mount) (helperOutcome, error) {
-	return s.start(ctx, helperRun{target: target, mounts: mounts}, cmd, req, nil)
-}
-
 // streamMounts is stream with extra mounts in the helper.
 func (s *session) streamMounts(ctx context.Context, target, cmd string, req any, stdin io.Reader, mounts []mount.Mount, onProgress func(helperapi.Event)) (helperOutcome, error) {
 	return s.start(ctx, helperRun{target: target, stdin: stdin, mounts: mounts}, cmd, req, onProgress)
