@@ -14,9 +14,10 @@ RUN if ! command -v criu >/dev/null 2>&1; then \
       rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man; \
     fi
 ARG TARGETARCH=amd64
-COPY bin/linux-${TARGETARCH}/xcheckpoint-helper /usr/local/bin/xcheckpoint-helper
-# Launchers (criu, tar, iptables-restore, ...) that run the bundled programs
-# through the bundled loader: restore mounts this image's /usr into a container
-# whose own root may have no (or another) glibc.
+COPY bin/linux-${TARGETARCH}/xcheckpoint-helper bin/linux-${TARGETARCH}/xcheckpoint-launch /usr/local/bin/
+# Launchers (criu, tar, iptables-restore, ...): symlinks to xcheckpoint-launch,
+# which runs the bundled programs through the bundled loader: restore mounts
+# this image's /usr into a container whose own root may have no (or another)
+# glibc.
 RUN ["/usr/local/bin/xcheckpoint-helper", "install-launchers"]
 ENTRYPOINT ["/usr/local/bin/xcheckpoint-helper"]

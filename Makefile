@@ -21,6 +21,7 @@ help: ## Show this help
 build: ## Build the plugin and the helper binary into bin/
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-helper ./cmd/xcheckpoint-helper
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-launch ./cmd/xcheckpoint-launch
 
 # The plugin with its helper image embedded: it loads the image onto any daemon
 # (amd64) that lacks it. `make build` stays free of the image for quick builds.

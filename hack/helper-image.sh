@@ -19,12 +19,12 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
 	tar -C "$criu_dir/rootfs" --numeric-owner -c . | docker import - "$base" >/dev/null
 fi
 echo "helper-image: building $image on $base" >&2
-# A context of just the Dockerfile and the helper binary.
+# A context of just the Dockerfile, the helper binary and the launcher.
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/bin/linux-amd64"
 cp Dockerfile "$ctx/"
-cp bin/linux-amd64/xcheckpoint-helper "$ctx/bin/linux-amd64/"
+cp bin/linux-amd64/xcheckpoint-helper bin/linux-amd64/xcheckpoint-launch "$ctx/bin/linux-amd64/"
 docker build -q \
 	--build-arg BASE="$base" \
 	--label com.docker.xcheckpoint.version="$version" \

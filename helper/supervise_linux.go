@@ -17,6 +17,7 @@ import (
 
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/launch"
 )
 
 // forwarded are the signals the supervisor passes on to the restored root, as
@@ -38,7 +39,7 @@ func Supervise(dir string, lockNet bool) int {
 	lock := netLockState{}
 	if lockNet {
 		lock.asked = true
-		if bin, err := bundledDir(); err != nil {
+		if bin, err := launch.Dir(); err != nil {
 			lock.err = err
 		} else {
 			lock.err = lockNetwork(bin)
@@ -157,7 +158,7 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
 	}
-	bin, err := bundledDir()
+	bin, err := launch.Dir()
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
 	}
@@ -227,7 +228,7 @@ func (l netLockState) settle(images, netNSKey string) (string, error) {
 	if keep {
 		return "", nil
 	}
-	bin, err := bundledDir()
+	bin, err := launch.Dir()
 	if err == nil {
 		err = unlockNetwork(bin)
 	}

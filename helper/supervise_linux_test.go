@@ -48,10 +48,3 @@ func TestNetLockSettle(t *testing.T) {
 	assert.Check(t, is.Contains(n, "iptables-restore: exit status 2"))
 	assert.Check(t, is.Contains(n, "connection reset"))
 }
-
-func TestBundledEnv(t *testing.T) {
-	env := bundledEnv([]string{"PATH=/bin"}, "/.xcheckpoint")
-	assert.Check(t, is.DeepEqual(env, []string{"PATH=/bin", "XTABLES_LIBDIR=/.xcheckpoint/lib/x86_64-linux-gnu/xtables"}))
-	env = bundledEnv([]string{"XTABLES_LIBDIR=/mine"}, "/usr")
-	assert.Check(t, is.DeepEqual(env, []string{"XTABLES_LIBDIR=/mine"}))
-}

@@ -14,7 +14,7 @@
 //	xcheckpoint-helper stage-archive REQUEST-JSON   (archive on stdin)
 //	xcheckpoint-helper delete-paths REQUEST-JSON    (import: paths deleted in a stopped container)
 //	xcheckpoint-helper supervise [--lock-network] DIR   (PID 1 of a restored container)
-//	criu|tar|gzip|ip|iptables-restore... (symlinks: the bundled programs)
+//	install-launchers   (at image build: see package launch)
 //
 // It writes helperapi.Events to stdout, one JSON object per line.
 package main
@@ -32,19 +32,14 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helper"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/launch"
 )
 
 func main() {
-	// Started under a bundled program's name (criu, tar, iptables-restore...):
-	// run it through the bundled loader.
-	if helper.IsBundled(os.Args[0]) {
-		err := helper.ExecBundled(os.Args[0], os.Args[1:])
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(127)
-	}
 	if len(os.Args) == 2 && os.Args[1] == "install-launchers" {
-		// At image build time (Dockerfile): the symlinks above.
-		if err := helper.InstallLaunchers(); err != nil {
+		// At image build time (Dockerfile): the symlinks to
+		// xcheckpoint-launch named after the bundled programs.
+		if err := launch.Install(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
