@@ -247,7 +247,11 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	var started chan error
 	if !stopFirst {
 		started = make(chan error, 1)
-		go func() { started <- s.api.ContainerStart(ctx, id, container.StartOptions{}) }()
+		go func() {
+			err := s.api.ContainerStart(ctx, id, container.StartOptions{})
+			trace.mark("new container started")
+			started <- err
+		}()
 	}
 	waitStarted := func() error {
 		if started == nil {
@@ -264,6 +268,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}, stageMounts)
 	defer stage.stop()
 	staged, stageErr := stage.staged()
+	trace.mark("checkpoint staged")
 	startErr := waitStarted()
 	if stageErr != nil {
 		return stageErr

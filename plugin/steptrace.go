@@ -36,3 +36,12 @@ func (t *stepTrace) step(name string) {
 	fmt.Fprintf(t.w, "%s: %-28s %6d ms (at %6d ms)\n", t.cmd, name, now.Sub(t.last).Milliseconds(), now.Sub(t.start).Milliseconds())
 	t.last = now
 }
+
+// mark reports when something that runs beside the steps happened (a
+// container's start, a helper's progress), without ending a step.
+func (t *stepTrace) mark(name string) {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(t.w, "%s:   %-26s %9s (at %6d ms)\n", t.cmd, name, "", time.Since(t.start).Milliseconds())
+}
