@@ -18,7 +18,6 @@ import (
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/opts"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -459,7 +458,7 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID,
 	})
 	switch {
-	case err != nil && client.IsErrConnectionFailed(err):
+	case err != nil && connectionLost(err):
 		lines = append(lines, "The connection to the daemon was lost. The helper stops the dump by itself when its client goes away: "+
 			"it unfreezes the container and removes the partial checkpoint, and the daemon removes the helper. "+
 			fmt.Sprintf("Once the daemon answers again, `docker xcheckpoint ls %s` shows that nothing was stored.", info.Name))

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -61,7 +62,7 @@ func exitStatus(ctx context.Context, err error) error {
 	case errors.As(err, &ue):
 		code = ExitUsage
 	case errors.As(err, &he), errors.Is(err, ErrHelperImageMissing), errors.Is(err, ErrHelperImageMismatch),
-		client.IsErrConnectionFailed(err):
+		connectionLost(err):
 		code = ExitHost
 	}
 	msg := err.Error()
@@ -69,6 +70,20 @@ func exitStatus(ctx context.Context, err error) error {
 		msg = "interrupted: " + msg
 	}
 	return cli.StatusError{StatusCode: code, Status: msg, Cause: err}
+}
+
+// connectionLost reports whether err says that the daemon could not be
+// reached, whichever call noticed. The Docker client marks most such errors
+// (client.IsErrConnectionFailed), but not a failed dial for an attach (a
+// hijacked connection), which it wraps as a plain error around the dial's
+// *net.OpError: a helper created just before the connection went, whose
+// attach then found no daemon, was reported as an ordinary failure (exit 1).
+func connectionLost(err error) bool {
+	if client.IsErrConnectionFailed(err) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // early guards the time before a command runs: a Ctrl-C then must exit 130

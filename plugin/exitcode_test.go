@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
 
 	dockercli "github.com/docker/cli/cli"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"gotest.tools/v3/assert"
@@ -84,4 +86,34 @@ func TestUsageExitCodes(t *testing.T) {
 			assert.Check(t, is.Len(api.Calls(), 0))
 		})
 	}
+}
+
+// The errors the real Docker client returns when no daemon answers: from a
+// plain request, and from the dial of an attach (which the client does not
+// mark as a connection failure).
+func TestConnectionLost(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	host := "tcp://" + l.Addr().String()
+	l.Close() // nothing listens there any more: connection refused
+	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithVersion("1.41"))
+	assert.NilError(t, err)
+	defer api.Close()
+	ctx := context.Background()
+
+	_, err = api.ContainerInspect(ctx, "web")
+	assert.Assert(t, err != nil)
+	assert.Check(t, connectionLost(fmt.Errorf("inspecting: %w", err)), "%v", err)
+
+	_, err = api.ContainerAttach(ctx, "web", container.AttachOptions{Stream: true, Stdout: true})
+	assert.Assert(t, err != nil)
+	assert.Check(t, !client.IsErrConnectionFailed(err), "the client's own check misses it: %v", err)
+	wrapped := errors.Join(fmt.Errorf("attaching to helper container: %w", err), errors.New("removing helper container: no daemon"))
+	assert.Check(t, connectionLost(wrapped), "%v", err)
+	var st dockercli.StatusError
+	assert.Assert(t, errors.As(exitStatus(ctx, wrapped), &st))
+	assert.Check(t, is.Equal(st.StatusCode, ExitHost))
+
+	assert.Check(t, !connectionLost(errors.New("cannot connect to the Docker daemon")), "a message alone is not enough")
+	assert.Check(t, !connectionLost(&net.OpError{Op: "read", Net: "tcp", Err: io.ErrUnexpectedEOF}))
 }

@@ -24,9 +24,10 @@ import (
 // daemonProxy forwards TCP connections to the daemon's unix socket until cut:
 // a daemon connection that can be dropped on purpose.
 type daemonProxy struct {
-	l     net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	l      net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
 }
 
 func newDaemonProxy(t *testing.T) *daemonProxy {
@@ -46,6 +47,13 @@ func newDaemonProxy(t *testing.T) *daemonProxy {
 				continue
 			}
 			p.mu.Lock()
+			if p.closed {
+				// Accepted just before the cut: it must not outlive it.
+				p.mu.Unlock()
+				c.Close()
+				d.Close()
+				continue
+			}
 			p.conns = append(p.conns, c, d)
 			p.mu.Unlock()
 			go func() { _, _ = io.Copy(d, c); d.Close() }()
@@ -63,6 +71,7 @@ func (p *daemonProxy) cut() {
 	p.l.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for _, c := range p.conns {
 		c.Close()
 	}
