@@ -270,9 +270,9 @@ func runChunk(ctx context.Context, s *session, opts createOptions, parallel int,
 		case t.result != nil:
 		case t.fail != nil:
 			t.failure = explainFailure(ctx, s.cli, t.info, opts, t.fail, nil).Error()
-		case out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil:
+		case out.refusal() != nil:
 			// The request as a whole was refused: nothing was attempted.
-			t.failure = explainFailure(ctx, s.cli, t.info, opts, out.final.Error, runErr).Error()
+			t.failure = explainFailure(ctx, s.cli, t.info, opts, out.refusal(), runErr).Error()
 		case runErr != nil && !out.started:
 			t.failure = runErr.Error()
 		case runErr != nil:

@@ -320,8 +320,8 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if outcome != nil && outcome.Kind == helperapi.KindFailed && outcome.Error != nil {
 		return explainFailure(ctx, dockerCLI, info, opts, outcome.Error, runErr)
 	}
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return explainFailure(ctx, dockerCLI, info, opts, out.final.Error, runErr)
+	if f := out.refusal(); f != nil {
+		return explainFailure(ctx, dockerCLI, info, opts, f, runErr)
 	}
 	if runErr != nil && !out.started {
 		return runErr

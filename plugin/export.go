@@ -113,8 +113,8 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		}
 	}
 	out, runErr := s.stream(ctx, ref.ID, "export", req, nil, dest, nil)
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return errors.New(out.final.Error.Message)
+	if f := out.refusal(); f != nil {
+		return errors.New(f.Message)
 	}
 	if runErr != nil {
 		return fmt.Errorf("exporting checkpoint %q of container %q: %w", opts.name, ref.Name, runErr)

@@ -80,6 +80,15 @@ type helperOutcome struct {
 	withheld []string
 }
 
+// refusal returns the helper's failure when its last event is an error (it
+// refused the request, or failed as a whole), and nil otherwise.
+func (o helperOutcome) refusal() *helperapi.DumpFailure {
+	if o.final != nil && o.final.Kind == helperapi.KindError {
+		return o.final.Error
+	}
+	return nil
+}
+
 // staleAfter is the age past which a helper that is not running is a leftover
 // of a crashed command. Younger ones may belong to a concurrent command that
 // has created its helper and not yet started it, or not yet read its exit.

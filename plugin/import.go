@@ -119,8 +119,8 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name}
 	out, runErr := s.stream(ctx, ref.ID, "import", req, up, nil, up.progress)
 	up.sent()
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return fmt.Errorf("importing %s into container %q: %s", opts.file, ref.Name, out.final.Error.Message)
+	if f := out.refusal(); f != nil {
+		return fmt.Errorf("importing %s into container %q: %s", opts.file, ref.Name, f.Message)
 	}
 	if runErr != nil {
 		return fmt.Errorf("importing %s into container %q: %w; nothing was stored", opts.file, ref.Name, runErr)

@@ -117,8 +117,8 @@ func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOpti
 		return nil, err
 	}
 	out, err := s.stream(ctx, "", "inspect-archive", helperapi.InspectArchiveRequest{Protocol: helperapi.ProtocolVersion}, in, nil, nil)
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return nil, fmt.Errorf("inspecting %s: %s", opts.archive, out.final.Error.Message)
+	if f := out.refusal(); f != nil {
+		return nil, fmt.Errorf("inspecting %s: %s", opts.archive, f.Message)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inspecting %s: %w", opts.archive, err)

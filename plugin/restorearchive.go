@@ -114,8 +114,8 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	out, runErr := s.streamMounts(ctx, id, "stage-archive", req, up, stageMounts, up.progress)
 	up.sent()
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), out.final.Error.Message)
+	if f := out.refusal(); f != nil {
+		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), f.Message)
 	}
 	if runErr != nil {
 		return fmt.Errorf("restoring %s: %w; nothing was restored", archiveName(opts.input), runErr)

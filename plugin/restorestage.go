@@ -53,8 +53,8 @@ func (r *stageRun) staged() (*helperapi.StageResult, error) {
 		return st, nil
 	default:
 	}
-	if f := r.out.final; f != nil && f.Kind == helperapi.KindError && f.Error != nil {
-		return nil, errors.New(f.Error.Message)
+	if f := r.out.refusal(); f != nil {
+		return nil, errors.New(f.Message)
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -132,8 +132,8 @@ func (s *session) start(ctx context.Context, h helperRun, cmd string, req any, o
 // call runs a helper command that either answers or fails with a message.
 func (s *session) call(ctx context.Context, target, cmd string, req any) (*helperapi.Event, error) {
 	out, err := s.run(ctx, target, cmd, req, nil)
-	if out.final != nil && out.final.Kind == helperapi.KindError && out.final.Error != nil {
-		return nil, errors.New(out.final.Error.Message)
+	if f := out.refusal(); f != nil {
+		return nil, errors.New(f.Message)
 	}
 	if err != nil {
 		return nil, err

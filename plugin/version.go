@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 type versionOptions struct {
@@ -147,8 +146,8 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 	switch {
 	case err != nil:
 		v.Criu.Error = err.Error()
-	case out.final.Kind == helperapi.KindError && out.final.Error != nil:
-		v.Criu.Error = out.final.Error.Message
+	case out.refusal() != nil:
+		v.Criu.Error = out.refusal().Message
 	case out.final.Version == nil:
 		v.Criu.Error = "the helper answered without versions (an older helper image?)"
 	default:
