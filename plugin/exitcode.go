@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -79,11 +80,22 @@ func exitStatus(ctx context.Context, err error) error {
 // *net.OpError: a helper created just before the connection went, whose
 // attach then found no daemon, was reported as an ordinary failure (exit 1).
 func connectionLost(err error) bool {
-	if client.IsErrConnectionFailed(err) {
+	return client.IsErrConnectionFailed(err) || dialFailed(err)
+}
+
+// dialFailed reports whether err comes from a failed attempt to connect to
+// the daemon: nothing answers there (now). The Docker client calls any
+// broken request a connection failure ("error during connect: ... EOF",
+// keeping the request's *url.Error), but replaces a refused or timed-out
+// connection by its own "Cannot connect to the Docker daemon" error, without
+// the cause; an attach's dial keeps its *net.OpError.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	var ue *url.Error
+	return client.IsErrConnectionFailed(err) && !errors.As(err, &ue)
 }
 
 // early guards the time before a command runs: a Ctrl-C then must exit 130

@@ -104,6 +104,7 @@ func TestConnectionLost(t *testing.T) {
 	_, err = api.ContainerInspect(ctx, "web")
 	assert.Assert(t, err != nil)
 	assert.Check(t, connectionLost(fmt.Errorf("inspecting: %w", err)), "%v", err)
+	assert.Check(t, dialFailed(err), "%v", err)
 
 	_, err = api.ContainerAttach(ctx, "web", container.AttachOptions{Stream: true, Stdout: true})
 	assert.Assert(t, err != nil)
@@ -116,4 +117,31 @@ func TestConnectionLost(t *testing.T) {
 
 	assert.Check(t, !connectionLost(errors.New("cannot connect to the Docker daemon")), "a message alone is not enough")
 	assert.Check(t, !connectionLost(&net.OpError{Op: "read", Net: "tcp", Err: io.ErrUnexpectedEOF}))
+}
+
+// A request whose connection breaks before the answer is called a connection
+// failure by the Docker client, though the daemon still answers: not a
+// failed dial.
+func TestBrokenRequestIsNotDialFailure(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			_, _ = c.Read(buf) // the request, then no answer
+			c.Close()
+		}
+	}()
+	api, err := client.NewClientWithOpts(client.WithHost("tcp://"+l.Addr().String()), client.WithVersion("1.41"))
+	assert.NilError(t, err)
+	defer api.Close()
+	_, err = api.ContainerInspect(context.Background(), "web")
+	assert.Assert(t, err != nil)
+	assert.Check(t, client.IsErrConnectionFailed(err), "%v", err)
+	assert.Check(t, !dialFailed(err), "%v", err)
 }

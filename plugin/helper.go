@@ -89,6 +89,10 @@ func (o helperOutcome) refusal() *helperapi.DumpFailure {
 	return nil
 }
 
+// maxRewaits bounds how often a helper run waits again for the helper's
+// removal after the wait's connection broke while the daemon still answers.
+const maxRewaits = 5
+
 // staleAfter is the age past which a helper that is not running is a leftover
 // of a crashed command. Younger ones may belong to a concurrent command that
 // has created its helper and not yet started it, or not yet read its exit.
@@ -300,40 +304,71 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 	}()
 
 	var exitCode int64 = -1
-	select {
-	case <-finalCh:
-		// The verdict is in: do not wait for the helper's exit and removal
-		// (a few hundred milliseconds): the daemon removes it (AutoRemove).
-		daemonRemoves = true
-		if fetcher != nil && final.Kind == helperapi.KindResult {
-			// The helper waits for us to fetch its last segments; it exits (and
-			// the daemon removes it) when the attach closes, as this returns.
-			if err := fetcher.wait(); err != nil {
-				return helperOutcome{final: final, exitCode: exitCode, started: true}, err
-			}
-		}
-		return helperOutcome{final: final, exitCode: exitCode, started: true}, nil
-	case st := <-waitCh:
-		exitCode = st.StatusCode
-		if st.Error != nil {
-			retErr = fmt.Errorf("waiting for helper container: %s", st.Error.Message)
-		}
-	case err := <-waitErrCh:
-		retErr = fmt.Errorf("waiting for helper container: %w", err)
-	case <-ctx.Done():
-		// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
-		bg := context.WithoutCancel(ctx)
-		_ = h.api.ContainerKill(bg, id, "TERM")
-		if h.notify != nil && !h.quietStop {
-			fmt.Fprintf(h.notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
-		}
+	rewaits := 0
+	var brokenWait error // why the first wait broke, when we waited again
+wait:
+	for {
 		select {
+		case <-finalCh:
+			// The verdict is in: do not wait for the helper's exit and removal
+			// (a few hundred milliseconds): the daemon removes it (AutoRemove).
+			daemonRemoves = true
+			if fetcher != nil && final.Kind == helperapi.KindResult {
+				// The helper waits for us to fetch its last segments; it exits (and
+				// the daemon removes it) when the attach closes, as this returns.
+				if err := fetcher.wait(); err != nil {
+					return helperOutcome{final: final, exitCode: exitCode, started: true}, err
+				}
+			}
+			return helperOutcome{final: final, exitCode: exitCode, started: true}, nil
 		case st := <-waitCh:
 			exitCode = st.StatusCode
-		case <-time.After(stopGrace):
-			_ = h.api.ContainerKill(bg, id, "KILL")
+			if st.Error != nil {
+				retErr = fmt.Errorf("waiting for helper container: %s", st.Error.Message)
+			}
+			break wait
+		case err := <-waitErrCh:
+			// The wait's connection broke (a proxy's idle timeout, a
+			// network hiccup), not necessarily the daemon: the helper may
+			// still be at work, CRIU in the middle of a dump. The removal
+			// below would kill it (which can kill the container's
+			// processes); wait again on a new connection instead. If the
+			// attach broke too, the helper stops by itself as its stdin
+			// closes, CRIU never cut short, and the daemon removes it.
+			// The Docker client calls any broken request a connection
+			// failure ("error during connect: ... EOF"); only a failed dial
+			// says that the daemon cannot be reached.
+			if rewaits < maxRewaits && ctx.Err() == nil && !dialFailed(err) {
+				if brokenWait == nil {
+					brokenWait = err
+				}
+				rewaits++
+				time.Sleep(100 * time.Millisecond)
+				waitCh, waitErrCh = h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
+				continue
+			}
+			if errdefs.IsNotFound(err) {
+				// Removed between two waits: it has ended.
+				break wait
+			}
+			retErr = fmt.Errorf("waiting for helper container: %w", err)
+			break wait
+		case <-ctx.Done():
+			// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
+			bg := context.WithoutCancel(ctx)
+			_ = h.api.ContainerKill(bg, id, "TERM")
+			if h.notify != nil && !h.quietStop {
+				fmt.Fprintf(h.notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
+			}
+			select {
+			case st := <-waitCh:
+				exitCode = st.StatusCode
+			case <-time.After(stopGrace):
+				_ = h.api.ContainerKill(bg, id, "KILL")
+			}
+			retErr = context.Cause(ctx)
+			break wait
 		}
-		retErr = context.Cause(ctx)
 	}
 	// The stream ends when the container exits; do not wait forever if it stays.
 	streamDone := make(chan struct{})
@@ -351,6 +386,15 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 			msg = protoErr.Error()
 		}
 		switch {
+		case brokenWait != nil:
+			// Our connections broke and the daemon still answered: the
+			// helper's output went with them (its exit code too, if it was
+			// removed between two waits).
+			ended := "has ended"
+			if exitCode >= 0 {
+				ended = fmt.Sprintf("has ended (exit code %d)", exitCode)
+			}
+			retErr = fmt.Errorf("the connection to the daemon broke while the helper was at work (%v); the helper stops by itself when its client goes away, and %s without a result we could read", brokenWait, ended)
 		case exitCode == 137 && msg == "":
 			retErr = fmt.Errorf("the helper container was killed (exit code 137) before it finished")
 		case msg == "":

@@ -77,6 +77,17 @@ func (p *daemonProxy) cut() {
 	}
 }
 
+// drop breaks every open connection but goes on accepting new ones: the
+// daemon is still there, as after a proxy's idle timeout.
+func (p *daemonProxy) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
 // helpersFor lists the helper containers (any state) working on container id.
 func helpersFor(t *testing.T, id string) string {
 	t.Helper()
@@ -109,6 +120,35 @@ func TestCreateConnectionDrops(t *testing.T) {
 	assert.Assert(t, err != nil, "the command cannot succeed without its daemon:\n%s", stderr.String())
 	assert.Check(t, is.Equal(cmd.ProcessState.ExitCode(), 3), "daemon unreachable: exit code 3\n%s", stderr.String())
 	assert.Check(t, is.Contains(stderr.String(), "connection to the daemon was lost"))
+	assert.Check(t, is.Equal(stdout.String(), ""))
+
+	waitNoHelpersFor(t, id, 60*time.Second)
+	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
+	assertNoWorkFolder(t, id)
+	assertKeepsRunning(t, ctr)
+}
+
+// TestCreateStreamsDropped breaks the plugin's open connections (the
+// helper's attach and the wait for its removal) in the middle of a large dump
+// while the daemon still answers new ones. The helper stops by itself as its
+// stdin closes, CRIU never cut short, and removes its partial checkpoint; the
+// plugin waits for that on a new connection instead of removing (killing) the
+// helper while CRIU is at work, so the cleanup after it finds nothing left.
+func TestCreateStreamsDropped(t *testing.T) {
+	proxy := newDaemonProxy(t)
+	ctr, cmd, stdout, stderr := startLargeDump(t, "streams-dropped", "DOCKER_HOST="+proxy.host())
+	id := containerID(t, ctr)
+	time.Sleep(300 * time.Millisecond)
+	proxy.drop()
+	err := cmd.Wait()
+	t.Logf("stderr:\n%s", stderr.String())
+	assert.Assert(t, err != nil, "the checkpoint cannot be stored without its verdict:\n%s", stderr.String())
+	assert.Check(t, is.Equal(cmd.ProcessState.ExitCode(), 1), "%s", stderr.String())
+	assert.Check(t, is.Contains(stderr.String(), "the connection to the daemon broke while the helper was at work"), "%s", stderr.String())
+	assert.Check(t, !strings.Contains(stderr.String(), "The partial checkpoint was removed."),
+		"the helper removed its partial checkpoint itself (it was not killed mid-dump):\n%s", stderr.String())
+	assert.Check(t, !strings.Contains(stderr.String(), "left frozen"), "%s", stderr.String())
+	assert.Check(t, is.Contains(stderr.String(), "is still running"), "%s", stderr.String())
 	assert.Check(t, is.Equal(stdout.String(), ""))
 
 	waitNoHelpersFor(t, id, 60*time.Second)
