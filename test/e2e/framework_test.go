@@ -151,9 +151,17 @@ func docker(t *testing.T, args ...string) string {
 
 // startContainer runs a detached container named after the test, removed at the
 // end of the test, and returns its name.
+// testContainerName names a container of this run (other runs may share the
+// daemon) and test.
+func testContainerName(t *testing.T, suffix string) string {
+	return strings.ToLower(nonAlnum.ReplaceAllString("xcp-e2e-"+runID+"-"+t.Name()+"-"+suffix, "-"))
+}
+
+var nonAlnum = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
 func startContainer(t *testing.T, suffix string, args ...string) string {
 	t.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+runID+"-"+t.Name()+"-"+suffix, "-"))
+	name := testContainerName(t, suffix)
 	_ = exec.Command("docker", "rm", "-f", name).Run()
 	docker(t, append([]string{"run", "-d", "--name", name}, args...)...)
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", name).Run() })

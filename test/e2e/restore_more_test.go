@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,45 +23,61 @@ var countReplyRE = regexp.MustCompile(`^count=(\d+) reply=(\d+)$`)
 // with a fixed address (--ip), checkpointed with --tcp-established and
 // stopped by the checkpoint (its socket then closes without a word to the
 // server), is restored with --replace into a new container with the same
-// address: the same connection goes on. The server numbers the replies of
-// each connection from 1, so a reply number equal to the client's counter
-// after the restore proves it is the connection opened before.
+// address: the same connection goes on (tcpEstablishedRoundTrip).
 func TestRestoreTCPEstablishedStaticIP(t *testing.T) {
 	net := strings.ToLower("xcp-e2e-" + runID + "-tcpnet")
-	_ = exec.Command("docker", "network", "rm", net).Run()
 	// A /28 out of the way of Docker's default pools, set apart per run.
 	subnet := fmt.Sprintf("172.31.%d.0/28", 200+os.Getpid()%50)
-	docker(t, "network", "create", "--subnet", subnet, net)
-	t.Cleanup(func() { _ = exec.Command("docker", "network", "rm", net).Run() })
-	ip := strings.TrimSuffix(subnet, "0/28") + "10"
-	srv := startContainer(t, "server", "--network", net, fixture, "fixture", "tcp-server", "7000")
-	cli := startContainer(t, "client", "--network", net, "--ip", ip, fixture, "fixture", "tcp-client", srv+":7000")
-	waitCounting(t, cli, 2)
-	origID := containerID(t, cli)
-
-	r := xcheckpoint(t, "create", "--tcp-established", "--external-netns", "--leave-running=false", cli, "conn")
-	assert.Equal(t, r.exit, 0, r.String())
-	atDump := last(t, cli)
-	assert.Equal(t, state(t, cli), "exited")
-
-	r = xcheckpoint(t, "restore", "--replace", "--tcp-established", cli, "conn")
-	assert.Equal(t, r.exit, 0, r.String())
-	assert.Equal(t, strings.TrimSpace(r.stdout), cli)
-	assert.Assert(t, containerID(t, cli) != origID)
-	assert.Equal(t, docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cli), ip)
+	cli := tcpEstablishedRoundTrip(t, localHost, net, subnet)
 	restoredByUs(t, cli)
-	assertNetworkLockRestored(t, docker(t, "exec", cli, "cat", "/.xcheckpoint-restore/restore.log"))
-	waitCounting(t, cli, atDump+3)
-	lines := strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", cli).stdout), "\n")
+}
+
+// tcpEstablishedRoundTrip runs a TCP server and a client with a fixed address
+// on a new network (name net, a /28 subnet) of host h, checkpoints the client
+// with --tcp-established (which stops it), and restores it with --replace on
+// the same address. The server numbers the replies of each connection from
+// 1, so a reply number equal to the client's counter after the restore
+// proves it is the connection opened before; CRIU's network unlock must find
+// the lock the supervisor put into the new container. serverArgs follow
+// `fixture tcp-server 7000` (its keepalive). It returns the client's name.
+func tcpEstablishedRoundTrip(t *testing.T, h dockerHost, net, subnet string, serverArgs ...string) string {
+	t.Helper()
+	_ = h.run(t, "network", "rm", net)
+	h.docker(t, "network", "create", "--subnet", subnet, net)
+	t.Cleanup(func() {
+		cmd := exec.Command("docker", h.args([]string{"network", "rm", net})...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		_ = cmd.Run()
+	})
+	ip := strings.TrimSuffix(subnet, "0/28") + "10"
+	srv := h.startContainer(t, "server", append([]string{"--network", net, fixture, "fixture", "tcp-server", "7000"}, serverArgs...)...)
+	cli := h.startContainer(t, "client", "--network", net, "--ip", ip, fixture, "fixture", "tcp-client", srv+":7000")
+	h.waitCounting(t, cli, 2)
+	origID := h.docker(t, "inspect", "-f", "{{.Id}}", cli)
+
+	r := h.xcheckpoint(t, "create", "--tcp-established", "--external-netns", "--leave-running=false", cli, "conn")
+	assert.Assert(t, is.Equal(r.exit, 0), "%s", r)
+	atDump := h.last(t, cli)
+	assert.Check(t, is.Equal(h.docker(t, "inspect", "-f", "{{.State.Status}}", cli), "exited"))
+
+	r = h.xcheckpoint(t, "restore", "--replace", "--tcp-established", cli, "conn")
+	assert.Assert(t, is.Equal(r.exit, 0), "%s", r)
+	assert.Check(t, is.Equal(strings.TrimSpace(r.stdout), cli))
+	assert.Check(t, !strings.Contains(r.stderr, "Note:"), "%s", r)
+	assert.Check(t, h.docker(t, "inspect", "-f", "{{.Id}}", cli) != origID, "a new container took the name")
+	assert.Assert(t, is.Equal(h.docker(t, "inspect", "-f", "{{.State.Status}}", cli), "running"), "the restored client ended: %s", h.logs(t, cli))
+	assert.Check(t, is.Equal(h.docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cli), ip))
+	assertNetworkLockRestored(t, h.docker(t, "exec", cli, "cat", "/.xcheckpoint-restore/restore.log"))
+	h.waitCounting(t, cli, atDump+3)
+	lines := strings.Split(strings.TrimSpace(h.logs(t, cli)), "\n")
 	assertResumed(t, lines, atDump-1, atDump)
 	for _, l := range lines {
 		m := countReplyRE.FindStringSubmatch(l)
 		assert.Assert(t, m != nil, "unexpected client output %q in %q", l, lines)
-		n, _ := strconv.Atoi(m[1])
-		reply, _ := strconv.Atoi(m[2])
-		assert.Check(t, is.Equal(reply, n), "the server's reply number follows the client's counter on the same connection: %q", l)
+		assert.Check(t, is.Equal(m[2], m[1]), "the server's reply number follows the client's counter on the same connection: %q", l)
 	}
-	assert.Equal(t, state(t, srv), "running")
+	assert.Check(t, is.Equal(h.docker(t, "inspect", "-f", "{{.State.Status}}", srv), "running"))
+	return cli
 }
 
 // assertNetworkLockRestored checks in CRIU's restore log that the new

@@ -5,7 +5,6 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,11 +107,12 @@ func (h dockerHost) xcheckpoint(t *testing.T, args ...string) result {
 	return h.run(t, append([]string{"xcheckpoint"}, args...)...)
 }
 
-// startContainer runs a detached container named after the test on the host,
-// removed at the end of the test.
+// startContainer runs a detached container named after the test run and the
+// test on the host (other runs may share its daemon), removed at the end of
+// the test.
 func (h dockerHost) startContainer(t *testing.T, suffix string, args ...string) string {
 	t.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+t.Name()+"-"+suffix, "-"))
+	name := testContainerName(t, suffix)
 	_ = exec.Command("docker", h.args([]string{"rm", "-f", name})...).Run()
 	h.docker(t, append([]string{"run", "-d", "--name", name}, args...)...)
 	t.Cleanup(func() {

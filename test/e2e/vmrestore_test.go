@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -62,7 +61,7 @@ func TestVMArchiveRestore(t *testing.T) {
 // after the test and removed at its end: the target of an import.
 func (h dockerHost) createdContainer(t *testing.T, suffix string, args ...string) string {
 	t.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString("xcp-e2e-"+t.Name()+"-"+suffix, "-"))
+	name := testContainerName(t, suffix)
 	_ = exec.Command("docker", h.args([]string{"rm", "-f", name})...).Run()
 	h.docker(t, append([]string{"create", "--name", name}, args...)...)
 	t.Cleanup(func() {
