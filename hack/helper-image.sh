@@ -25,9 +25,16 @@ trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/bin/linux-amd64"
 cp Dockerfile "$ctx/"
 cp bin/linux-amd64/xcheckpoint-helper bin/linux-amd64/xcheckpoint-launch "$ctx/bin/linux-amd64/"
+previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 docker build -q \
 	--build-arg BASE="$base" \
 	--label com.docker.xcheckpoint.version="$version" \
 	--label com.docker.xcheckpoint.criu-version="$criu_version" \
 	-t "$image" "$ctx" >/dev/null
+# A rebuild under the same tag (a development version) leaves the previous
+# image untagged: about 28 MB each time. Remove it unless something still
+# uses it (a container, another tag: docker refuses then).
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+	docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 echo "helper-image: $image ready ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.1f MB", $1/1e6}'), CRIU $criu_version)" >&2
