@@ -338,6 +338,10 @@ wait:
 			// The Docker client calls any broken request a connection
 			// failure ("error during connect: ... EOF"); only a failed dial
 			// says that the daemon cannot be reached.
+			if brokenWait != nil && errdefs.IsNotFound(err) {
+				// Removed between two waits: it has ended.
+				break wait
+			}
 			if rewaits < maxRewaits && ctx.Err() == nil && !dialFailed(err) {
 				if brokenWait == nil {
 					brokenWait = err
@@ -346,10 +350,6 @@ wait:
 				time.Sleep(100 * time.Millisecond)
 				waitCh, waitErrCh = h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
 				continue
-			}
-			if errdefs.IsNotFound(err) {
-				// Removed between two waits: it has ended.
-				break wait
 			}
 			retErr = fmt.Errorf("waiting for helper container: %w", err)
 			break wait
