@@ -44,15 +44,6 @@ var programs = map[string]string{
 // Binary is the launcher's path relative to the bundle's usr folder.
 const Binary = "local/bin/xcheckpoint-launch"
 
-// Names returns the launcher names.
-func Names() []string {
-	names := make([]string, 0, len(programs))
-	for n := range programs {
-		names = append(names, n)
-	}
-	return names
-}
-
 // Usr returns the bundle's usr folder: three levels above the running
 // binary (usr/local/bin/NAME), the launcher's or the helper's.
 func Usr() (string, error) {
@@ -70,22 +61,25 @@ func Dir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(usr, "libexec", "xcheckpoint"), nil
+	return linksDir(usr), nil
 }
+
+func linksDir(usr string) string { return filepath.Join(usr, "libexec", "xcheckpoint") }
 
 // Install makes the launcher symlinks (usr/libexec/xcheckpoint/NAME to the
 // launcher, relative so that they work wherever the bundle is mounted). The
 // helper image's build runs it (`xcheckpoint-helper install-launchers`):
 // that image has no ln.
 func Install() error {
-	dir, err := Dir()
+	usr, err := Usr()
 	if err != nil {
 		return err
 	}
+	dir := linksDir(usr)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(dir)), Binary)); err != nil {
+	if _, err := os.Stat(filepath.Join(usr, Binary)); err != nil {
 		return fmt.Errorf("the launcher is missing: %w", err)
 	}
 	for name := range programs {

@@ -18,10 +18,3 @@ func TestExecRefusesUnknownName(t *testing.T) {
 	err := Exec("/usr/local/bin/xcheckpoint-launch", []string{"--version"})
 	assert.ErrorContains(t, err, `"xcheckpoint-launch" is not a bundled program`)
 }
-
-func TestNames(t *testing.T) {
-	names := Names()
-	assert.Check(t, is.Contains(names, "criu"))
-	assert.Check(t, is.Contains(names, "tar"))
-	assert.Check(t, is.Contains(names, "iptables-restore"))
-}
