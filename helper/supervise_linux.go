@@ -144,13 +144,13 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("opening the restore folder: %v", err)})
 	}
-	// A checkpoint from a host of the other cgroup version (migration).
 	var notes []string
 	if n, err := lock.settle(images, plan.NetNSKey); err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
 	} else if n != "" {
 		notes = append(notes, n)
 	}
+	// A checkpoint from a host of the other cgroup version (migration).
 	if changed := criu.AdaptCgroupMounts(plan.ExtMounts, func(p string) bool { _, err := os.Stat(p); return err == nil }); len(changed) > 0 {
 		notes = append(notes, fmt.Sprintf("the checkpoint comes from a cgroup v1 host: the restored processes find this container's cgroup v2 %s at %s", criu.CgroupRoot, strings.Join(changed, ", ")))
 	}

@@ -14,9 +14,10 @@ import (
 // announces each one with a KindSegment event once it is complete. The plugin
 // fetches each announced segment with Docker's archive API (`docker cp`)
 // while the helper writes the next ones, appends them in order, and compares
-// the whole with the size and CRC-32 of the final event; it then closes the helper's stdin. Docker's attach stream, the
-// other way, carried 10 MB/s on the development machine against 120 MB/s for
-// the archive API (and `docker exec cat` of a file 130 MB/s against 380 MB/s).
+// the whole with the size and CRC-32 of the final event; it then closes the
+// helper's stdin. Docker's attach stream, the other way, carried 10 MB/s on
+// the development machine against 120 MB/s for the archive API (and `docker
+// exec cat` of a file 130 MB/s against 380 MB/s).
 // import reads the archive on the helper's stdin.
 
 // ArchiveFile is the prefix of the segment files of an archive a helper
@@ -208,8 +209,8 @@ type StageArchiveResult struct {
 }
 
 // DeletePathsRequest asks the helper to delete Paths in the root filesystem
-// of a stopped container whose storage driver is overlay2: import's part of an archive's deleted.files, which Docker's
-// API cannot delete.
+// of a stopped container whose storage driver is overlay2: import's part of
+// an archive's deleted.files, which Docker's API cannot delete.
 type DeletePathsRequest struct {
 	Protocol   int          `json:"protocol"`
 	DockerRoot string       `json:"docker_root"`
