@@ -18,6 +18,7 @@ import (
 	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
+	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
@@ -32,6 +33,7 @@ const (
 	ItemSeccomp      = "helper seccomp"
 	ItemFreeSpace    = "free space"
 	ItemHostCriu     = "CRIU for runc"
+	ItemCPU          = "cpu"
 )
 
 // lowSpace is the free space under which check warns: a checkpoint is about
@@ -94,7 +96,20 @@ func Check(ctx context.Context, req helperapi.CheckRequest) (*helperapi.CheckRep
 		items = append(items, spaceItem(req.DockerRoot, fs.Bavail*uint64(fs.Bsize)))
 	}
 	items = append(items, hostCriuItem(procRoot))
+	items = append(items, cpuItem(hostCPU()))
 	return &helperapi.CheckReport{Items: items}, nil
+}
+
+// cpuItem names the host's processor and its instruction sets: what the
+// checkpoints taken here record, and what a restore here offers.
+func cpuItem(c cpu.Info, err error) helperapi.CheckItem {
+	if err != nil {
+		return helperapi.CheckItem{Name: ItemCPU, Status: helperapi.StatusWarning, Detail: err.Error() + ": checkpoints taken here record no CPU, and restores here cannot check the checkpoint's"}
+	}
+	return helperapi.CheckItem{
+		Name: ItemCPU, Status: helperapi.StatusOK, Value: c.Summary(),
+		Detail: "checkpoints taken here record these instructions; a host whose CPU lacks any of them refuses to restore them (restore --ignore-cpu overrides)",
+	}
 }
 
 // kernelItem judges the kernel release: CRIU 4 needs Linux 3.11 or newer.

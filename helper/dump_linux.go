@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
@@ -64,6 +65,9 @@ type Metadata struct {
 	NetNS string `json:"netns,omitempty"`
 	// ExtMounts are the external mounts given to CRIU, key to source.
 	ExtMounts map[string]string `json:"ext_mounts,omitempty"`
+	// CPU is the processor of the host the checkpoint was taken on: a
+	// restore refuses a host that lacks its instructions.
+	CPU *cpu.Info `json:"cpu,omitempty"`
 }
 
 // Dump checkpoints every container of the batch into Docker's checkpoint
@@ -89,6 +93,8 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 	// only the checkpoints' records need it, after their dump.
 	criuVersion := sync.OnceValues(func() (string, error) { return criu.Version(ctx) })
 	go criuVersion()
+	// The host's CPU, recorded with each checkpoint, is read once too.
+	hostCPUOnce := sync.OnceValues(hostCPU)
 	parallel := min(max(req.Parallel, 1), len(req.Containers))
 	res := &helperapi.BatchResult{}
 	var mu sync.Mutex
@@ -99,7 +105,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 		go func() {
 			defer wg.Done()
 			for info := range queue {
-				r, f := dumpOne(ctx, req, info, criuVersion, em)
+				r, f := dumpOne(ctx, req, info, criuVersion, hostCPUOnce, em)
 				mu.Lock()
 				if f != nil {
 					res.Failed++
@@ -127,7 +133,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 
 // dumpOne checkpoints one container. It returns the result, or a failure after
 // which no checkpoint of that name exists and no temporary files remain.
-func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, versionOf func() (string, error), em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
+func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.ContainerInfo, versionOf func() (string, error), cpuOf func() (cpu.Info, error), em *helperapi.Emitter) (*helperapi.DumpResult, *helperapi.DumpFailure) {
 	start := time.Now()
 	if ctx.Err() != nil {
 		// Interrupted before its turn: CRIU never touched it.
@@ -275,6 +281,11 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	}
 	for _, m := range opts.ExtMnt {
 		meta.ExtMounts[m.GetKey()] = m.GetVal()
+	}
+	if c, err := cpuOf(); err == nil {
+		meta.CPU = &c
+	} else {
+		em.ProgressFor(info.ID, "warning: %v; the checkpoint records no CPU, and its restores cannot check theirs", err)
 	}
 	writeFiles := func() error {
 		if err := writeJSON(filepath.Join(tmp, MetadataFile), meta); err != nil {

@@ -85,6 +85,7 @@ func planRestore(dir string, ref helperapi.ContainerRef, name string, opts helpe
 		o := meta.Options
 		res.DumpOptions = &o
 		res.NetNS = meta.NetNS
+		res.CPU = meta.CPU
 		plan.Descriptors = meta.Descriptors
 		if len(meta.ExtMounts) > 0 {
 			dumped = meta.ExtMounts
@@ -108,6 +109,11 @@ func planRestore(dir string, ref helperapi.ContainerRef, name string, opts helpe
 			}
 			dumped[m.Mountpoint] = m.External
 		}
+	}
+	// Before anything is staged or restored: a CPU that lacks the
+	// checkpoint's instructions is refused here.
+	if f := checkCPU(res.CPU, opts, name, ref, res); f != nil {
+		return nil, plan, f
 	}
 	plan.ExtMounts = criu.RestoreExtMounts(dumped)
 	if res.NetNS == "" {

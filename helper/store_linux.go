@@ -267,6 +267,7 @@ func Inspect(req helperapi.InspectRequest) (*helperapi.CheckpointDetails, *helpe
 		d.PluginVersion = meta.PluginVersion
 		opts := meta.Options
 		d.DumpOptions = &opts
+		d.CPU = meta.CPU
 	}
 	if st, err := criu.ReadStats(dir); err == nil {
 		d.Stats = st

@@ -1,5 +1,7 @@
 package helperapi
 
+import "github.com/xcheckpoint/docker-xcheckpoint/cpu"
+
 // Restore into a new container works in two places:
 //
 //  1. a helper (`xcheckpoint-helper stage REQUEST-JSON`), with Docker's data
@@ -88,6 +90,9 @@ type RestoreOptions struct {
 	TCPEstablished bool `json:"tcp_established"`
 	FileLocks      bool `json:"file_locks"`
 	LogLevel       int  `json:"log_level"`
+	// IgnoreCPU restores a checkpoint taken on a CPU with instructions this
+	// host lacks, instead of refusing it.
+	IgnoreCPU bool `json:"ignore_cpu,omitempty"`
 }
 
 // StageResult describes the checkpoint that was staged (or checked).
@@ -99,6 +104,16 @@ type StageResult struct {
 	Size      int64  `json:"size"`
 	// DumpOptions are those of a checkpoint made by docker xcheckpoint.
 	DumpOptions *DumpOptions `json:"dump_options,omitempty"`
+	// CPU is the processor the checkpoint was taken on; nil when the
+	// checkpoint records none (Docker's own checkpoints).
+	CPU *cpu.Info `json:"cpu,omitempty"`
+	// HostCPU is the processor of the host that restores it; nil when it
+	// could not be read (CPUUnchecked says why).
+	HostCPU      *cpu.Info `json:"host_cpu,omitempty"`
+	CPUUnchecked string    `json:"cpu_unchecked,omitempty"`
+	// CPUMissing are the instructions CPU had and HostCPU lacks, restored
+	// anyway (RestoreOptions.IgnoreCPU).
+	CPUMissing []string `json:"cpu_missing,omitempty"`
 }
 
 // RestorePlan is everything the supervisor needs to restore, computed on the

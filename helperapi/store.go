@@ -1,6 +1,10 @@
 package helperapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
+)
 
 // ContainerRef names a container both ways: the ID finds its folder, the name
 // is what the user reads.
@@ -62,7 +66,9 @@ type CheckpointDetails struct {
 	ImageID       string       `json:"image_id,omitempty"`
 	PluginVersion string       `json:"plugin_version,omitempty"`
 	DumpOptions   *DumpOptions `json:"dump_options,omitempty"`
-	Stats         *DumpStats   `json:"stats,omitempty"`
+	// CPU is the processor the checkpoint was taken on (nil: not recorded).
+	CPU   *cpu.Info  `json:"cpu,omitempty"`
+	Stats *DumpStats `json:"stats,omitempty"`
 	// Processes are in tree order: each after its parent.
 	Processes []Process         `json:"processes"`
 	Mounts    []CheckpointMount `json:"mounts,omitempty"`

@@ -89,6 +89,15 @@ func (o helperOutcome) refusal() *helperapi.DumpFailure {
 	return nil
 }
 
+// withHint is a helper's refusal as one text: its message, and the hint
+// on a line of its own when it has one.
+func withHint(f *helperapi.DumpFailure) string {
+	if f.Hint == "" {
+		return f.Message
+	}
+	return f.Message + "\nHint: " + f.Hint
+}
+
 // maxRewaits bounds how often a helper run waits again for the helper's
 // removal after the wait's connection broke while the daemon still answers.
 const maxRewaits = 5

@@ -150,6 +150,9 @@ func writeDetails(w io.Writer, d *helperapi.CheckpointDetails, treeOnly bool, no
 	if o := d.DumpOptions; o != nil {
 		field("Options", strings.Join(describeOptions(*o), ", "))
 	}
+	if d.CPU != nil {
+		field("CPU", d.CPU.Summary())
+	}
 	field("Size", fmt.Sprintf("%s, of which memory pages %s", units.HumanSizeWithPrecision(float64(d.Size), 3), units.HumanSizeWithPrecision(float64(d.Memory), 3)))
 	if st := d.Stats; st != nil && !treeOnly {
 		us := func(v uint32) string { return (time.Duration(v) * time.Microsecond).String() }

@@ -46,6 +46,13 @@ type restoreOptions struct {
 	// input is an archive (restore --input FILE|-) instead of CONTAINER CHECKPOINT.
 	input string
 	quiet bool
+	// ignoreCPU restores a checkpoint taken on a CPU with instructions this
+	// host lacks.
+	ignoreCPU bool
+	// watchFlag is --watch as given ("auto" or a duration); watch is its
+	// value, -1 for auto (see watchFor).
+	watchFlag string
+	watch     time.Duration
 }
 
 func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
@@ -105,8 +112,22 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's restore statistics and the total time on stdout, instead of the name")
 	f.StringVarP(&opts.input, "input", "i", "", "Restore the checkpoint archive FILE (- for stdin) instead of a stored checkpoint")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "No progress bar while sending the archive (--input)")
+	f.BoolVar(&opts.ignoreCPU, "ignore-cpu", false, "Restore even when the checkpoint was taken on a CPU with instructions this host's CPU lacks")
+	f.StringVar(&opts.watchFlag, "watch", "auto", "After the restore, watch the new container this long and fail if its processes end (auto: 2s when the checkpoint comes from another CPU, else 0)")
 	addHelperImageFlag(f, &opts.helperImage)
 	return cmd
+}
+
+// parseWatch reads --watch: auto is -1, else a duration of 0 or more.
+func parseWatch(v string) (time.Duration, error) {
+	if v == "" || v == "auto" {
+		return -1, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid --watch %q: want auto or a duration such as 2s (0 turns it off)", v)
+	}
+	return d, nil
 }
 
 func (o restoreOptions) validate() error {
@@ -120,7 +141,7 @@ func (o restoreOptions) validate() error {
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
 	}
-	if o.native && (o.name != "" || len(o.publish) > 0 || o.network != "" || o.replace || o.tcpEstablished || o.fileLocks || o.printStats) {
+	if o.native && (o.name != "" || len(o.publish) > 0 || o.network != "" || o.replace || o.tcpEstablished || o.fileLocks || o.printStats || o.ignoreCPU) {
 		return errors.New("--native restores into CONTAINER itself with Docker's own restore: it takes no other restore option")
 	}
 	if o.replace && o.name != "" {
@@ -137,6 +158,10 @@ func (o restoreOptions) validate() error {
 
 func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
 	if err := opts.validate(); err != nil {
+		return usageError{err}
+	}
+	var err error
+	if opts.watch, err = parseWatch(opts.watchFlag); err != nil {
 		return usageError{err}
 	}
 	return restore(ctx, dockerCLI, opts)
@@ -190,7 +215,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return err
 	}
 	trace.step("image and name checks")
-	ropts := helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel}
+	ropts := opts.helperOptions()
 	start := time.Now()
 
 	runtimeVol, err := ensureRuntimeVolume(ctx, s)
@@ -277,6 +302,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	// damaged) is the only line then.
 	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s into a new container %s...\n", opts.checkpoint, origName, displayName(name, opts.replace, origName))
 	warnDumpOptions(stderr, opts, staged)
+	warnCPU(stderr, staged)
 	trace.step("stage (helper) and start")
 	stoppedOrig := false
 	if stopFirst {
@@ -309,6 +335,12 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	trace.step("wait for CRIU verdict")
 	if st.State != helperapi.RestoreDone {
 		return fmt.Errorf("%s\n%s", explainRestoreFailure(origName, opts.checkpoint, st.Failure), restartOrig())
+	}
+	// Before a swap: a restored container that dies at once must not have
+	// replaced the original.
+	if err := watchRestored(ctx, s, id, name, staged, watchFor(opts, staged)); err != nil {
+		keep = true
+		return fmt.Errorf("%w\n%s", err, restartOrig())
 	}
 	if opts.replace {
 		if err := testRestoreFailure(stderr, "before-swap"); err != nil {
@@ -375,6 +407,11 @@ func ensureImage(ctx context.Context, s *session, orig container.InspectResponse
 		return fmt.Errorf("image %s (%s) of container %q is not on the daemon, and %s now names another image: load the original one first", ref, shortImageID(orig.Image), origName, ref)
 	}
 	return nil
+}
+
+// helperOptions are the restore options the helper and the supervisor need.
+func (o restoreOptions) helperOptions() helperapi.RestoreOptions {
+	return helperapi.RestoreOptions{TCPEstablished: o.tcpEstablished, FileLocks: o.fileLocks, LogLevel: o.logLevel, IgnoreCPU: o.ignoreCPU}
 }
 
 // warnDumpOptions says when a restore option asks for what the checkpoint

@@ -110,12 +110,12 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	ref := helperapi.ContainerRef{ID: id, Name: name}
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
-		Options: helperapi.RestoreOptions{TCPEstablished: opts.tcpEstablished, FileLocks: opts.fileLocks, LogLevel: opts.logLevel},
+		Options: opts.helperOptions(),
 	}
 	out, runErr := s.streamMounts(ctx, id, "stage-archive", req, up, stageMounts, up.progress)
 	up.sent()
 	if f := out.refusal(); f != nil {
-		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), f.Message)
+		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), withHint(f))
 	}
 	if runErr != nil {
 		return fmt.Errorf("restoring %s: %w; nothing was restored", archiveName(opts.input), runErr)
@@ -129,6 +129,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.n)), units.HumanSize(float64(res.Received)), res.Processes)
 	warnDumpOptions(stderr, opts, &res.StageResult)
+	warnCPU(stderr, &res.StageResult)
 	// Only now, with the changes in place, may the supervisor restore.
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		return err
@@ -142,6 +143,10 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	if st.State != helperapi.RestoreDone {
 		return errors.New(explainRestoreFailure(origName, ac.Checkpoint, st.Failure))
+	}
+	if err := watchRestored(ctx, s, id, name, &res.StageResult, watchFor(opts, &res.StageResult)); err != nil {
+		keep = true
+		return err
 	}
 	keep = true
 	return reportRestored(dockerCLI, opts, st, id, name, origName, ac.Checkpoint, start)

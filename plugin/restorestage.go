@@ -54,7 +54,7 @@ func (r *stageRun) staged() (*helperapi.StageResult, error) {
 	default:
 	}
 	if f := r.out.refusal(); f != nil {
-		return nil, errors.New(f.Message)
+		return nil, errors.New(withHint(f))
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -1,0 +1,137 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// defaultWatchOtherCPU is how long a restore watches the new container when
+// the checkpoint was taken on another processor: a process that chose
+// instructions this one lacks dies at their first use, within its first
+// seconds as a rule (a shell loop's next command, a server's next request).
+const defaultWatchOtherCPU = 2 * time.Second
+
+// watchFor is how long to watch the restored container: --watch when given
+// (0 turns it off), else defaultWatchOtherCPU when the checkpoint records
+// another processor than this host's, else not at all (the same host: what
+// ran here runs here).
+func watchFor(opts restoreOptions, st *helperapi.StageResult) time.Duration {
+	if opts.watch >= 0 {
+		return opts.watch
+	}
+	if st == nil || st.CPU == nil || st.HostCPU == nil || !cpu.Compare(*st.CPU, *st.HostCPU).Same {
+		return defaultWatchOtherCPU
+	}
+	return 0
+}
+
+// warnCPU says what the restore knows of the processors: the instructions
+// --ignore-cpu let through, or that the host's CPU could not be checked.
+func warnCPU(w io.Writer, st *helperapi.StageResult) {
+	if st == nil {
+		return
+	}
+	if len(st.CPUMissing) > 0 && st.CPU != nil {
+		host := "this host's CPU"
+		if st.HostCPU != nil {
+			host += " (" + st.HostCPU.Name() + ")"
+		}
+		fmt.Fprintf(w, "Warning: --ignore-cpu: the checkpoint was taken on a CPU (%s) with %s, which %s lacks: a process that uses them will die of SIGILL.\n",
+			st.CPU.Name(), cpu.Describe(st.CPU.Arch, st.CPUMissing), host)
+	}
+	if st.CPUUnchecked != "" && st.CPU != nil {
+		fmt.Fprintf(w, "Warning: this host's CPU could not be compared with the checkpoint's (%s).\n", st.CPUUnchecked)
+	}
+}
+
+// watchRestored watches the restored container for d: a container whose
+// processes end that soon did not survive its restore, and the user hears
+// why (a signal pointing at the host: SIGILL, SIGSEGV, SIGBUS) instead of
+// "restored". The container is kept, stopped, for its logs.
+func watchRestored(ctx context.Context, s *session, id, name string, st *helperapi.StageResult, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	waitC, errC := s.api.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+	select {
+	case <-waitC:
+	case err := <-errC:
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return nil // still running after d
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A wait that broke says nothing of the container: look once.
+		_ = err
+	case <-wctx.Done():
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
+	c, err := s.api.ContainerInspect(ctx, id)
+	if err != nil || c.State == nil || c.State.Running {
+		return nil
+	}
+	after := time.Since(start).Round(10 * time.Millisecond)
+	return fmt.Errorf("container %s was restored, but its processes ended %s later: %s%s\nThe container is kept, stopped, for `docker logs %s`; remove it with `docker rm %s`",
+		name, after, explainEnd(c.State.ExitCode, st), containerLogTail(ctx, s, id), name, name)
+}
+
+// linuxSignals name the signals of the daemon host (Linux numbers, whatever
+// the client's system) that explainEnd mentions.
+var linuxSignals = map[int][2]string{
+	4:  {"SIGILL", "illegal instruction"},
+	6:  {"SIGABRT", "aborted"},
+	7:  {"SIGBUS", "bus error"},
+	8:  {"SIGFPE", "arithmetic exception"},
+	9:  {"SIGKILL", "killed"},
+	11: {"SIGSEGV", "invalid memory access"},
+	15: {"SIGTERM", "terminated"},
+}
+
+// explainEnd tells what a restored container's exit code says (its
+// supervisor exits with 128 plus the signal that killed the restored root).
+func explainEnd(code int, st *helperapi.StageResult) string {
+	sig, known := linuxSignals[code-128]
+	if code <= 128 || !known {
+		return fmt.Sprintf("exit code %d", code)
+	}
+	what := fmt.Sprintf("exit code %d, killed by %s (%s)", code, sig[0], sig[1])
+	var from, on string
+	if st != nil && st.CPU != nil {
+		from = st.CPU.Name()
+	}
+	if st != nil && st.HostCPU != nil {
+		on = st.HostCPU.Name()
+	}
+	other := from != "" && on != "" && (from != on || !cpu.Compare(*st.CPU, *st.HostCPU).Same)
+	switch sig[0] {
+	case "SIGILL":
+		if st != nil && len(st.CPUMissing) > 0 && st.CPU != nil {
+			return what + fmt.Sprintf(": the checkpoint was taken on a CPU with %s, which this host's CPU lacks, and its processes used them", cpu.Describe(st.CPU.Arch, st.CPUMissing))
+		}
+		if other {
+			return what + fmt.Sprintf(": a restored process used an instruction this host's CPU (%s) does not offer; the checkpoint was taken on %s", on, from)
+		}
+		return what + ": a restored process used an instruction this host's CPU does not offer"
+	case "SIGSEGV", "SIGBUS":
+		msg := what + ": a restored process touched memory it cannot use here"
+		if other {
+			msg += fmt.Sprintf("; the checkpoint was taken on another host (CPU %s, this one %s), whose kernel or CPU may differ", from, on)
+		}
+		return msg
+	}
+	return what
+}
