@@ -41,6 +41,7 @@ type fakeClient struct {
 	containerListFunc    func(container.ListOptions) ([]container.Summary, error)
 	imageLoadFunc        func(io.Reader) (image.LoadResponse, error)
 	serverVersionFunc    func() (types.Version, error)
+	containerCreateFunc  func(*container.Config, *container.HostConfig) (container.CreateResponse, error)
 	// removed lists the containers ContainerRemove was called for.
 	removed []string
 
@@ -121,8 +122,11 @@ func (f *fakeClient) ContainerRemove(_ context.Context, id string, _ container.R
 	return nil
 }
 
-func (f *fakeClient) ContainerCreate(context.Context, *container.Config, *container.HostConfig, *network.NetworkingConfig, *ocispec.Platform, string) (container.CreateResponse, error) {
+func (f *fakeClient) ContainerCreate(_ context.Context, cfg *container.Config, hc *container.HostConfig, _ *network.NetworkingConfig, _ *ocispec.Platform, _ string) (container.CreateResponse, error) {
 	f.record("ContainerCreate")
+	if f.containerCreateFunc != nil {
+		return f.containerCreateFunc(cfg, hc)
+	}
 	return container.CreateResponse{}, errors.New("fakeClient: unexpected ContainerCreate")
 }
 

@@ -192,6 +192,9 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 	created, err := h.api.ContainerCreate(cctx, cfg, hostCfg, nil, nil, name)
 	cancelCreate()
 	if err != nil {
+		if len(optional) > 0 && capsRefused(err) {
+			return out, fmt.Errorf("%w: %v", errCapsWithheld, err)
+		}
 		return out, fmt.Errorf("creating helper container from %q: %w", h.image, err)
 	}
 	id := created.ID
@@ -237,7 +240,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("interrupted before the helper started: %w", ctx.Err())
 		}
-		if len(optional) > 0 && strings.Contains(err.Error(), "apply caps") {
+		if len(optional) > 0 && capsRefused(err) {
 			return out, fmt.Errorf("%w: %v", errCapsWithheld, err)
 		}
 		return out, fmt.Errorf("starting helper container from %q: %w", h.image, err)

@@ -2,10 +2,13 @@ package plugin
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -28,4 +31,45 @@ func TestRemoveStaleHelpers(t *testing.T) {
 	assert.Check(t, asked.All)
 	assert.Check(t, is.DeepEqual(asked.Filters.Get("label"), []string{LabelHelper}))
 	assert.Check(t, !asked.Filters.ExactMatch("status", "running"), "running helpers are never listed for removal")
+}
+
+// Docker 23 and later refuse a capability the host cannot grant when the
+// helper is created, not when it starts (Docker 20.10's "apply caps"): the
+// helper is then created again without its optional capabilities, and the
+// outcome says which were withheld.
+func TestHelperRunCapsRefusedAtCreate(t *testing.T) {
+	refusal := errdefs.InvalidParameter(errors.New(`invalid CapAdd: capability not supported by your kernel or not available in the current environment: "CAP_SYS_RESOURCE"`))
+	var capAdds [][]string
+	f := &fakeClient{containerCreateFunc: func(_ *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
+		capAdds = append(capAdds, hc.CapAdd)
+		if slices.Contains(hc.CapAdd, "CAP_SYS_RESOURCE") {
+			return container.CreateResponse{}, refusal
+		}
+		// Far enough: the rest of the helper's life is the end-to-end tests'.
+		return container.CreateResponse{}, errors.New("second create reached")
+	}}
+	h := helperRun{api: f, image: "helper:test", dockerRoot: "/var/lib/docker", command: []string{"check"}}
+	out, err := h.run(context.Background(), nil)
+	assert.ErrorContains(t, err, "second create reached")
+	assert.Assert(t, is.Len(capAdds, 2), "the helper must be created again without the refused capability")
+	assert.Check(t, slices.Contains(capAdds[0], "CAP_SYS_RESOURCE"))
+	assert.Check(t, !slices.Contains(capAdds[1], "CAP_SYS_RESOURCE"))
+	assert.Check(t, is.DeepEqual(out.withheld, []string{"CAP_SYS_RESOURCE"}))
+}
+
+func TestCapsRefused(t *testing.T) {
+	testCases := []struct {
+		err  error
+		want bool
+	}{
+		// Docker 23+ at create (daemon/daemon_unix.go verifies CapAdd).
+		{errors.New(`Error response from daemon: invalid CapAdd: capability not supported by your kernel or not available in the current environment: "CAP_SYS_RESOURCE"`), true},
+		// Docker 20.10 at start (runc).
+		{errors.New(`Error response from daemon: OCI runtime create failed: container_linux.go:380: starting container process caused: unable to apply caps: operation not permitted: unknown`), true},
+		{errors.New(`Error response from daemon: No such image: helper:test`), false},
+		{nil, false},
+	}
+	for _, tc := range testCases {
+		assert.Check(t, is.Equal(capsRefused(tc.err), tc.want), "%v", tc.err)
+	}
 }

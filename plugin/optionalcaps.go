@@ -6,15 +6,34 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/config"
 )
 
-// errCapsWithheld: the daemon could not start the helper with its optional
-// capabilities (the runtime failed to "apply caps": the daemon's own bounding
-// set lacks one). The helper is then started without them.
+// errCapsWithheld: the daemon cannot give the helper its optional
+// capabilities (its own bounding set lacks one). The helper is then started
+// without them.
 var errCapsWithheld = errors.New("the daemon withholds the helper's optional capabilities")
+
+// capsRefused reports whether err is a daemon's refusal of a capability it
+// cannot grant. Daemons say so at different steps:
+//   - Docker 23 and later check CapAdd against the host's capabilities when the
+//     container is created: `invalid CapAdd: capability not supported by your
+//     kernel or not available in the current environment: "CAP_SYS_RESOURCE"`
+//     (an invalid-parameter error);
+//   - Docker 20.10 creates the container, and runc fails at start: `unable to
+//     apply caps: operation not permitted`.
+func capsRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "invalid CapAdd") ||
+		strings.Contains(msg, "capability not supported by your kernel") ||
+		strings.Contains(msg, "apply caps")
+}
 
 // withheldMemory is how long the plugin remembers that a daemon withholds the
 // optional capabilities, so that every command does not pay for a failed
