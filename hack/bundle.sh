@@ -2,7 +2,7 @@
 # Saves the helper image IMAGE (built by hack/helper-image.sh) as the archive
 # the plugin ships and loads onto daemons that lack it, with its description:
 #   DIR/docker-xcheckpoint-helper.tar.gz  `docker save`, gzip-compressed
-#   DIR/docker-xcheckpoint-helper.json    ref, version, CRIU version, architecture, image ID, size
+#   DIR/docker-xcheckpoint-helper.json    ref, version, CRIU version, architecture, image ID, build label, size
 # `make build-bundled` embeds both (build tag bundled); a plugin built without
 # the tag also finds them next to its binary. No registry is involved.
 #
@@ -24,6 +24,6 @@ gzip -9 -n -c "$tmp.tar" >"$tmp"
 chmod 0644 "$tmp"
 mv "$tmp" "$dir/docker-xcheckpoint-helper.tar.gz"
 cat >"$dir/docker-xcheckpoint-helper.json" <<JSON
-{"ref": "$image", "version": "$version", "criu_version": "$(label com.docker.xcheckpoint.criu-version)", "architecture": "$arch", "id": "$(docker image inspect -f '{{.Id}}' "$image")", "size": $size}
+{"ref": "$image", "version": "$version", "criu_version": "$(label com.docker.xcheckpoint.criu-version)", "architecture": "$arch", "id": "$(docker image inspect -f '{{.Id}}' "$image")", "build": "$(label com.docker.xcheckpoint.build)", "size": $size}
 JSON
 echo "bundle: $image ($arch) saved, $(du -h "$dir/docker-xcheckpoint-helper.tar.gz" | cut -f1) compressed from $((size / 1000000)) MB" >&2

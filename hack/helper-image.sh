@@ -25,11 +25,16 @@ trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/bin/linux-amd64"
 cp Dockerfile "$ctx/"
 cp bin/linux-amd64/xcheckpoint-helper bin/linux-amd64/xcheckpoint-launch "$ctx/bin/linux-amd64/"
+# The build label: a digest of everything the image is made of (the base is
+# named after its content). The plugin compares it, not the image ID, to
+# tell whether a daemon holds this build: the ID differs between image stores.
+build=$(cd "$ctx" && { echo "$base"; find . -type f -exec sha256sum {} + | LC_ALL=C sort; } | sha256sum | cut -c1-12)
 previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 docker build -q \
 	--build-arg BASE="$base" \
 	--label com.docker.xcheckpoint.version="$version" \
 	--label com.docker.xcheckpoint.criu-version="$criu_version" \
+	--label com.docker.xcheckpoint.build="$build" \
 	-t "$image" "$ctx" >/dev/null
 # A rebuild under the same tag (a development version) leaves the previous
 # image untagged: about 28 MB each time. Remove it unless something still

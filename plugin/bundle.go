@@ -18,8 +18,12 @@ type bundleMeta struct {
 	Version      string `json:"version"`
 	CriuVersion  string `json:"criu_version"`
 	Architecture string `json:"architecture"`
-	// ID is the image's ID (its config's digest), which docker load keeps.
+	// ID is the image's ID on the daemon it was saved from (its config's
+	// digest there). A daemon with the containerd image store gives the loaded
+	// image another ID (its manifest's digest): compare Build instead.
 	ID string `json:"id,omitempty"`
+	// Build is the image's LabelBuild, the same on every daemon it is loaded on.
+	Build string `json:"build,omitempty"`
 	// Size is the uncompressed `docker save` size.
 	Size int64 `json:"size"`
 }

@@ -71,6 +71,8 @@ type helperImage struct {
 	version      string
 	criuVersion  string
 	architecture string
+	// build is its LabelBuild (empty on images built before it existed).
+	build string
 	// loaded is set when this command loaded it from the bundled archive.
 	loaded bool
 }
@@ -100,6 +102,7 @@ func inspectHelperImage(ctx context.Context, api client.APIClient, ref string) (
 	if img.Config != nil {
 		h.version = img.Config.Labels[LabelVersion]
 		h.criuVersion = img.Config.Labels[LabelCriuVersion]
+		h.build = img.Config.Labels[LabelBuild]
 	}
 	return h, nil
 }
@@ -127,10 +130,14 @@ func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperI
 		case !h.present && b == nil:
 			return h, fmt.Errorf("%w: %q is not on the daemon and this build of the plugin carries no helper image; build it there with `make helper-image` in the docker-xcheckpoint source tree, install a bundled build (`make build-bundled`), or name another with --helper-image", ErrHelperImageMissing, choice.ref)
 		case !h.present:
-		case b != nil && b.meta.ID != "" && h.id != b.meta.ID:
+		case b != nil && !b.sameBuild(h):
 			// Same version label, other content (a rebuild from a changed
 			// tree): the plugin's own replaces it, and says so.
-			fmt.Fprintf(progress, "Note: %s on the daemon (%s) is another build than the one this plugin carries (%s); replacing it.\n", choice.ref, shortID(h.id), shortID(b.meta.ID))
+			have, want := shortID(h.id), shortID(b.meta.ID)
+			if h.build != "" && b.meta.Build != "" {
+				have, want = "build "+h.build, "build "+b.meta.Build
+			}
+			fmt.Fprintf(progress, "Note: %s on the daemon (%s) is another build than the one this plugin carries (%s); replacing it.\n", choice.ref, have, want)
 		default:
 			b = nil // present and ours: nothing to load
 		}
@@ -165,6 +172,17 @@ func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperI
 		return h, fmt.Errorf("helper image %q is built for %s, but the daemon runs on %s: name a helper image for %s with --helper-image", choice.ref, h.architecture, arch, arch)
 	}
 	return h, nil
+}
+
+// sameBuild reports whether the image on the daemon is the build the bundle
+// carries. The build label says it under either image store; only a bundle or
+// an image without one falls back to the image ID, which matches only when
+// both come from Docker's classic store.
+func (b *bundle) sameBuild(h helperImage) bool {
+	if b.meta.Build != "" && h.build != "" {
+		return b.meta.Build == h.build
+	}
+	return b.meta.ID == "" || h.id == b.meta.ID
 }
 
 // load sends the bundled archive to the daemon (`docker load` through the API).

@@ -234,3 +234,49 @@ func TestWithoutCapabilities(t *testing.T) {
 	t.Setenv(TestCapDropEnv, "")
 	assert.Check(t, is.Nil(testCapDrop(&w)))
 }
+
+// Under the containerd image store (Docker 29's default) a loaded image's ID
+// is its manifest's digest, never the config digest recorded in the bundle:
+// the build label decides, so the second command does not send the image
+// again, and another build is still replaced.
+func TestEnsureHelperImageContainerdStore(t *testing.T) {
+	const bundledConfigDigest = "sha256:c0f1600000000000"
+	bundleWithBuild := func(build string) func() (*bundle, error) {
+		return func() (*bundle, error) {
+			b, _ := testBundleID("amd64", bundledConfigDigest, []byte("x"))()
+			b.meta.Build = build
+			return b, nil
+		}
+	}
+	build := "1234abcd5678"
+	loads := 0
+	api := &fakeClient{
+		imageInspectFunc: func(string) (image.InspectResponse, error) {
+			img := helperImageWith(xcheckpoint.Version, "amd64")
+			img.ID = "sha256:3a41f35700000000" // the manifest's digest
+			img.Config.Labels[LabelBuild] = build
+			return img, nil
+		},
+		imageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
+			_, _ = io.Copy(io.Discard, r)
+			loads++
+			build = "1234abcd5678"
+			return image.LoadResponse{Body: io.NopCloser(strings.NewReader(`{"stream":"Loaded image"}`))}, nil
+		},
+	}
+	choice := chooseHelperImage(newFakeCli(api), "")
+	var progress bytes.Buffer
+	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", bundleWithBuild("1234abcd5678"), &progress, false)
+	assert.NilError(t, err)
+	assert.Check(t, !h.loaded)
+	assert.Check(t, is.Equal(loads, 0), "the same build under another ID must not be sent again")
+	assert.Check(t, is.Equal(progress.String(), ""))
+
+	// Another build of the same version: replaced, and the note names the builds.
+	build = "ffff0000ffff"
+	h, err = ensureHelperImage(context.Background(), api, choice, "x86_64", bundleWithBuild("1234abcd5678"), &progress, false)
+	assert.NilError(t, err)
+	assert.Check(t, h.loaded)
+	assert.Check(t, is.Equal(loads, 1))
+	assert.Check(t, is.Contains(progress.String(), "(build ffff0000ffff) is another build than the one this plugin carries (build 1234abcd5678); replacing it."))
+}

@@ -19,4 +19,10 @@ const (
 	LabelRuntime = "com.docker.xcheckpoint.runtime"
 	// LabelCriuVersion is set on the helper image.
 	LabelCriuVersion = "com.docker.xcheckpoint.criu-version"
+	// LabelBuild is set on the helper image: a digest of what it was built
+	// from (hack/helper-image.sh). It tells two builds of one version apart
+	// whatever the image store: the image ID does not, since it is the
+	// config's digest in Docker's classic store but the manifest's in the
+	// containerd image store.
+	LabelBuild = "com.docker.xcheckpoint.build"
 )
