@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/docker/cli/cli"
@@ -22,6 +23,7 @@ const (
 	itemDocker       = "Docker engine"
 	itemDataRoot     = "data root"
 	itemCgroups      = "cgroups"
+	itemImageStore   = "image store"
 	itemHelperImage  = "helper image"
 	itemHelperRun    = "helper container"
 	itemDockerNative = "docker checkpoint"
@@ -207,8 +209,44 @@ func daemonItems(info system.Info, apiVersion string) []helperapi.CheckItem {
 	if info.CgroupVersion == "2" {
 		cg.Detail = "the helper joins the host's cgroup namespace, so CRIU sees the container's real cgroup path"
 	}
-	return []helperapi.CheckItem{docker, root, cg}
+	items := []helperapi.CheckItem{docker, root, cg}
+	if store := imageStore(info); store != "" {
+		items = append(items, helperapi.CheckItem{Name: itemImageStore, Status: helperapi.StatusOK, Value: store})
+	}
+	return items
 }
+
+// imageStore names the daemon's image store: Docker's classic one (a graph
+// driver such as overlay2), or the containerd image store (Docker 29's
+// default, "containerd-snapshotter" in daemon.json before), which Info shows
+// as a driver-type of io.containerd.snapshotter.v1. Empty when the daemon
+// does not say.
+func imageStore(info system.Info) string {
+	for _, kv := range info.DriverStatus {
+		if len(kv) == 2 && kv[0] == "driver-type" && strings.HasPrefix(kv[1], "io.containerd.snapshotter") {
+			return "containerd (" + orText(info.Driver, "unknown") + " snapshotter)"
+		}
+	}
+	if info.Driver == "" {
+		return ""
+	}
+	return "classic (" + info.Driver + " storage driver)"
+}
+
+// nativeRestoreBroken reports whether the daemon is a Docker whose own
+// `docker start --checkpoint` cannot restore any checkpoint: since Docker 28
+// the daemon configures the network namespace runc created, and on a restore
+// it looks for it before the task exists ("bind-mount /proc/0/ns/net ->
+// /var/run/docker/netns/...: no such file or directory"; moby issue 50750,
+// containerd issue 12141; seen on 28.5.2).
+func nativeRestoreBroken(serverVersion string) bool {
+	major, _, _ := strings.Cut(serverVersion, ".")
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 28
+}
+
+// nativeRestoreBrokenText is what check and restore --native say about it.
+const nativeRestoreBrokenText = "Docker 28's own docker start --checkpoint fails for every checkpoint (\"bind-mount /proc/0/ns/net\": moby issue 50750): restore with docker xcheckpoint restore, which starts a new container from the checkpoint"
 
 // nativeCheckpointItem judges Docker's own `docker checkpoint` and
 // `docker start --checkpoint` (the way to restore today): they need
@@ -233,6 +271,15 @@ func nativeCheckpointItem(info system.Info, items []helperapi.CheckItem) helpera
 		lacks = append(lacks, "whether runc finds a criu on the daemon host is unknown")
 	case hostCriu.Status != helperapi.StatusOK:
 		lacks = append(lacks, "runc finds no criu on the daemon host's PATH")
+	}
+	if nativeRestoreBroken(info.ServerVersion) {
+		it.Status = helperapi.StatusWarning
+		it.Value = "restore broken"
+		it.Detail = nativeRestoreBrokenText
+		if len(lacks) > 0 {
+			it.Detail += "; besides, " + strings.Join(lacks, "; ")
+		}
+		return it
 	}
 	if len(lacks) == 0 {
 		it.Value = "possible"

@@ -128,7 +128,7 @@ func TestVersionWithoutHelperImage(t *testing.T) {
 	assert.Check(t, !v.HelperImage.Present)
 	assert.Check(t, is.Equal(v.Daemon.Version, "20.10.24"))
 	assert.Check(t, is.Equal(v.Criu.Version, ""))
-	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ServerVersion", "ImageInspect docker-xcheckpoint-helper:dev"}))
+	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ServerVersion", "Info", "ImageInspect docker-xcheckpoint-helper:dev"}))
 
 	cli.out.Reset()
 	cmd = newVersionCommand(cli)
@@ -143,6 +143,16 @@ func TestVersionWithoutHelperImage(t *testing.T) {
 	assert.Check(t, is.Contains(cli.out.String(), " Present:"))
 	assert.Check(t, is.Contains(cli.out.String(), "no (create and check load the bundled one when needed)"))
 	assert.Check(t, !bytes.Contains(cli.out.Bytes(), []byte("CRIU:")))
+
+	// The image store, from Info.
+	api.infoFunc = func() (system.Info, error) {
+		return system.Info{OSType: "linux", Driver: "overlayfs", DriverStatus: [][2]string{{"driver-type", "io.containerd.snapshotter.v1"}}}, nil
+	}
+	cli.out.Reset()
+	cmd = newVersionCommand(cli)
+	cmd.SetArgs([]string{"--format", "{{.Daemon.ImageStore}}"})
+	assert.NilError(t, cmd.Execute())
+	assert.Check(t, is.Equal(cli.out.String(), "containerd (overlayfs snapshotter)\n"))
 }
 
 func TestVersionDaemonUnreachable(t *testing.T) {
@@ -155,4 +165,31 @@ func TestVersionDaemonUnreachable(t *testing.T) {
 	assert.NilError(t, cmd.Execute(), "the plugin's own versions are still shown")
 	assert.Check(t, is.Contains(cli.out.String(), " Error:"))
 	assert.Check(t, is.Contains(cli.out.String(), "Cannot connect to the Docker daemon"))
+}
+
+// check names the image store: Docker 28's containerd image store reports
+// its snapshotter as a driver-type (docker info: "Storage Driver: overlayfs,
+// driver-type: io.containerd.snapshotter.v1").
+func TestImageStore(t *testing.T) {
+	classic := system.Info{Driver: "overlay2", DriverStatus: [][2]string{{"Backing Filesystem", "extfs"}, {"Supports d_type", "true"}}}
+	assert.Check(t, is.Equal(imageStore(classic), "classic (overlay2 storage driver)"))
+	containerd := system.Info{Driver: "overlayfs", DriverStatus: [][2]string{{"driver-type", "io.containerd.snapshotter.v1"}}}
+	assert.Check(t, is.Equal(imageStore(containerd), "containerd (overlayfs snapshotter)"))
+	assert.Check(t, is.Equal(imageStore(system.Info{}), ""))
+
+	items := daemonItems(system.Info{ServerVersion: "28.5.2", OSType: "linux", DockerRootDir: "/var/lib/docker", CgroupVersion: "1", CgroupDriver: "cgroupfs", Driver: "overlayfs", DriverStatus: containerd.DriverStatus}, "1.51")
+	assert.Check(t, is.DeepEqual(items[len(items)-1], helperapi.CheckItem{Name: itemImageStore, Status: "ok", Value: "containerd (overlayfs snapshotter)"}))
+}
+
+// Docker 28's own restore fails for every checkpoint (moby issue 50750):
+// check says so even where experimental mode and a host CRIU are there.
+func TestNativeCheckpointItemDocker28(t *testing.T) {
+	found := []helperapi.CheckItem{{Name: itemHostCriu, Status: "ok", Value: "/usr/sbin/criu"}}
+	it := nativeCheckpointItem(system.Info{ServerVersion: "28.5.2", ExperimentalBuild: true}, found)
+	assert.Check(t, is.Equal(it.Status, "warning"))
+	assert.Check(t, is.Equal(it.Value, "restore broken"))
+	assert.Check(t, is.Contains(it.Detail, "moby issue 50750"))
+	it = nativeCheckpointItem(system.Info{ServerVersion: "20.10.24", ExperimentalBuild: true}, found)
+	assert.Check(t, is.Equal(it.Value, "possible"))
+	assert.Check(t, nativeRestoreBroken("29.0.1") && !nativeRestoreBroken("27.5.1") && !nativeRestoreBroken("dev"))
 }

@@ -42,6 +42,7 @@ type fakeClient struct {
 	imageLoadFunc        func(io.Reader) (image.LoadResponse, error)
 	serverVersionFunc    func() (types.Version, error)
 	containerCreateFunc  func(*container.Config, *container.HostConfig) (container.CreateResponse, error)
+	containerStartFunc   func(id string, opts container.StartOptions) error
 	// removed lists the containers ContainerRemove was called for.
 	removed []string
 
@@ -128,6 +129,14 @@ func (f *fakeClient) ContainerCreate(_ context.Context, cfg *container.Config, h
 		return f.containerCreateFunc(cfg, hc)
 	}
 	return container.CreateResponse{}, errors.New("fakeClient: unexpected ContainerCreate")
+}
+
+func (f *fakeClient) ContainerStart(_ context.Context, id string, opts container.StartOptions) error {
+	f.record("ContainerStart " + id)
+	if f.containerStartFunc != nil {
+		return f.containerStartFunc(id, opts)
+	}
+	return errors.New("fakeClient: unexpected ContainerStart")
 }
 
 // fakeCli is just enough of command.Cli for the commands: the API client and

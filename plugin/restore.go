@@ -462,6 +462,11 @@ func restoreNativeCheckpoint(ctx context.Context, dockerCLI command.Cli, s *sess
 		return fmt.Errorf("the daemon is not in experimental mode: Docker's own restore (--native) needs it; restore into a new container without --native")
 	}
 	if err := s.api.ContainerStart(ctx, orig.ID, container.StartOptions{CheckpointID: opts.checkpoint}); err != nil {
+		// Tried all the same: a later Docker may fix it. The daemon's own
+		// message says nothing of the cause.
+		if nativeRestoreBroken(s.info.ServerVersion) || strings.Contains(err.Error(), "/proc/0/ns/net") {
+			return fmt.Errorf("docker start --checkpoint %s %s: %w\n%s (restore without --native: docker xcheckpoint restore %s %s)", opts.checkpoint, name, err, nativeRestoreBrokenText, name, opts.checkpoint)
+		}
 		return fmt.Errorf("docker start --checkpoint %s %s: %w", opts.checkpoint, name, err)
 	}
 	fmt.Fprintf(dockerCLI.Err(), "Container %s restored from checkpoint %q by Docker.\n", name, opts.checkpoint)

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -8,6 +10,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -221,4 +225,29 @@ func TestExplainRestoreFailure(t *testing.T) {
 	got = explainRestoreFailure("web", "warm", &helperapi.DumpFailure{Message: "CRIU could not restore", Cause: []string{"Error (criu/mount.c:1): x"}})
 	assert.Check(t, is.Equal(got, "CRIU could not restore\nCRIU says:\n  Error (criu/mount.c:1): x"))
 	assert.Check(t, is.Equal(explainRestoreFailure("web", "warm", nil), `restoring checkpoint "warm" of container "web" failed without a reason`))
+}
+
+// Docker 28's own restore fails for every checkpoint with a message that
+// names no cause: --native says what it is and what works instead.
+func TestRestoreNativeDocker28(t *testing.T) {
+	daemonErr := errdefs.System(errors.New("bind-mount /proc/0/ns/net -> /var/run/docker/netns/3a04efd7a547: no such file or directory"))
+	var asked container.StartOptions
+	f := &fakeClient{containerStartFunc: func(_ string, opts container.StartOptions) error {
+		asked = opts
+		return daemonErr
+	}}
+	cli := newFakeCli(f)
+	s := &session{cli: cli, api: f, info: system.Info{ServerVersion: "28.5.2", ExperimentalBuild: true}}
+	orig := container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: "abc", Name: "/web", State: &container.State{}}}
+	err := restoreNativeCheckpoint(context.Background(), cli, s, orig, restoreOptions{native: true, container: "web", checkpoint: "warm"})
+	assert.Check(t, is.Equal(asked.CheckpointID, "warm"), "Docker's own restore is still tried")
+	assert.Check(t, errors.Is(err, daemonErr))
+	assert.Check(t, is.ErrorContains(err, "moby issue 50750"))
+	assert.Check(t, is.ErrorContains(err, "docker xcheckpoint restore web warm"))
+
+	// Docker 20.10's own failures pass through as they are.
+	s.info.ServerVersion = "20.10.24"
+	daemonErr = errdefs.System(errors.New("criu failed: type NOTIFY errno 0"))
+	err = restoreNativeCheckpoint(context.Background(), cli, s, orig, restoreOptions{native: true, container: "web", checkpoint: "warm"})
+	assert.Check(t, !strings.Contains(err.Error(), "50750"), err.Error())
 }

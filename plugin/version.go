@@ -42,7 +42,10 @@ type versionInfo struct {
 		ClientAPI     string `json:"client_api_version,omitempty"`
 		OS            string `json:"os,omitempty"`
 		Arch          string `json:"arch,omitempty"`
-		Error         string `json:"error,omitempty"`
+		// ImageStore is Docker's classic store (a graph driver) or the
+		// containerd image store; see imageStore.
+		ImageStore string `json:"image_store,omitempty"`
+		Error      string `json:"error,omitempty"`
 	} `json:"daemon"`
 	HelperImage struct {
 		Ref          string `json:"ref"`
@@ -125,6 +128,10 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 	v.Daemon.Version, v.Daemon.APIVersion, v.Daemon.MinAPIVersion = sv.Version, sv.APIVersion, sv.MinAPIVersion
 	v.Daemon.ClientAPI = api.ClientVersion()
 	v.Daemon.OS, v.Daemon.Arch = sv.Os, sv.Arch
+	info, infoErr := api.Info(ctx)
+	if infoErr == nil {
+		v.Daemon.ImageStore = imageStore(info)
+	}
 
 	img, err := inspectHelperImage(ctx, api, choice.ref)
 	if err != nil {
@@ -136,9 +143,8 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 	if !img.present {
 		return v
 	}
-	info, err := api.Info(ctx)
-	if err != nil {
-		v.Criu.Error = err.Error()
+	if infoErr != nil {
+		v.Criu.Error = infoErr.Error()
 		return v
 	}
 	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: []string{"version"}}
@@ -171,6 +177,7 @@ func printVersion(w io.Writer, v versionInfo) error {
 		p("Version", v.Daemon.Version)
 		p("API version", fmt.Sprintf("%s (minimum %s, this client uses %s)", v.Daemon.APIVersion, v.Daemon.MinAPIVersion, v.Daemon.ClientAPI))
 		p("OS/Arch", v.Daemon.OS+"/"+v.Daemon.Arch)
+		p("Image store", orText(v.Daemon.ImageStore, "unknown"))
 	}
 	fmt.Fprintln(tw, "Helper image:")
 	p("Reference", v.HelperImage.Ref+" ("+v.HelperImage.Source+")")
