@@ -607,12 +607,18 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 				VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
 		}
 	}
-	// CRIU needs a /run tmpfs and a writable /tmp in the new container; the
-	// restored processes see the original's root, not these.
+	// CRIU needs a /run tmpfs and a writable /tmp in the new container,
+	// whatever the image holds: before it restores anything it probes the
+	// kernel in a folder it makes under /tmp (kerndat's
+	// /tmp/.criu.move_mount_set_group.XXXXXX, a fixed path), so an image
+	// without /tmp (every FROM scratch image) or with a read-only root fails
+	// with "Fail to make dir". The restored processes see the original's
+	// root, not these mounts (CRIU binds the root without its submounts);
+	// where an image lacks the folder, runc makes it as a mount point, empty.
 	if _, ok := tmpfs["/run"]; !ok && !hasMount(hc.Mounts, "/run") {
 		tmpfs["/run"] = "rw,nosuid,nodev,size=16m"
 	}
-	if _, ok := tmpfs["/tmp"]; !ok && !hasMount(hc.Mounts, "/tmp") && orig.HostConfig.ReadonlyRootfs {
+	if _, ok := tmpfs["/tmp"]; !ok && !hasMount(hc.Mounts, "/tmp") {
 		tmpfs["/tmp"] = "rw,nosuid,nodev"
 	}
 	hc.Tmpfs = tmpfs

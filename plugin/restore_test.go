@@ -103,6 +103,10 @@ func TestRestoredConfig(t *testing.T) {
 	assert.Check(t, is.Equal(hc.Memory, int64(64<<20)))
 	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8080"}}}))
 	assert.Check(t, is.Equal(hc.Tmpfs["/run"], "rw,nosuid,nodev,size=16m"))
+	// CRIU makes a folder under /tmp before it restores anything: the image
+	// may have no /tmp (FROM scratch), so the new container always gets one.
+	assert.Check(t, !sampleOriginal().HostConfig.ReadonlyRootfs)
+	assert.Check(t, is.Equal(hc.Tmpfs["/tmp"], "rw,nosuid,nodev"))
 	byTarget := map[string]mount.Mount{}
 	for _, m := range hc.Mounts {
 		byTarget[m.Target] = m
