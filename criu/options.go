@@ -7,6 +7,7 @@ package criu
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -123,30 +124,70 @@ func DumpOpts(info inspect.ContainerInfo, facts ProcFacts, o helperapi.DumpOptio
 }
 
 // ExternalNetNS returns CRIU's --external value for the container's network
-// namespace when runc treats it as external: when the spec names an existing
-// namespace to join (Docker 23 and later create it themselves). Docker 20.10
-// lets runc create it, and runc then has CRIU dump and recreate it. Without a
-// spec, a namespace other than the host's is taken as external. force marks
-// any namespace but the host's external (create --external-netns).
+// namespace when the daemon, not runc, owns it, which is what a restore into
+// a new container needs (that container's namespace is joined, not made).
+// The spec tells who owns it, for each generation of Docker:
+//   - Docker 23 to 27 create the namespace and have runc join it by path:
+//     external (runc marks it so too);
+//   - Docker 20.10 lets runc create it and configures it from runc's
+//     prestart hook (libnetwork-setkey), which runc runs again at its own
+//     restore: runc has CRIU dump and recreate it, and Docker's own restore
+//     needs exactly that, so it is dumped;
+//   - Docker 28 lets runc create it (no path) but configures it itself once
+//     the task exists, with no hook: nothing would configure a recreated
+//     copy, so it is external. (Docker 28's own restore fails either way,
+//     moby issue 50750.)
+//
+// Without a spec, a namespace other than the host's is taken as external.
+// force marks any namespace but the host's external (create --external-netns).
 func ExternalNetNS(info inspect.ContainerInfo, facts ProcFacts, force bool) string {
 	if facts.NetNSInode == 0 || facts.NetNSInode == facts.HelperNetNSInode {
 		return ""
 	}
-	if facts.Spec != nil && !force {
-		if facts.Spec.Linux == nil {
-			return ""
-		}
-		joined := false
-		for _, ns := range facts.Spec.Linux.Namespaces {
-			if ns.Type == specs.NetworkNamespace && ns.Path != "" {
-				joined = true
-			}
-		}
-		if !joined {
-			return ""
-		}
+	if facts.Spec != nil && !force && runcOwnsNetNS(facts.Spec) {
+		return ""
 	}
 	return fmt.Sprintf("net[%d]:%s", facts.NetNSInode, netNSKey)
+}
+
+// runcOwnsNetNS reports whether runc creates the container's network
+// namespace and a hook of the runtime spec sets it up (Docker before 23), so
+// that runc's own restore recreates it from the dump. A spec without a Linux
+// section or without a network namespace has nothing to dump either.
+func runcOwnsNetNS(spec *specs.Spec) bool {
+	if spec.Linux == nil {
+		return true
+	}
+	own := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type != specs.NetworkNamespace {
+			continue
+		}
+		if ns.Path != "" {
+			return false
+		}
+		own = true
+	}
+	if !own {
+		return true
+	}
+	return hasNetworkHook(spec)
+}
+
+// hasNetworkHook reports whether the spec configures the network from a hook
+// runc runs, and runs again when it restores: Docker's libnetwork-setkey
+// prestart hook (Docker 20.10 and before).
+func hasNetworkHook(spec *specs.Spec) bool {
+	if spec.Hooks == nil {
+		return false
+	}
+	//nolint:staticcheck // Prestart is deprecated in the spec, and what Docker 20.10 uses.
+	for _, h := range append(slices.Clone(spec.Hooks.Prestart), spec.Hooks.CreateRuntime...) {
+		if slices.Contains(h.Args, "libnetwork-setkey") {
+			return true
+		}
+	}
+	return false
 }
 
 // isBind reports whether runc treats a spec mount as a bind mount.

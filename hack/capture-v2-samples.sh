@@ -11,10 +11,12 @@
 # samples come out through the Docker API only (a reader container with the VM's
 # pid namespace, then `docker cp`).
 #
-# usage: hack/capture-v2-samples.sh [--v1-local] [--rebuild]
+# usage: hack/capture-v2-samples.sh [--v1-local|--docker28] [--rebuild]
 #   (default)    boot the VM and write criu/testdata/cgroupv2/
 #   --v1-local   write criu/testdata/cgroupv1/ from this machine's own daemon
 #                (whatever cgroup version it runs; containers v1sample-*, removed after)
+#   --docker28   write criu/testdata/docker28/ from Docker 28.5 (overlay2) beside
+#                it, started by hack/docker28.sh (same pid namespace: /proc is read directly)
 #   --rebuild    rebuild the cached VM disk
 # environment:
 #   PORT=23750          host port forwarded to the VM's dockerd
@@ -38,6 +40,7 @@ rebuild=0
 for a in "$@"; do
 	case $a in
 	--v1-local) mode=v1 ;;
+	--docker28) mode=docker28 ;;
 	--rebuild) rebuild=1 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "unknown argument $a" >&2; exit 2 ;;
@@ -59,7 +62,8 @@ pretty_json() {
 # cgroup v1 (or whatever this machine runs): read /proc directly.
 # ---------------------------------------------------------------------------
 capture_local() {
-	local out=$repo/criu/testdata/cgroupv1
+	local out=$repo/criu/testdata/${1:-cgroupv1}
+	local where=${2:-"this machine's own Docker daemon (cgroup v1 host, started by hand, no systemd)"}
 	local c1=v1sample-sample c2=v1sample-ipc
 	VOL=v1sample-vol1
 	docker image inspect "$IMAGE" >/dev/null || die "image $IMAGE is not on the local daemon"
@@ -83,7 +87,7 @@ capture_local() {
 	done
 	docker info --format '{{json .}}' >"$out/info.json"
 	pretty_json "$out/info.json"
-	write_readme "$out" "this machine's own Docker daemon (cgroup v1 host, started by hand, no systemd)" \
+	write_readme "$out" "$where" \
 		"$(uname -r)" "$(docker version -f '{{.Server.Version}}')" \
 		"$(docker info -f '{{.CgroupVersion}}')" "$(docker info -f '{{.CgroupDriver}}')" \
 		"$c1" "$c2" "read directly from /proc on the host"
@@ -96,7 +100,7 @@ write_readme() {
 	cat >"$dir/README.md" <<EOF
 # Samples from a cgroup v$cgver Docker host
 
-Captured $(date -u +%Y-%m-%dT%H:%MZ) by \`hack/capture-v2-samples.sh$([ "$mode" = v1 ] && echo ' --v1-local')\`
+Captured $(date -u +%Y-%m-%dT%H:%MZ) by \`hack/capture-v2-samples.sh$(case $mode in v1) echo ' --v1-local' ;; docker28) echo ' --docker28' ;; esac)\`
 from $where.
 
 - kernel: $kernel
@@ -209,6 +213,11 @@ uname -r >/out/kernel
 
 if [ "$mode" = v1 ]; then
 	capture_local
+	exit 0
+fi
+if [ "$mode" = docker28 ]; then
+	eval "export $(./hack/docker28.sh env overlay2)"
+	capture_local docker28 "Docker 28.5 from Debian forky (containerd 2.1, runc 1.3), a second daemon beside this machine's own in its own network and mount namespaces (hack/docker28.sh, overlay2 storage)"
 	exit 0
 fi
 
