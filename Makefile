@@ -4,6 +4,9 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Evaluated once: a tree edited during a build must not give the helper image
+# one version and its bundle another.
+VERSION := $(VERSION)
 MODULE := github.com/xcheckpoint/docker-xcheckpoint
 LDFLAGS := -s -w -X $(MODULE).Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
