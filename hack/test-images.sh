@@ -2,6 +2,8 @@
 # Builds the images the tests and the demo use, without any registry:
 #   xcheckpoint-test/busybox  a static busybox with its applets
 #   xcheckpoint-test/fixture  the same plus test/fixture (a static Go program)
+#   xcheckpoint-test/scratch  test/fixture alone, as /fixture: what a FROM scratch
+#                             Go image holds (no /tmp, no shell, nothing else)
 # Rebuilt only when their content changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +41,7 @@ build() { # NAME DIR
 build xcheckpoint-test/busybox "$root"
 CGO_ENABLED=0 go build -trimpath -o "$root/bin/fixture" ./test/fixture
 build xcheckpoint-test/fixture "$root"
+scratch=$(mktemp -d)
+trap 'rm -rf "$root" "$scratch"' EXIT
+cp "$root/bin/fixture" "$scratch/fixture"
+build xcheckpoint-test/scratch "$scratch"

@@ -76,7 +76,7 @@ func importOK(t *testing.T, file, ctr string, flags ...string) string {
 
 func assertNoWork(t *testing.T, ctr string) {
 	t.Helper()
-	_, err := os.Stat(filepath.Join(dockerRoot, "containers", containerID(t, ctr), ".xcheckpoint-tmp"))
+	_, err := os.Stat(filepath.Join(hostRoot, "containers", containerID(t, ctr), ".xcheckpoint-tmp"))
 	assert.Check(t, os.IsNotExist(err), "work folder of %s removed", ctr)
 }
 

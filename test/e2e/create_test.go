@@ -75,7 +75,7 @@ func TestCreateShellCounter(t *testing.T) {
 	assert.Check(t, is.Equal(opts["tcp_established"], false))
 
 	// No work folder or helper left behind.
-	_, err := os.Stat(filepath.Join(dockerRoot, "containers", containerID(t, ctr), ".xcheckpoint-tmp"))
+	_, err := os.Stat(filepath.Join(hostRoot, "containers", containerID(t, ctr), ".xcheckpoint-tmp"))
 	assert.Check(t, os.IsNotExist(err), "work folder removed")
 
 	after := restoreNative(t, ctr, "warm")

@@ -245,7 +245,7 @@ func TestCreateHelperKilled(t *testing.T) {
 	assert.Check(t, is.Contains(stderr.String(), "is still running"))
 	assert.Check(t, is.Equal(stdout.String(), ""))
 	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
-	_, statErr := os.Stat(filepath.Join(dockerRoot, "containers", id, ".xcheckpoint-tmp"))
+	_, statErr := os.Stat(filepath.Join(hostRoot, "containers", id, ".xcheckpoint-tmp"))
 	assert.Check(t, os.IsNotExist(statErr), "no partial checkpoint on the daemon host")
 	assertKeepsRunning(t, ctr)
 }

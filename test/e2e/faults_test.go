@@ -171,7 +171,7 @@ func assertDumpLeftNothing(t *testing.T, ctr, id string) {
 // listed) and, if it stays, says what it holds.
 func assertNoWorkFolder(t *testing.T, id string) {
 	t.Helper()
-	work := filepath.Join(dockerRoot, "containers", id, ".xcheckpoint-tmp")
+	work := filepath.Join(hostRoot, "containers", id, ".xcheckpoint-tmp")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := os.Stat(work)
@@ -200,7 +200,7 @@ func TestCreateDiskFull(t *testing.T) {
 	ctr := startContainer(t, "", fixture, "fixture", "memory", "64")
 	waitCounting(t, ctr, 1)
 	id := containerID(t, ctr)
-	work := filepath.Join(dockerRoot, "containers", id, ".xcheckpoint-tmp")
+	work := filepath.Join(hostRoot, "containers", id, ".xcheckpoint-tmp")
 	assert.NilError(t, os.MkdirAll(work, 0o700))
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "xcp-e2e-full", work).CombinedOutput(); err != nil {
 		t.Skipf("this machine cannot mount a tmpfs to fill (%v: %s); the disk-full fault is not tested", err, out)
@@ -248,7 +248,7 @@ func TestCreateContainerRemovedDuringDump(t *testing.T) {
 		assert.Check(t, is.Contains(stderr.String(), "No checkpoint named \"removed\" was stored"), "%s", stderr.String())
 	}
 	waitNoHelpersFor(t, id, 30*time.Second)
-	_, statErr := os.Stat(filepath.Join(dockerRoot, "containers", id))
+	_, statErr := os.Stat(filepath.Join(hostRoot, "containers", id))
 	assert.Check(t, os.IsNotExist(statErr), "the container's folder went with it")
 }
 

@@ -35,8 +35,14 @@ const (
 )
 
 var (
-	configDir  string // DOCKER_CONFIG with cli-plugins/docker-xcheckpoint
-	dockerRoot string
+	configDir string // DOCKER_CONFIG with cli-plugins/docker-xcheckpoint
+	// dockerRoot is the daemon's data root as it reports it; hostRoot is
+	// where the tests read it. They differ for a daemon in its own mount
+	// namespace (hack/docker28.sh): XCHECKPOINT_E2E_HOST_ROOT names its data
+	// root as this machine sees it.
+	dockerRoot, hostRoot string
+	// serverMajor is the daemon's major version (20 for 20.10, 28 for 28.5).
+	serverMajor int
 	// version is the plugin's version; its helpers carry it as a label.
 	version string
 	// runID sets this run's containers and volumes apart from those of other
@@ -88,6 +94,18 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	dockerRoot = strings.TrimSpace(string(out))
+	hostRoot = dockerRoot
+	if r := os.Getenv("XCHECKPOINT_E2E_HOST_ROOT"); r != "" {
+		hostRoot = r
+	}
+	out, err = exec.Command("docker", "version", "--format", "{{.Server.Version}}").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: no Docker daemon answers:", err)
+		return 1
+	}
+	major, _, _ := strings.Cut(strings.TrimSpace(string(out)), ".")
+	serverMajor, _ = strconv.Atoi(major)
+	fmt.Fprintf(os.Stderr, "e2e: daemon %s (DOCKER_HOST=%s), data root %s (read at %s)\n", strings.TrimSpace(string(out)), os.Getenv("DOCKER_HOST"), dockerRoot, hostRoot)
 	code := m.Run()
 	// However the tests went, no helper container may remain.
 	if left := helperContainers(); left != "" {
@@ -177,13 +195,13 @@ func state(t *testing.T, name string) string {
 }
 
 func checkpointDir(t *testing.T, name, ckpt string) string {
-	return filepath.Join(dockerRoot, "containers", containerID(t, name), "checkpoints", ckpt)
+	return filepath.Join(hostRoot, "containers", containerID(t, name), "checkpoints", ckpt)
 }
 
 // checkpoints lists the checkpoint folders of a container, read on the host.
 func checkpoints(t *testing.T, name string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(dockerRoot, "containers", containerID(t, name), "checkpoints"))
+	entries, err := os.ReadDir(filepath.Join(hostRoot, "containers", containerID(t, name), "checkpoints"))
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -294,6 +312,7 @@ func restoreNative(t *testing.T, name, ckpt string) []string {
 // how` ("stop", or "kill" when the test restores many checkpoints).
 func restoreNativeAfter(t *testing.T, how, name, ckpt string) []string {
 	t.Helper()
+	skipNativeRestoreBroken(t)
 	if how == "stop" {
 		docker(t, "stop", "-t", "1", name)
 	} else {
@@ -312,6 +331,19 @@ func restoreNativeAfter(t *testing.T, how, name, ckpt string) []string {
 		return poll.Continue("waiting for output after the restore")
 	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
 	return after
+}
+
+// nativeRestoreBroken: Docker 28's own `docker start --checkpoint` fails for
+// every checkpoint ("bind-mount /proc/0/ns/net ...", moby issue 50750).
+func nativeRestoreBroken() bool { return serverMajor >= 28 }
+
+// skipNativeRestoreBroken skips the rest of a test that verifies a
+// checkpoint with Docker's own restore, on a daemon where that cannot work.
+func skipNativeRestoreBroken(t *testing.T) {
+	t.Helper()
+	if nativeRestoreBroken() {
+		t.Skipf("Docker %d's own docker start --checkpoint fails for every checkpoint (moby issue 50750), so it cannot verify this one; the checks before this point passed", serverMajor)
+	}
 }
 
 // firstCounter returns the counter of the first line matching prefix.

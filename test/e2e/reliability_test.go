@@ -162,7 +162,7 @@ func TestManyRunsLeaveNothing(t *testing.T) {
 	vols := docker(t, "volume", "ls", "-q", "--filter", "label=com.docker.xcheckpoint.helper")
 	assert.Check(t, is.Equal(vols, ""), "no helper volumes")
 	for _, c := range []string{ok, conn} {
-		_, err := os.Stat(filepath.Join(dockerRoot, "containers", containerID(t, c), ".xcheckpoint-tmp"))
+		_, err := os.Stat(filepath.Join(hostRoot, "containers", containerID(t, c), ".xcheckpoint-tmp"))
 		assert.Check(t, os.IsNotExist(err), "no work folder left for %s", c)
 		want := stored[c]
 		sort.Strings(want)

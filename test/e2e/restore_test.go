@@ -195,6 +195,7 @@ func TestRestoreNative(t *testing.T) {
 	r = xcheckpoint(t, "create", "--leave-running=false", name, "native")
 	assert.Equal(t, r.exit, 0, r.String())
 	before := last(t, name)
+	skipNativeRestoreBroken(t) // TestRestoreNativeDocker28 shows what happens there
 	r = xcheckpoint(t, "restore", "--native", name, "native")
 	assert.Equal(t, r.exit, 0, r.String())
 	assert.Equal(t, strings.TrimSpace(r.stdout), name)
