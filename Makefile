@@ -16,7 +16,7 @@ PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 CROSS_TAGS ?=
 
-.PHONY: fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
+.PHONY: e2e-docker28 docker28 fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,18 @@ vm-host-stop: ## Stop the cgroup v2 VM
 
 vm-host-status: ## Is the cgroup v2 VM running, and on which port
 	./hack/vm-host.sh status
+
+# The tests run against each Docker 28.5 daemon: a subset, chosen and
+# justified in hack/test.sh.
+DOCKER28_TESTS ?= ^(TestCheck|TestCheckJSON|TestVersion|TestCheckImageStore|TestHelperImageSentOnce|TestDefaultCreateRestoresIntoNewContainer|TestRestoreScratchImage|TestArchiveRestoreInput|TestRestoreNativeDocker28|TestRestoreNative|TestCreateShellCounter|TestRestoreNewContainer256MiB|TestRestoreNewContainerTree|TestArchiveRoundTrip|TestListInspectRemove|TestInspectArchive)$$
+
+e2e-docker28: install ## End-to-end tests against Docker 28.5 (overlay2, then the containerd image store), a subset (DOCKER28_TESTS)
+	./hack/test-images.sh
+	./hack/e2e-docker28.sh $(HELPER_IMAGE) '$(DOCKER28_TESTS)'
+
+docker28: ## Start Docker 28.5 beside the host's daemon, both image stores (hack/docker28.sh; stop with hack/docker28.sh stop)
+	./hack/test-images.sh
+	HELPER_IMAGE=$(HELPER_IMAGE) ./hack/docker28.sh start
 
 e2e-vm: install ## End-to-end tests on the cgroup v2 VM (boots it, runs TestVM*, stops it)
 	./hack/test-images.sh

@@ -11,7 +11,9 @@
 #   hack/docker28.sh start [MODE...]   build the root if needed, start, load the images
 #   hack/docker28.sh stop [MODE...]    stop the daemon(s) and their containers
 #   hack/docker28.sh status [MODE...]  running or not, and what answers
-#   hack/docker28.sh env MODE          print DOCKER_HOST=unix://... (for eval)
+#   hack/docker28.sh env MODE          print DOCKER_HOST=unix://... and, for the
+#                                      e2e tests, XCHECKPOINT_E2E_HOST_ROOT=(its
+#                                      data root as this machine sees it)
 #   hack/docker28.sh enter MODE CMD... run CMD in the daemon's network namespace
 #                                      (its containers' ports are only reachable there)
 # MODE defaults to both.
@@ -313,6 +315,7 @@ env)
 	instance "$(modes "$1")"
 	inst_pid >/dev/null || die "$1 is not running (hack/docker28.sh start $1)"
 	echo "DOCKER_HOST=unix://$SOCK"
+	echo "XCHECKPOINT_E2E_HOST_ROOT=$INST/lib/docker"
 	;;
 enter)
 	[ $# -ge 2 ] || die "usage: docker28.sh enter MODE CMD..."
