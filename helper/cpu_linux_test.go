@@ -31,7 +31,7 @@ func withHostCPU(t *testing.T, i cpu.Info, err error) {
 
 func TestCheckCPU(t *testing.T) {
 	avx512 := cpuSample(t, "epyc-avx512.cpuinfo")
-	plain := cpuSample(t, "no-avx512.cpuinfo")
+	plain := cpuSample(t, "qemu-tcg-max.cpuinfo")
 	ref := helperapi.ContainerRef{ID: "abc", Name: "web"}
 
 	t.Run("refused where instructions are missing", func(t *testing.T) {
@@ -54,8 +54,17 @@ func TestCheckCPU(t *testing.T) {
 	t.Run("a host with more instructions", func(t *testing.T) {
 		withHostCPU(t, avx512, nil)
 		var res helperapi.StageResult
-		assert.Check(t, checkCPU(&plain, helperapi.RestoreOptions{}, "warm", ref, &res) == nil)
+		less := plain
+		less.Flags = []string{"avx", "avx2", "sse", "sse2"}
+		assert.Check(t, checkCPU(&less, helperapi.RestoreOptions{}, "warm", ref, &res) == nil)
 		assert.Check(t, len(res.CPUMissing) == 0)
+	})
+	t.Run("the emulated CPU's extras are missing on the host", func(t *testing.T) {
+		withHostCPU(t, avx512, nil)
+		var res helperapi.StageResult
+		f := checkCPU(&plain, helperapi.RestoreOptions{}, "warm", ref, &res)
+		assert.Assert(t, f != nil)
+		assert.Check(t, is.Contains(f.Message, "SSE (sse4a), POPCNT/LZCNT (abm), FSGSBASE (fsgsbase); this host's CPU (AMD EPYC)"), f.Message)
 	})
 	t.Run("another architecture, even with IgnoreCPU", func(t *testing.T) {
 		withHostCPU(t, cpu.Info{Arch: "aarch64", Flags: []string{"fp", "asimd"}}, nil)
@@ -93,7 +102,7 @@ func TestPlanRestoreRefusesOtherCPU(t *testing.T) {
 	meta["netns"] = helperapi.NetNSExternal
 	assert.NilError(t, writeJSON(dir+"/"+MetadataFile, meta))
 
-	withHostCPU(t, cpuSample(t, "no-avx512.cpuinfo"), nil)
+	withHostCPU(t, cpuSample(t, "qemu-tcg-max.cpuinfo"), nil)
 	_, _, f := planRestore(dir, helperapi.ContainerRef{Name: "web"}, "warm", helperapi.RestoreOptions{}, nil)
 	assert.Assert(t, f != nil)
 	assert.Check(t, is.Contains(f.Message, "SIGILL"), f.Message)

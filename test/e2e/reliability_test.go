@@ -128,10 +128,14 @@ func TestManyRunsLeaveNothing(t *testing.T) {
 			var stderr syncBuffer
 			cmd.Stderr = &stderr
 			assert.NilError(t, cmd.Start())
-			// From 200 ms on: before that the docker CLI itself is still
-			// asking its plugins for their metadata, and a Ctrl-C there is
-			// its own business (it may print "unknown command").
-			delay := time.Duration(200+rand.IntN(1200)) * time.Millisecond
+			// Once the docker CLI runs the plugin's command, and the plugin
+			// is past Go's start-up (20 to 30 ms here: package initialisers
+			// run before main can catch a signal): before that the CLI is
+			// still asking its plugins for their metadata, and a Ctrl-C
+			// there is its own business (exit 255 or "unknown command"; on
+			// a loaded machine that takes more than the usual 200 ms).
+			waitPluginCommand(t, cmd.Process.Pid, "create")
+			delay := time.Duration(100+rand.IntN(1200)) * time.Millisecond
 			time.Sleep(delay)
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 			_ = cmd.Wait()
@@ -265,4 +269,25 @@ func TestNothingPrintsContainerEnv(t *testing.T) {
 	}
 	assert.Check(t, !strings.Contains(all.String(), secret), "a container's environment value was printed or logged")
 	assert.Check(t, strings.Contains(all.String(), "envcheck"), "the outputs were collected")
+}
+
+// waitPluginCommand waits until the docker CLI of pid runs the plugin's
+// subcommand (a child whose arguments hold it), for at most 20 s.
+func waitPluginCommand(t *testing.T, pid int, subcommand string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, kid := range strings.Fields(string(b)) {
+				cmdline, _ := os.ReadFile("/proc/" + kid + "/cmdline")
+				if strings.Contains(string(cmdline), "docker-xcheckpoint\x00xcheckpoint\x00"+subcommand) {
+					return
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the docker CLI (pid %d) did not start the plugin's %s within 20 s", pid, subcommand)
 }
