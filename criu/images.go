@@ -299,3 +299,63 @@ func NetNSExternal(dir string) (external, ok bool, err error) {
 	}
 	return true, true, nil
 }
+
+// netNSContentImages are the images CRIU writes of a network namespace it
+// dumps (NAME-ID.img): its devices, addresses, routes, rules and firewall.
+var netNSContentImages = []string{"netdev", "ifaddr", "route", "route6", "rule", "iptables", "ip6tables", "nftables"}
+
+// ExternalizeNetNS turns the one network namespace a dump in dir holds
+// (Docker before 23 lets runc own it, so CRIU dumps it) into an external one
+// under key, as if the dump had been made with it external: netns-ID.img
+// then holds only the key, and the images of the namespace's contents are
+// removed. A restore then joins the namespace it is given (the new
+// container's) instead of recreating the original's devices, addresses and
+// firewall in it. dir is a staged copy: files are replaced (a new inode) and
+// unlinked, never written in place, so hard links to a stored checkpoint keep
+// their contents.
+func ExternalizeNetNS(dir, key string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, "netns-*.img"))
+	if err != nil {
+		return err
+	}
+	if len(matches) != 1 {
+		return fmt.Errorf("the checkpoint holds %d network namespace images, not one", len(matches))
+	}
+	name := filepath.Base(matches[0])
+	id := strings.TrimSuffix(strings.TrimPrefix(name, "netns-"), ".img")
+	img, err := decodeImage(dir, name, &netdev.NetnsEntry{})
+	if err != nil {
+		return err
+	}
+	if len(img.Entries) != 1 {
+		return fmt.Errorf("%w: %s holds %d entries, not one", ErrDamaged, name, len(img.Entries))
+	}
+	if _, ok := img.Entries[0].Message.(*netdev.NetnsEntry); !ok {
+		return fmt.Errorf("%w: %s holds no network namespace", ErrDamaged, name)
+	}
+	img.Entries[0].Message = &netdev.NetnsEntry{ExtKey: proto.String(key)}
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := crit.New(nil, f, "", false, false).Encode(img); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, matches[0]); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	for _, c := range netNSContentImages {
+		if err := os.Remove(filepath.Join(dir, c+"-"+id+".img")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}

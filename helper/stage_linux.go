@@ -45,7 +45,7 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 	if req.CheckOnly {
 		return res, nil
 	}
-	if err := stageFiles(dir, req.StageDir, plan, chain); err != nil {
+	if err := stageFiles(dir, req.StageDir, plan, chain, res.NetNSJoined); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("copying checkpoint %q of container %q into the new container: %v", req.Name, ref.Name, err)}
 	}
 	return res, nil
@@ -125,14 +125,29 @@ func planRestore(dir string, ref helperapi.ContainerRef, name string, opts helpe
 	case helperapi.NetNSExternal:
 		plan.NetNSKey = criu.NetNSKey
 	case helperapi.NetNSHost:
-	default:
-		hint := "make the checkpoint with `docker xcheckpoint create --external-netns`"
+	case helperapi.NetNSDumped:
 		if !ours {
-			hint = "it was made by Docker's own `docker checkpoint create` on a daemon before Docker 23; restore it with `docker start --checkpoint` (or `docker xcheckpoint restore --native`), or make one with `docker xcheckpoint create --external-netns`"
+			return nil, plan, netNSRefused(name, ref, ours)
 		}
-		return nil, plan, &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q does not leave the network namespace to the container it is restored into (it holds its own, or expects Docker to set one up), so only Docker can restore it, into the same container; %s", name, ref.Name, hint)}
+		// Ours, from Docker before 23 (which lets runc own the namespace,
+		// so that its own restore recreates it): the staged copy gets the
+		// namespace external, and the processes join the new container's.
+		plan.NetNSKey = criu.NetNSKey
+		res.NetNSJoined = true
+	default:
+		return nil, plan, netNSRefused(name, ref, ours)
 	}
 	return res, plan, nil
+}
+
+// netNSRefused explains a checkpoint whose network namespace a new
+// container cannot take.
+func netNSRefused(name string, ref helperapi.ContainerRef, ours bool) *helperapi.DumpFailure {
+	hint := "make the checkpoint with `docker xcheckpoint create --external-netns`"
+	if !ours {
+		hint = "it was made by Docker's own `docker checkpoint create` on a daemon before Docker 23; restore it with `docker start --checkpoint` (or `docker xcheckpoint restore --native`), or make one with `docker xcheckpoint create`"
+	}
+	return &helperapi.DumpFailure{Message: fmt.Sprintf("checkpoint %q of container %q does not leave the network namespace to the container it is restored into (it holds its own, or expects Docker to set one up), so only Docker can restore it, into the same container; %s", name, ref.Name, hint)}
 }
 
 // netNSFromImages tells how a dump without our container.json (Docker's
@@ -153,8 +168,9 @@ func netNSFromImages(dir string) (string, error) {
 }
 
 // stageFiles copies the images (0600, folders 0700), and those of the
-// checkpoint's ancestors (stageChain), and writes the plan.
-func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink) error {
+// checkpoint's ancestors (stageChain), makes the copy's dumped network
+// namespace external when asked (externalNetNS), and writes the plan.
+func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink, externalNetNS bool) error {
 	if err := os.Chmod(stage, 0o700); err != nil {
 		return err
 	}
@@ -170,6 +186,11 @@ func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink
 	}
 	if err := stageChain(images, chain); err != nil {
 		return err
+	}
+	if externalNetNS {
+		if err := criu.ExternalizeNetNS(images, plan.NetNSKey); err != nil {
+			return fmt.Errorf("leaving the network namespace to the new container: %w", err)
+		}
 	}
 	return writeJSON(filepath.Join(stage, helperapi.PlanFile), plan)
 }

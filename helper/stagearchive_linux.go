@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
@@ -57,6 +58,11 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	st, plan, fail := planRestore(tmp, source, name, req.Options, imp.Deleted)
 	if fail != nil {
 		return nil, fail
+	}
+	if st.NetNSJoined {
+		if err := criu.ExternalizeNetNS(tmp, plan.NetNSKey); err != nil {
+			return nil, failf("leaving the network namespace to container %q: %v", req.Container.Name, err)
+		}
 	}
 	size, _, err := treeSize(tmp)
 	if err != nil {

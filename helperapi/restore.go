@@ -99,9 +99,13 @@ type RestoreOptions struct {
 type StageResult struct {
 	Tool string `json:"tool"`
 	// NetNS is one of the NetNS constants.
-	NetNS     string `json:"netns"`
-	Processes int    `json:"processes"`
-	Size      int64  `json:"size"`
+	NetNS string `json:"netns"`
+	// NetNSJoined: the checkpoint holds its network namespace (ours, from
+	// Docker before 23); the restore leaves it out and the processes join
+	// the new container's network instead.
+	NetNSJoined bool  `json:"netns_joined,omitempty"`
+	Processes   int   `json:"processes"`
+	Size        int64 `json:"size"`
 	// DumpOptions are those of a checkpoint made by docker xcheckpoint.
 	DumpOptions *DumpOptions `json:"dump_options,omitempty"`
 	// CPU is the processor the checkpoint was taken on; nil when the

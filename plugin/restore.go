@@ -70,7 +70,8 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 			"any daemon: the new container is made from the configuration the archive carries,\n" +
 			"its image must be on the daemon (or pullable), and the archive is checked against\n" +
 			"its manifest before anything runs.\n\n" +
-			"On Docker before 23, make the checkpoint with `create --external-netns`.",
+			"The restore is refused when the checkpoint was taken on a CPU with instructions\n" +
+			"this host's lacks (a process using them would die of SIGILL): see --ignore-cpu.",
 		Example: "  docker xcheckpoint restore web warm\n" +
 			"  docker xcheckpoint restore --name web2 -p 8081:80 web warm\n" +
 			"  docker xcheckpoint restore --replace web warm\n" +
@@ -417,6 +418,9 @@ func (o restoreOptions) helperOptions() helperapi.RestoreOptions {
 // warnDumpOptions says when a restore option asks for what the checkpoint
 // does not hold.
 func warnDumpOptions(w io.Writer, opts restoreOptions, st *helperapi.StageResult) {
+	if st.NetNSJoined {
+		fmt.Fprintln(w, "Note: the checkpoint holds its own network namespace (made without --external-netns on Docker before 23): the restored processes join the new container's network instead, with its own address.")
+	}
 	if d := st.DumpOptions; d != nil && opts.tcpEstablished && !d.TCPEstablished {
 		fmt.Fprintln(w, "Warning: the checkpoint was made without --tcp-established; it holds no established connections.")
 	}
