@@ -1,7 +1,7 @@
 package helperapi
 
 // CheckRequest asks the helper to examine the daemon host it runs on
-// (`xcheckpoint-helper check REQUEST-JSON`).
+// (`xcheckpoint-helper check`, the request on stdin).
 type CheckRequest struct {
 	Protocol      int    `json:"protocol"`
 	PluginVersion string `json:"plugin_version"`

@@ -1,7 +1,8 @@
 // Package helperapi is the whole contract between the plugin (user's machine,
 // any OS) and the helper container (daemon host, Linux): plain JSON types.
 //
-// The plugin passes a request as the helper's argument; the helper writes
+// The plugin sends a request on the helper's stdin (WriteRequest), never on
+// its command line; the helper writes
 // Events to stdout, one JSON object per line, ending with exactly one event of
 // kind "result" or "error". A dump request names a batch of containers: each
 // container's progress and outcome are events that carry its ID (Container),
@@ -22,8 +23,9 @@ import (
 // ProtocolVersion changes whenever a field changes meaning; plugin and helper
 // refuse to talk across versions. 2: a dump request names a batch of
 // containers, and events say which container they concern. 3: archives are
-// sent in segments (KindSegment).
-const ProtocolVersion = 3
+// sent in segments (KindSegment). 4: the request travels on the helper's
+// stdin in a frame (WriteRequest), no longer as its argument.
+const ProtocolVersion = 4
 
 // EnvWatchStdin, set to 1 in the helper's environment, says that the plugin
 // holds the helper's stdin open for as long as it listens: end of input means

@@ -4,7 +4,7 @@ import "github.com/xcheckpoint/docker-xcheckpoint/cpu"
 
 // Restore into a new container works in two places:
 //
-//  1. a helper (`xcheckpoint-helper stage REQUEST-JSON`), with Docker's data
+//  1. a helper (`xcheckpoint-helper stage`, the request on stdin), with Docker's data
 //     root mounted, checks a stored checkpoint and copies its CRIU images, with
 //     a RestorePlan, into the restore volume of the new container;
 //  2. the new container's PID 1 (`xcheckpoint-helper supervise DIR`), started

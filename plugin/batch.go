@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -20,12 +19,6 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
-
-// maxRequestBytes bounds the JSON of one helper's dump request: it travels as
-// the helper's argument, and Linux refuses a single argument over 128 KiB.
-// A batch whose containers' descriptions exceed it is split over several
-// helpers, one after the other (about 30 containers each).
-const maxRequestBytes = 100 << 10
 
 // inspectConcurrency bounds the ContainerInspect calls in flight.
 const inspectConcurrency = 8
@@ -107,15 +100,9 @@ func createBatch(ctx context.Context, dockerCLI command.Cli, opts createOptions)
 		}
 		parallel = min(parallel, len(runnable))
 		fmt.Fprintf(stderr, "Checkpointing %d containers as %q, %d at a time...\n", len(runnable), opts.name, parallel)
-		for _, chunk := range requestChunks(runnable) {
-			if ctx.Err() != nil {
-				for _, t := range chunk {
-					t.failure = fmt.Sprintf("the checkpoint of container %q was not started: interrupted", t.name())
-				}
-				continue
-			}
-			runChunk(ctx, s, opts, parallel, chunk)
-		}
+		// One helper for the whole batch: its request travels on the
+		// helper's stdin, where no argument size limit applies.
+		runChunk(ctx, s, opts, parallel, runnable)
 		if !opts.leaveRunning {
 			for _, t := range runnable {
 				if t.result != nil {
@@ -212,29 +199,8 @@ func resolveTargets(ctx context.Context, s *session, refs []string) []*batchTarg
 	return targets
 }
 
-// requestChunks splits the targets so that each helper's request stays under
-// maxRequestBytes.
-func requestChunks(ts []*batchTarget) [][]*batchTarget {
-	var chunks [][]*batchTarget
-	var cur []*batchTarget
-	size := 0
-	for _, t := range ts {
-		b, _ := json.Marshal(t.info)
-		if len(cur) > 0 && size+len(b) > maxRequestBytes {
-			chunks = append(chunks, cur)
-			cur, size = nil, 0
-		}
-		cur = append(cur, t)
-		size += len(b) + 1
-	}
-	if len(cur) > 0 {
-		chunks = append(chunks, cur)
-	}
-	return chunks
-}
-
-// runChunk runs one helper for the chunk's containers and records each one's
-// outcome.
+// runChunk runs one helper for the containers of chunk and records each
+// one's outcome.
 func runChunk(ctx context.Context, s *session, opts createOptions, parallel int, chunk []*batchTarget) {
 	stderr := s.cli.Err()
 	byID := make(map[string]*batchTarget, len(chunk))

@@ -41,8 +41,13 @@ type helperRun struct {
 	dockerRoot string
 	// target is the ID of the container the helper works on (a label).
 	target string
-	// command is the helper's arguments ("dump", REQUEST).
-	command []string
+	// command is the helper's command ("dump"), its only argument.
+	command string
+	// request, when not nil, is sent first on the helper's stdin
+	// (helperapi.WriteRequest): never on its command line, which every user
+	// of the daemon host and `docker inspect` can read, and which Linux caps
+	// at 128 KiB an argument.
+	request any
 	// capDrop removes capabilities of config.json from this helper; only the
 	// end-to-end tests set it (see testCapDrop).
 	capDrop []string
@@ -162,7 +167,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 	cfg := &container.Config{
 		Image:        h.image,
 		Entrypoint:   cfgFile.Entrypoint,
-		Cmd:          h.command,
+		Cmd:          []string{h.command},
 		Env:          append([]string{helperapi.EnvWatchStdin + "=1"}, testSegmentEnv(h.archive, h.notify)...),
 		WorkingDir:   cfgFile.WorkDir,
 		AttachStdin:  true,
@@ -174,7 +179,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 			LabelHelper:  "true",
 			LabelVersion: xcheckpoint.Version,
 			LabelTarget:  h.target,
-			LabelCommand: h.command[0],
+			LabelCommand: h.command,
 		},
 	}
 	if h.stdin != nil {
@@ -260,16 +265,24 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		_, err := stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
 		stdoutW.CloseWithError(err)
 	}()
-	if h.stdin != nil {
-		go func() {
-			_, err := io.Copy(attach.Conn, h.stdin)
-			if err != nil {
-				cancelRun(fmt.Errorf("sending the archive to the helper: %w", err))
+	// The request first, then the archive (its end closes the helper's
+	// stdin); without an archive stdin stays open while we listen.
+	go func() {
+		if h.request != nil {
+			if err := helperapi.WriteRequest(attach.Conn, h.request); err != nil {
+				cancelRun(err)
 				return
 			}
-			_ = attach.CloseWrite()
-		}()
-	}
+		}
+		if h.stdin == nil {
+			return
+		}
+		if _, err := io.Copy(attach.Conn, h.stdin); err != nil {
+			cancelRun(fmt.Errorf("sending the archive to the helper: %w", err))
+			return
+		}
+		_ = attach.CloseWrite()
+	}()
 	var fetcher *segmentFetcher
 	if h.archive != nil {
 		fetcher = startSegmentFetcher(ctx, h.api, id, h.archive, func(err error) { cancelRun(err) })

@@ -120,11 +120,7 @@ func (s *session) start(ctx context.Context, h helperRun, cmd string, req any, o
 	if err := s.prepare(ctx); err != nil {
 		return helperOutcome{}, err
 	}
-	reqJSON, err := jsonString(req)
-	if err != nil {
-		return helperOutcome{}, err
-	}
-	h.api, h.image, h.dockerRoot, h.command = s.api, s.image, s.info.DockerRootDir, []string{cmd, reqJSON}
+	h.api, h.image, h.dockerRoot, h.command, h.request = s.api, s.image, s.info.DockerRootDir, cmd, req
 	h.capDrop, h.daemonID, h.notify = testCapDrop(s.cli.Err()), s.info.ID, s.cli.Err()
 	return h.run(ctx, onEvent)
 }

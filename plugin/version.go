@@ -147,7 +147,7 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 		v.Criu.Error = infoErr.Error()
 		return v
 	}
-	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: []string{"version"}}
+	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: "version"}
 	out, err := h.run(ctx, nil)
 	switch {
 	case err != nil:
