@@ -116,7 +116,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 				if f != nil {
 					_ = em.Emit(helperapi.Event{Kind: helperapi.KindFailed, Container: info.ID, Error: f})
 				} else {
-					_ = em.Emit(helperapi.Event{Kind: helperapi.KindDumped, Container: info.ID, Result: r})
+					_ = em.EmitResult(helperapi.KindDumped, info.ID, r)
 				}
 			}
 		}()

@@ -21,6 +21,8 @@ func Recover(req helperapi.RecoverRequest) (*helperapi.RecoverResult, *helperapi
 	}
 	res := &helperapi.RecoverResult{}
 	var problems []error
+	// hint is the lock failure's, kept for the plugin.
+	var hint string
 	if b, err := os.ReadFile(filepath.Join(procRoot, fmt.Sprint(req.PID), "cgroup")); err == nil {
 		if cgroups, err := inspect.ParseCgroup(bytes.NewReader(b)); err == nil && containerCgroup(cgroups, req.Container.ID) != "" {
 			if dir, err := inspect.FreezerPath(cgroups, cgroupRoot); err == nil {
@@ -38,7 +40,8 @@ func Recover(req helperapi.RecoverRequest) (*helperapi.RecoverResult, *helperapi
 		if fail != nil {
 			res.Busy = fail.Busy
 			if !fail.Busy {
-				problems = append(problems, errors.New(fail.Message))
+				problems = append(problems, fail)
+				hint = fail.Hint
 			}
 		} else {
 			work := filepath.Join(ctrDir, tmpDirName)
@@ -55,7 +58,7 @@ func Recover(req helperapi.RecoverRequest) (*helperapi.RecoverResult, *helperapi
 		}
 	}
 	if len(problems) > 0 {
-		return nil, &helperapi.DumpFailure{Message: errors.Join(problems...).Error()}
+		return nil, &helperapi.DumpFailure{Message: errors.Join(problems...).Error(), Hint: hint}
 	}
 	return res, nil
 }

@@ -110,7 +110,8 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	fail := func(f *helperapi.DumpFailure) (int, error) {
 		_ = os.RemoveAll(images)
 		writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreFailed, Failure: f})
-		return 0, errors.New(f.Message)
+		// The failure itself: its cause and hint stay with it.
+		return 0, f
 	}
 	if plan.Protocol != helperapi.ProtocolVersion {
 		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("restore plan of protocol %d, this supervisor speaks %d", plan.Protocol, helperapi.ProtocolVersion)})

@@ -1,6 +1,7 @@
 package helperapi
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -63,14 +64,19 @@ type RequestFrame struct {
 // ReadRequest reads one request frame from r and nothing beyond it.
 func ReadRequest(r io.Reader) (RequestFrame, error) {
 	hdr := make([]byte, frameHeaderBytes)
-	if n, err := io.ReadFull(r, hdr); err != nil {
+	// The magic first: a short request of an older plugin is named for
+	// what it is, not as a truncated header.
+	if n, err := io.ReadFull(r, hdr[:len(requestMagic)]); err != nil && (n == 0 || string(hdr[:n]) == requestMagic[:n]) {
 		if n == 0 && errors.Is(err, io.EOF) {
 			return RequestFrame{}, ErrNoRequest
 		}
 		return RequestFrame{}, fmt.Errorf("reading the request's header: %w", err)
 	}
 	if string(hdr[:len(requestMagic)]) != requestMagic {
-		return RequestFrame{}, fmt.Errorf("stdin does not begin with a request frame (%q): the helper is started by docker-xcheckpoint of its own version", hdr[:len(requestMagic)])
+		return RequestFrame{}, fmt.Errorf("stdin does not begin with a request frame (%q): the helper is started by docker-xcheckpoint of its own version", bytes.TrimRight(hdr[:len(requestMagic)], "\x00"))
+	}
+	if _, err := io.ReadFull(r, hdr[len(requestMagic):]); err != nil {
+		return RequestFrame{}, fmt.Errorf("reading the request's header: %w", err)
 	}
 	f := RequestFrame{Protocol: int(binary.BigEndian.Uint32(hdr[len(requestMagic):]))}
 	n := binary.BigEndian.Uint64(hdr[len(requestMagic)+4:])

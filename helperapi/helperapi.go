@@ -24,7 +24,8 @@ import (
 // refuse to talk across versions. 2: a dump request names a batch of
 // containers, and events say which container they concern. 3: archives are
 // sent in segments (KindSegment). 4: the request travels on the helper's
-// stdin in a frame (WriteRequest), no longer as its argument.
+// stdin in a frame (WriteRequest), no longer as its argument; an event's
+// result is its command's own type, in Event.Result.
 const ProtocolVersion = 4
 
 // EnvWatchStdin, set to 1 in the helper's environment, says that the plugin
@@ -99,38 +100,18 @@ const (
 	KindStaged = "staged"
 )
 
-// Event is one line of the helper's stdout. A result event carries the field
-// of its command: Batch (dump), List, Inspect, Remove or Recover.
+// Event is one line of the helper's stdout. Result holds, as JSON, the
+// result type of the event's command (Command's Res) in a KindResult event,
+// a DumpResult in a KindDumped one and a StageResult in a KindStaged one
+// (DecodeResult); Error a failure, in a KindError or KindFailed event.
 type Event struct {
 	Kind string `json:"kind"`
 	// Container is the ID of the container a dump's event concerns ("" for the
 	// batch as a whole).
-	Container string      `json:"container,omitempty"`
-	Message   string      `json:"message,omitempty"`
-	Result    *DumpResult `json:"result,omitempty"`
-	// Batch ends a dump request once every container has its outcome.
-	Batch   *BatchResult       `json:"batch,omitempty"`
-	List    *ListResult        `json:"list,omitempty"`
-	Inspect *CheckpointDetails `json:"inspect,omitempty"`
-	Remove  *RemoveResult      `json:"remove,omitempty"`
-	Recover *RecoverResult     `json:"recover,omitempty"`
-	// Check is the result of the helper's check command.
-	Check *CheckReport `json:"check,omitempty"`
-	// Version is the result of the helper's version command.
-	Version *VersionInfo `json:"version,omitempty"`
-	// Export and Import are the results of those helper commands.
-	Export *ArchiveResult `json:"export,omitempty"`
-	Import *ImportResult  `json:"import,omitempty"`
-	// Stage is the result of the helper's stage command (restore).
-	Stage *StageResult `json:"stage,omitempty"`
-	// Restore is the supervisor's verdict, in the result of a stage command
-	// with WatchVerdict.
-	Restore *RestoreStatus `json:"restore,omitempty"`
-	// StageArchive is the result of stage-archive (restore --input).
-	StageArchive *StageArchiveResult `json:"stage_archive,omitempty"`
-	Error        *DumpFailure        `json:"error,omitempty"`
-	// DeletePaths is the result of the helper's delete-paths command (import).
-	DeletePaths *DeletePathsResult `json:"delete_paths,omitempty"`
+	Container string          `json:"container,omitempty"`
+	Message   string          `json:"message,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     *DumpFailure    `json:"error,omitempty"`
 	// Segment is a KindSegment event's segment.
 	Segment *SegmentInfo `json:"segment,omitempty"`
 }
@@ -214,6 +195,16 @@ func (e *Emitter) Emit(ev Event) error {
 	defer e.mu.Unlock()
 	_, err = e.w.Write(append(b, '\n'))
 	return err
+}
+
+// EmitResult writes an event of kind with v as its result: a KindDumped
+// event's DumpResult, a KindStaged event's StageResult.
+func (e *Emitter) EmitResult(kind, containerID string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding helper event: %w", err)
+	}
+	return e.Emit(Event{Kind: kind, Container: containerID, Result: b})
 }
 
 // Progress writes a progress event.

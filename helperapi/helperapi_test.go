@@ -20,7 +20,7 @@ func TestEmitterRoundTrip(t *testing.T) {
 	events := []Event{
 		{Kind: KindProgress, Message: "dumping container web (pid 4242) with CRIU 4.2.1"},
 		{Kind: KindProgress, Message: "a message\nwith a newline and \"quotes\""},
-		{Kind: KindResult, Result: &DumpResult{
+		{Kind: KindDumped, Container: "abc", Result: mustJSON(t, &DumpResult{
 			Name:        "warm",
 			Path:        "/var/lib/docker/containers/abc/checkpoints/warm",
 			LogPath:     "/var/lib/docker/containers/abc/checkpoints/warm/dump.log",
@@ -33,7 +33,7 @@ func TestEmitterRoundTrip(t *testing.T) {
 			},
 			Duration:         1500 * time.Millisecond,
 			ContainerRunning: true,
-		}},
+		})},
 		{Kind: KindError, Error: &DumpFailure{
 			Message:        `CRIU could not dump container "web"`,
 			Cause:          []string{"(00.1) a", "(00.2) Error (criu/sk-inet.c:200): inet: Connected TCP socket"},
@@ -67,10 +67,10 @@ func TestEmitterRoundTrip(t *testing.T) {
 func TestEmitterWireFormat(t *testing.T) {
 	// The plugin of another version reads these names: they are the protocol.
 	var buf bytes.Buffer
-	assert.NilError(t, NewEmitter(&buf).Emit(Event{Kind: KindResult, Result: &DumpResult{Name: "warm", Duration: time.Second, ContainerRunning: true}}))
+	assert.NilError(t, NewEmitter(&buf).EmitResult(KindDumped, "abc", &DumpResult{Name: "warm", Duration: time.Second, ContainerRunning: true}))
 	var raw map[string]any
 	assert.NilError(t, json.Unmarshal(buf.Bytes(), &raw))
-	assert.Check(t, is.Equal(raw["kind"], "result"))
+	assert.Check(t, is.Equal(raw["kind"], "dumped"))
 	assert.Check(t, is.Nil(raw["error"]), "an absent failure is omitted")
 	res, ok := raw["result"].(map[string]any)
 	assert.Assert(t, ok, "%s", buf.String())
@@ -147,7 +147,9 @@ func TestBatchEventWireFormat(t *testing.T) {
 	var buf bytes.Buffer
 	em := NewEmitter(&buf)
 	assert.NilError(t, em.Emit(Event{Kind: KindFailed, Container: "abc", Error: &DumpFailure{Message: "no"}}))
-	assert.NilError(t, em.Emit(Event{Kind: KindResult, Batch: &BatchResult{Dumped: 4, Failed: 1, Duration: time.Second}}))
+	ev, err := ResultEvent(&BatchResult{Dumped: 4, Failed: 1, Duration: time.Second})
+	assert.NilError(t, err)
+	assert.NilError(t, em.Emit(ev))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	assert.Assert(t, is.Len(lines, 2))
 	var raw map[string]any
@@ -156,7 +158,55 @@ func TestBatchEventWireFormat(t *testing.T) {
 	assert.Check(t, is.Equal(raw["container"], "abc"))
 	raw = nil
 	assert.NilError(t, json.Unmarshal([]byte(lines[1]), &raw))
-	assert.Check(t, is.DeepEqual(raw["batch"], map[string]any{"dumped": float64(4), "failed": float64(1), "duration_ns": float64(time.Second)}))
+	assert.Check(t, is.DeepEqual(raw["result"], map[string]any{"dumped": float64(4), "failed": float64(1), "duration_ns": float64(time.Second)}))
 	_, hasContainer := raw["container"]
 	assert.Check(t, !hasContainer, "the batch's own events carry no container")
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	assert.NilError(t, err)
+	return b
+}
+
+// Each command's result decodes as its own type from the final event, and a
+// per-container event's as a DumpResult.
+func TestResultEventRoundTrip(t *testing.T) {
+	ev, err := ResultEvent(&ListResult{Checkpoints: []CheckpointSummary{{Name: "warm", Size: 42}}})
+	assert.NilError(t, err)
+	var buf bytes.Buffer
+	assert.NilError(t, NewEmitter(&buf).Emit(ev))
+	var got Event
+	assert.NilError(t, json.Unmarshal(buf.Bytes(), &got))
+	res, err := DecodeResult[ListResult](got)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(res.Checkpoints, []CheckpointSummary{{Name: "warm", Size: 42}}))
+
+	_, err = DecodeResult[ListResult](Event{Kind: KindResult})
+	assert.Check(t, is.ErrorContains(err, "carries no result"))
+	_, err = DecodeResult[ListResult](Event{Kind: KindResult, Result: json.RawMessage(`[1]`)})
+	assert.Check(t, is.ErrorContains(err, "malformed result event"))
+}
+
+// Every command the helper answers is listed once, and those that read an
+// archive on stdin say so.
+func TestCommandNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range CommandNames {
+		assert.Check(t, !seen[n], "%s listed twice", n)
+		seen[n] = true
+	}
+	assert.Check(t, is.Len(CommandNames, 13))
+	for _, c := range []struct {
+		name  string
+		stdin bool
+	}{
+		{Import.Name, Import.ReadsStdin}, {InspectArchive.Name, InspectArchive.ReadsStdin}, {StageArchive.Name, StageArchive.ReadsStdin},
+		{Dump.Name, Dump.ReadsStdin}, {Export.Name, Export.ReadsStdin}, {Stage.Name, Stage.ReadsStdin},
+	} {
+		assert.Check(t, seen[c.name], c.name)
+		want := c.name == CmdImport || c.name == CmdInspectArchive || c.name == CmdStageArchive
+		assert.Check(t, is.Equal(c.stdin, want), c.name)
+	}
 }

@@ -214,7 +214,7 @@ func runChunk(ctx context.Context, s *session, opts createOptions, parallel int,
 		label = chunk[0].info.ID
 	}
 	req := opts.dumpRequest(s.info.DockerRootDir, parallel, infos)
-	out, runErr := s.run(ctx, label, "dump", req, func(ev helperapi.Event) {
+	_, out, runErr := callHelper(ctx, s, helperapi.Dump, req, helperRun{target: label}, func(ev helperapi.Event) {
 		t := byID[ev.Container]
 		switch {
 		case t == nil:
@@ -223,9 +223,14 @@ func runChunk(ctx context.Context, s *session, opts createOptions, parallel int,
 			}
 		case ev.Kind == helperapi.KindProgress:
 			fmt.Fprintf(stderr, "  %s: %s\n", t.info.Name, ev.Message)
-		case ev.Kind == helperapi.KindDumped && ev.Result != nil:
-			t.result = ev.Result
-			printSummary(stderr, ev.Result, ev.Result.Duration, t.info.Name+": ")
+		case ev.Kind == helperapi.KindDumped:
+			res, err := helperapi.DecodeResult[helperapi.DumpResult](ev)
+			if err != nil {
+				t.fail = &helperapi.DumpFailure{Message: err.Error()}
+				return
+			}
+			t.result = res
+			printSummary(stderr, res, res.Duration, t.info.Name+": ")
 		case ev.Kind == helperapi.KindFailed && ev.Error != nil:
 			t.fail = ev.Error
 			fmt.Fprintf(stderr, "  %s: failed: %s\n", t.info.Name, ev.Error.Message)

@@ -163,19 +163,19 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 	}
 	req := helperapi.CheckRequest{Protocol: helperapi.ProtocolVersion, PluginVersion: xcheckpoint.Version,
 		DockerRoot: info.DockerRootDir, Capabilities: cfg.Linux.Capabilities}
-	out, err := s.run(ctx, "", "check", req, nil)
+	report, out, err := callHelper(ctx, s, helperapi.Check, req, helperRun{}, nil)
 	switch {
 	case ctx.Err() != nil:
 		return nil, err
-	case err == nil && out.final.Kind == helperapi.KindResult && out.final.Check != nil:
-		items = append(items, out.final.Check.Items...)
+	case err == nil && report != nil:
+		items = append(items, report.Items...)
 		items = append(items, optionalCapsItem(cfg.Extra.OptionalCapabilities, out.withheld))
 	default:
 		msg := "the helper gave no report"
-		if err != nil {
+		if f := out.failure(); f != nil {
+			msg = f.Error()
+		} else if err != nil {
 			msg = err.Error()
-		} else if out.final.Error != nil {
-			msg = out.final.Error.Message
 		}
 		return append(items, helperapi.CheckItem{Name: itemHelperRun, Status: helperapi.StatusMissing,
 			Detail: "the helper container could not examine the host: " + msg}), nil

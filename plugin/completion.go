@@ -27,12 +27,12 @@ func completeContainerThenCheckpoints(dockerCLI command.Cli, many bool) cobra.Co
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		ev, err := s.call(ctx, "", "list", helperapi.ListRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Containers: []helperapi.ContainerRef{ref}})
-		if err != nil || ev.List == nil {
+		res, err := askHelper(ctx, s, "", helperapi.List, helperapi.ListRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Containers: []helperapi.ContainerRef{ref}})
+		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
 		var names []string
-		for _, c := range ev.List.Checkpoints {
+		for _, c := range res.Checkpoints {
 			names = append(names, c.Name)
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp

@@ -298,13 +298,11 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
 	var outcome *helperapi.Event
-	run := s.run
+	h := helperRun{target: info.ID}
 	if dest != nil {
-		run = func(ctx context.Context, target, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
-			return s.stream(ctx, target, cmd, req, nil, dest, onEvent)
-		}
+		h.archive = dest
 	}
-	out, runErr := run(ctx, info.ID, "dump", req, func(ev helperapi.Event) {
+	_, out, runErr := callHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
 		switch ev.Kind {
 		case helperapi.KindProgress:
 			if dest == nil || dest.bar == nil {
@@ -329,10 +327,13 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if runErr != nil && outcome == nil {
 		return afterHelperError(ctx, s, info, runErr)
 	}
-	if outcome == nil || outcome.Result == nil {
+	if outcome == nil {
 		return fmt.Errorf("the helper reported success without a result")
 	}
-	res := outcome.Result
+	res, err := helperapi.DecodeResult[helperapi.DumpResult](*outcome)
+	if err != nil {
+		return err
+	}
 	if dest != nil {
 		if runErr != nil {
 			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, runErr, dest.lost())
@@ -453,7 +454,7 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 	lines := []string{what}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
-	ev, err := s.call(rctx, info.ID, "recover", helperapi.RecoverRequest{
+	rec, err := askHelper(rctx, s, info.ID, helperapi.Recover, helperapi.RecoverRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir,
 		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID,
 	})
@@ -465,11 +466,11 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 		return hostError{errors.New(strings.Join(lines, "\n"))}
 	case err != nil:
 		lines = append(lines, fmt.Sprintf("Warning: cleaning up after the failure failed: %v; check the container, and rerun a checkpoint command on it to remove a partial checkpoint", err))
-	case ev.Recover != nil:
-		if ev.Recover.Thawed {
+	default:
+		if rec.Thawed {
 			lines = append(lines, fmt.Sprintf("Container %s was left frozen by the interrupted dump and has been unfrozen.", info.Name))
 		}
-		if ev.Recover.RemovedWork {
+		if rec.RemovedWork {
 			lines = append(lines, "The partial checkpoint was removed.")
 		}
 	}

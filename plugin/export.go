@@ -112,19 +112,19 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 			fmt.Fprintf(dockerCLI.Err(), "Warning: container %s is not running: its filesystem changes are not in the archive (start it, or use create --output).\n", ref.Name)
 		}
 	}
-	out, runErr := s.stream(ctx, ref.ID, "export", req, nil, dest, nil)
-	if f := out.refusal(); f != nil {
-		return errors.New(f.Message)
+	res, out, runErr := callHelper(ctx, s, helperapi.Export, req, helperRun{target: ref.ID, archive: dest}, nil)
+	if f := out.failure(); f != nil {
+		return f
 	}
 	if runErr != nil {
 		return fmt.Errorf("exporting checkpoint %q of container %q: %w", opts.name, ref.Name, runErr)
 	}
-	if out.final == nil || out.final.Export == nil {
+	if res == nil {
 		return errors.New("the helper answered without describing the archive")
 	}
-	if err := dest.commit(out.final.Export); err != nil {
+	if err := dest.commit(res); err != nil {
 		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.lost())
 	}
-	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs.\n", opts.name, ref.Name, dest.where(), describeArchive(out.final.Export), time.Since(start).Seconds())
+	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds())
 	return nil
 }

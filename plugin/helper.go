@@ -94,14 +94,36 @@ func (o helperOutcome) refusal() *helperapi.DumpFailure {
 	return nil
 }
 
-// withHint is a helper's refusal as one text: its message, and the hint
-// on a line of its own when it has one.
-func withHint(f *helperapi.DumpFailure) string {
-	if f.Hint == "" {
-		return f.Message
+// failure is the helper's refusal as an error (nil without one): its
+// message, CRIU's cause lines and the hint, all kept.
+func (o helperOutcome) failure() error {
+	if f := o.refusal(); f != nil {
+		return helperFailure{f}
 	}
-	return f.Message + "\nHint: " + f.Hint
+	return nil
 }
+
+// helperFailure is a failure the helper reported, as the plugin's error. Its
+// text is the message, then the cause lines and the hint; errors.As finds
+// the *helperapi.DumpFailure (Exists, Busy, Log) through it.
+type helperFailure struct{ f *helperapi.DumpFailure }
+
+func (e helperFailure) Error() string {
+	var b strings.Builder
+	b.WriteString(e.f.Message)
+	if len(e.f.Cause) > 0 {
+		b.WriteString("\nCRIU says:")
+		for _, l := range e.f.Cause {
+			b.WriteString("\n  " + l)
+		}
+	}
+	if e.f.Hint != "" {
+		b.WriteString("\nHint: " + e.f.Hint)
+	}
+	return b.String()
+}
+
+func (e helperFailure) Unwrap() error { return e.f }
 
 // maxRewaits bounds how often a helper run waits again for the helper's
 // removal after the wait's connection broke while the daemon still answers.

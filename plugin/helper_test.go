@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/docker/docker/errdefs"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // Only helpers that are ours, not running, and old are leftovers: a young one
@@ -48,7 +51,7 @@ func TestHelperRunCapsRefusedAtCreate(t *testing.T) {
 		// Far enough: the rest of the helper's life is the end-to-end tests'.
 		return container.CreateResponse{}, errors.New("second create reached")
 	}}
-	h := helperRun{api: f, image: "helper:test", dockerRoot: "/var/lib/docker", command: []string{"check"}}
+	h := helperRun{api: f, image: "helper:test", dockerRoot: "/var/lib/docker", command: "check"}
 	out, err := h.run(context.Background(), nil)
 	assert.ErrorContains(t, err, "second create reached")
 	assert.Assert(t, is.Len(capAdds, 2), "the helper must be created again without the refused capability")
@@ -72,4 +75,16 @@ func TestCapsRefused(t *testing.T) {
 	for _, tc := range testCases {
 		assert.Check(t, is.Equal(capsRefused(tc.err), tc.want), "%v", tc.err)
 	}
+}
+
+// A failure the helper reported reaches the user whole: its message, CRIU's
+// cause lines and the hint; errors.As still finds the failure's fields.
+func TestHelperFailureKeepsCauseAndHint(t *testing.T) {
+	f := &helperapi.DumpFailure{Message: `checkpoint "warm" already exists for container "web"`, Cause: []string{"(00.1) Error (criu/x.c:1): y"}, Hint: "choose another name", Exists: true}
+	out := helperOutcome{final: &helperapi.Event{Kind: helperapi.KindError, Error: f}}
+	err := fmt.Errorf("importing warm.tar into container %q: %w", "web", out.failure())
+	assert.Check(t, is.Error(err, "importing warm.tar into container \"web\": checkpoint \"warm\" already exists for container \"web\"\nCRIU says:\n  (00.1) Error (criu/x.c:1): y\nHint: choose another name"))
+	var got *helperapi.DumpFailure
+	assert.Check(t, errors.As(err, &got) && got.Exists)
+	assert.Check(t, helperOutcome{final: &helperapi.Event{Kind: helperapi.KindResult}}.failure() == nil)
 }

@@ -117,21 +117,20 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	}
 	defer up.close()
 	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name}
-	out, runErr := s.stream(ctx, ref.ID, "import", req, up, nil, up.progress)
+	res, out, runErr := callHelper(ctx, s, helperapi.Import, req, helperRun{target: ref.ID, stdin: up}, up.progress)
 	up.sent()
-	if f := out.refusal(); f != nil {
-		return fmt.Errorf("importing %s into container %q: %s", opts.file, ref.Name, f.Message)
+	if f := out.failure(); f != nil {
+		return fmt.Errorf("importing %s into container %q: %w", opts.file, ref.Name, f)
 	}
 	if runErr != nil {
 		return fmt.Errorf("importing %s into container %q: %w; nothing was stored", opts.file, ref.Name, runErr)
 	}
-	res := out.final.Import
 	if res == nil {
 		return errors.New("the helper answered without a result")
 	}
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		// Nothing half-imported: the checkpoint goes again.
-		if _, rmErr := s.call(context.WithoutCancel(ctx), ref.ID, "remove", helperapi.RemoveRequest{
+		if _, rmErr := askHelper(context.WithoutCancel(ctx), s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
 			Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Names: []string{res.Name},
 		}); rmErr != nil {
 			return fmt.Errorf("importing %s into container %q: %w; removing the stored checkpoint %q failed too: %v", opts.file, ref.Name, err, res.Name, rmErr)
@@ -186,7 +185,7 @@ func deletePaths(ctx context.Context, s *session, ref helperapi.ContainerRef, de
 		warn(fmt.Sprintf("Docker's API cannot delete files, and its storage driver is %s, not overlay2", c.GraphDriver.Name))
 		return
 	}
-	ev, err := s.call(ctx, ref.ID, "delete-paths", helperapi.DeletePathsRequest{
+	res, err := askHelper(ctx, s, ref.ID, helperapi.DeletePaths, helperapi.DeletePathsRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
 		UpperDir: c.GraphDriver.Data["UpperDir"], WorkDir: c.GraphDriver.Data["WorkDir"], Paths: deleted,
 	})
@@ -194,7 +193,5 @@ func deletePaths(ctx context.Context, s *session, ref helperapi.ContainerRef, de
 		warn(err.Error())
 		return
 	}
-	if res := ev.DeletePaths; res != nil {
-		fmt.Fprintf(stderr, "Deleted in container %s what its original had deleted: %s\n", ref.Name, strings.Join(append(res.Deleted, res.Missing...), ", "))
-	}
+	fmt.Fprintf(stderr, "Deleted in container %s what its original had deleted: %s\n", ref.Name, strings.Join(append(res.Deleted, res.Missing...), ", "))
 }

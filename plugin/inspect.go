@@ -66,10 +66,10 @@ func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions)
 	default:
 		return usageError{fmt.Errorf("invalid --format %q: want pretty or json", opts.format)}
 	}
-	var ev *helperapi.Event
+	var details *helperapi.CheckpointDetails
 	if opts.archive != "" {
 		var err error
-		if ev, err = inspectArchive(ctx, dockerCLI, opts); err != nil {
+		if details, err = inspectArchive(ctx, dockerCLI, opts); err != nil {
 			return err
 		}
 	} else {
@@ -84,26 +84,23 @@ func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions)
 		if err != nil {
 			return err
 		}
-		ev, err = s.call(ctx, ref.ID, "inspect", helperapi.InspectRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name})
+		details, err = askHelper(ctx, s, ref.ID, helperapi.Inspect, helperapi.InspectRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name})
 		if err != nil {
 			return err
 		}
 	}
-	if ev.Inspect == nil {
-		return fmt.Errorf("the helper answered without details")
-	}
 	if opts.format == "json" {
 		enc := json.NewEncoder(dockerCLI.Out())
 		enc.SetIndent("", "  ")
-		return enc.Encode(ev.Inspect)
+		return enc.Encode(details)
 	}
-	writeDetails(dockerCLI.Out(), ev.Inspect, opts.psTree, time.Now())
+	writeDetails(dockerCLI.Out(), details, opts.psTree, time.Now())
 	return nil
 }
 
 // inspectArchive sends an archive on this machine to a helper, which checks
 // it as import does and describes it without storing anything.
-func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOptions) (*helperapi.Event, error) {
+func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOptions) (*helperapi.CheckpointDetails, error) {
 	in, _, closeIn, err := openArchive(dockerCLI, opts.archive)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, usageError{fmt.Errorf("no archive file %q: inspect takes CONTAINER CHECKPOINT, or the file of an archive (- for standard input)", opts.archive)}
@@ -116,14 +113,17 @@ func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOpti
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.stream(ctx, "", "inspect-archive", helperapi.InspectArchiveRequest{Protocol: helperapi.ProtocolVersion}, in, nil, nil)
-	if f := out.refusal(); f != nil {
-		return nil, fmt.Errorf("inspecting %s: %s", opts.archive, f.Message)
+	details, out, err := callHelper(ctx, s, helperapi.InspectArchive, helperapi.InspectArchiveRequest{Protocol: helperapi.ProtocolVersion}, helperRun{stdin: in}, nil)
+	if f := out.failure(); f != nil {
+		return nil, fmt.Errorf("inspecting %s: %w", opts.archive, f)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inspecting %s: %w", opts.archive, err)
 	}
-	return out.final, nil
+	if details == nil {
+		return nil, fmt.Errorf("inspecting %s: the helper answered without details", opts.archive)
+	}
+	return details, nil
 }
 
 // writeDetails prints a checkpoint's details for a person.

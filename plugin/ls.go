@@ -84,14 +84,11 @@ func runList(ctx context.Context, dockerCLI command.Cli, opts listOptions) error
 	}
 	var list []helperapi.CheckpointSummary
 	if len(refs) > 0 {
-		ev, err := s.call(ctx, "", "list", helperapi.ListRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Containers: refs})
+		res, err := askHelper(ctx, s, "", helperapi.List, helperapi.ListRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Containers: refs})
 		if err != nil {
 			return err
 		}
-		if ev.List == nil {
-			return fmt.Errorf("the helper answered without a list")
-		}
-		list = ev.List.Checkpoints
+		list = res.Checkpoints
 	}
 	sortNewestFirst(list)
 	fctx := formatter.Context{Output: dockerCLI.Out(), Format: newListFormat(opts.format, opts.quiet)}

@@ -112,15 +112,14 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(),
 	}
-	out, runErr := s.streamMounts(ctx, id, "stage-archive", req, up, stageMounts, up.progress)
+	res, out, runErr := callHelper(ctx, s, helperapi.StageArchive, req, helperRun{target: id, stdin: up, mounts: stageMounts}, up.progress)
 	up.sent()
-	if f := out.refusal(); f != nil {
-		return fmt.Errorf("restoring %s: %s", archiveName(opts.input), withHint(f))
+	if f := out.failure(); f != nil {
+		return fmt.Errorf("restoring %s: %w", archiveName(opts.input), f)
 	}
 	if runErr != nil {
 		return fmt.Errorf("restoring %s: %w; nothing was restored", archiveName(opts.input), runErr)
 	}
-	res := out.final.StageArchive
 	if res == nil {
 		return errors.New("the helper answered without a result")
 	}

@@ -19,6 +19,7 @@ type stageRun struct {
 	cancel   context.CancelFunc
 	stagedCh chan *helperapi.StageResult
 	done     chan struct{}
+	res      *helperapi.StageOutcome
 	out      helperOutcome
 	err      error
 }
@@ -28,10 +29,13 @@ func startStage(ctx context.Context, s *session, target string, req helperapi.St
 	r := &stageRun{cancel: cancel, stagedCh: make(chan *helperapi.StageResult, 1), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.out, r.err = s.start(hctx, helperRun{target: target, mounts: mounts, quietStop: true}, "stage", req, func(ev helperapi.Event) {
-			if ev.Kind == helperapi.KindStaged && ev.Stage != nil {
+		r.res, r.out, r.err = callHelper(hctx, s, helperapi.Stage, req, helperRun{target: target, mounts: mounts, quietStop: true}, func(ev helperapi.Event) {
+			if ev.Kind != helperapi.KindStaged {
+				return
+			}
+			if st, err := helperapi.DecodeResult[helperapi.StageResult](ev); err == nil {
 				select {
-				case r.stagedCh <- ev.Stage:
+				case r.stagedCh <- st:
 				default:
 				}
 			}
@@ -53,14 +57,14 @@ func (r *stageRun) staged() (*helperapi.StageResult, error) {
 		return st, nil
 	default:
 	}
-	if f := r.out.refusal(); f != nil {
-		return nil, errors.New(withHint(f))
+	if f := r.out.failure(); f != nil {
+		return nil, f
 	}
 	if r.err != nil {
 		return nil, r.err
 	}
-	if f := r.out.final; f != nil && f.Stage != nil {
-		return f.Stage, nil
+	if r.res != nil && r.res.Staged != nil {
+		return r.res.Staged, nil
 	}
 	return nil, errors.New("the stage helper ended without a result")
 }
@@ -81,8 +85,8 @@ func (r *stageRun) verdict(ctx context.Context, s *session, id string) (helperap
 	for {
 		select {
 		case <-r.done:
-			if f := r.out.final; r.err == nil && f != nil && f.Kind == helperapi.KindResult && f.Restore != nil {
-				return *f.Restore, nil
+			if r.err == nil && r.res != nil && r.res.Verdict != nil {
+				return *r.res.Verdict, nil
 			}
 			return waitRestored(ctx, s, id)
 		case <-tick.C:

@@ -69,20 +69,17 @@ func runRemove(ctx context.Context, dockerCLI command.Cli, opts removeOptions) e
 	if err != nil {
 		return err
 	}
-	ev, err := s.call(ctx, ref.ID, "remove", helperapi.RemoveRequest{
+	res, err := askHelper(ctx, s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir,
 		Container: ref, Names: opts.names, All: opts.all,
 	})
 	if err != nil {
 		return err
 	}
-	if ev.Remove == nil {
-		return fmt.Errorf("the helper answered without a result")
-	}
-	for _, n := range ev.Remove.Removed {
+	for _, n := range res.Removed {
 		fmt.Fprintln(dockerCLI.Out(), n)
 	}
-	if opts.all && len(ev.Remove.Removed) == 0 {
+	if opts.all && len(res.Removed) == 0 {
 		fmt.Fprintf(dockerCLI.Err(), "Container %s has no checkpoints.\n", ref.Name)
 	}
 	return nil

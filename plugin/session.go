@@ -2,13 +2,10 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/docker/cli/cli/command"
-	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
@@ -98,41 +95,43 @@ func (s *session) prepare(ctx context.Context) error {
 	return nil
 }
 
-// run starts one helper command (command, req as JSON) about target and returns
-// its outcome; see helperRun.run.
-func (s *session) run(ctx context.Context, target, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
-	return s.start(ctx, helperRun{target: target}, cmd, req, onEvent)
-}
-
-// stream runs a helper command that reads stdin (when not nil), or whose
-// archive is fetched into archive (when not nil) once it reported success.
-func (s *session) stream(ctx context.Context, target, cmd string, req any, stdin io.Reader, archive io.Writer, onProgress func(helperapi.Event)) (helperOutcome, error) {
-	return s.start(ctx, helperRun{target: target, stdin: stdin, archive: archive}, cmd, req, onProgress)
-}
-
-// streamMounts is stream with extra mounts in the helper.
-func (s *session) streamMounts(ctx context.Context, target, cmd string, req any, stdin io.Reader, mounts []mount.Mount, onProgress func(helperapi.Event)) (helperOutcome, error) {
-	return s.start(ctx, helperRun{target: target, stdin: stdin, mounts: mounts}, cmd, req, onProgress)
-}
-
-// start completes h (image, daemon, command) and runs it.
-func (s *session) start(ctx context.Context, h helperRun, cmd string, req any, onEvent func(helperapi.Event)) (helperOutcome, error) {
+// callHelper runs helper command c with req about h.target (the only field
+// of h a caller sets besides stdin, archive, mounts and quietStop) and
+// returns its result once the helper answered with one; see helperRun.run.
+// err is the run's own error (the helper could not be started, the daemon
+// went away); a refusal, the helper's error event, is out.refusal(), and
+// out.failure() the same as an error that keeps its cause and hint.
+func callHelper[Req, Res any](ctx context.Context, s *session, c helperapi.Command[Req, Res], req Req, h helperRun, onEvent func(helperapi.Event)) (res *Res, out helperOutcome, err error) {
 	if err := s.prepare(ctx); err != nil {
-		return helperOutcome{}, err
+		return nil, helperOutcome{}, err
 	}
-	h.api, h.image, h.dockerRoot, h.command, h.request = s.api, s.image, s.info.DockerRootDir, cmd, req
+	h.api, h.image, h.dockerRoot, h.command = s.api, s.image, s.info.DockerRootDir, c.Name
+	if c.Name != helperapi.CmdVersion {
+		h.request = req
+	}
 	h.capDrop, h.daemonID, h.notify = testCapDrop(s.cli.Err()), s.info.ID, s.cli.Err()
-	return h.run(ctx, onEvent)
+	out, err = h.run(ctx, onEvent)
+	if out.final != nil && out.final.Kind == helperapi.KindResult {
+		var derr error
+		if res, derr = helperapi.DecodeResult[Res](*out.final); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return res, out, err
 }
 
-// call runs a helper command that either answers or fails with a message.
-func (s *session) call(ctx context.Context, target, cmd string, req any) (*helperapi.Event, error) {
-	out, err := s.run(ctx, target, cmd, req, nil)
-	if f := out.refusal(); f != nil {
-		return nil, errors.New(f.Message)
+// askHelper runs a helper command that either answers or fails: the
+// failure, the helper's (cause and hint kept) or the run's, is the error.
+func askHelper[Req, Res any](ctx context.Context, s *session, target string, c helperapi.Command[Req, Res], req Req) (*Res, error) {
+	res, out, err := callHelper(ctx, s, c, req, helperRun{target: target}, nil)
+	if f := out.failure(); f != nil {
+		return nil, f
 	}
 	if err != nil {
 		return nil, err
 	}
-	return out.final, nil
+	if res == nil {
+		return nil, fmt.Errorf("the helper's %s command answered without a result", c.Name)
+	}
+	return res, nil
 }

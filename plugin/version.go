@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 type versionOptions struct {
@@ -147,17 +148,23 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 		v.Criu.Error = infoErr.Error()
 		return v
 	}
-	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: "version"}
+	// No session: the helper image is not loaded for a version, and no
+	// request goes with it (a helper of any protocol answers).
+	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: helperapi.Version.Name}
 	out, err := h.run(ctx, nil)
+	var res *helperapi.VersionInfo
+	if err == nil && out.final != nil && out.final.Kind == helperapi.KindResult {
+		res, _ = helperapi.DecodeResult[helperapi.VersionInfo](*out.final)
+	}
 	switch {
 	case err != nil:
 		v.Criu.Error = err.Error()
-	case out.refusal() != nil:
-		v.Criu.Error = out.refusal().Message
-	case out.final.Version == nil:
+	case out.failure() != nil:
+		v.Criu.Error = out.failure().Error()
+	case res == nil:
 		v.Criu.Error = "the helper answered without versions (an older helper image?)"
 	default:
-		v.Criu.Version = out.final.Version.CriuVersion
+		v.Criu.Version = res.CriuVersion
 	}
 	return v
 }
