@@ -145,6 +145,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "With --output: leave the contents of volumes out of the archive")
 	_ = cmd.RegisterFlagCompletionFunc("compress", cobra.FixedCompletions(archive.Compressions, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("parent", completeParent(dockerCLI))
 	return cmd
 }
 

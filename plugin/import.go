@@ -44,6 +44,7 @@ func newImportCommand(dockerCLI command.Cli) *cobra.Command {
 			opts.file = args[0]
 			return runImport(cmd.Context(), dockerCLI, opts)
 		},
+		ValidArgsFunction: completeFiles,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.container, "container", "", "The container to store the checkpoint for (required)")

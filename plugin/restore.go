@@ -105,6 +105,7 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVar(&opts.name, "name", "", "Name of the new container (default: CONTAINER-CHECKPOINT)")
 	f.StringSliceVarP(&opts.publish, "publish", "p", nil, "Publish the new container's ports instead of the original's (as docker run -p)")
 	f.StringVar(&opts.network, "network", "", "Connect the new container to this network instead of the original's")
+	_ = cmd.RegisterFlagCompletionFunc("network", completion.NetworkNames(dockerCLI))
 	f.BoolVar(&opts.replace, "replace", false, "Replace CONTAINER: once the restored container runs, remove CONTAINER and give its name to the new one")
 	f.BoolVar(&opts.native, "native", false, "Use Docker's own docker start --checkpoint on CONTAINER itself (needs experimental mode and CRIU on the daemon host)")
 	f.BoolVar(&opts.tcpEstablished, "tcp-established", false, "Restore established TCP connections (the checkpoint must have them)")

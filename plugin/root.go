@@ -32,6 +32,7 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newCheckCommand(dockerCLI),
 		newVersionCommand(dockerCLI),
 	)
+	registerFlagCompletions(cmd, dockerCLI)
 	withExitCodes(cmd)
 	return cmd
 }
