@@ -57,8 +57,9 @@ func newCheckCommand(dockerCLI command.Cli) *cobra.Command {
 			"root; the Docker API tells the engine's version, cgroups and experimental mode.\n" +
 			"Each line says ok, warning (checkpoints work, something is unavailable) or\n" +
 			"missing (checkpoints cannot be made), and what it means.\n\n" +
-			"The exit status is 0 when checkpoints can be made, 1 otherwise. The helper\n" +
-			"image is loaded onto the daemon first when it is missing, as for create.",
+			"The exit status is 0 when checkpoints can be made, " + strconv.Itoa(ExitHost) + " otherwise (the\n" +
+			"daemon host cannot serve, as for any command). The helper image is loaded onto\n" +
+			"the daemon first when it is missing, as for create.",
 		Example: "  docker xcheckpoint check\n" +
 			"  docker xcheckpoint check --format json\n" +
 			"  docker -c prod xcheckpoint check && docker -c prod xcheckpoint create api",

@@ -129,18 +129,32 @@ func GuardEarlySignals() {
 	}()
 }
 
-// withExitCodes makes every subcommand of root report through exitStatus: a
-// wrong number of arguments is a usage error, and Ctrl-C or SIGTERM cancels
-// the command's context (so helpers are stopped and removed) and exits 130.
+// withExitCodes makes root and every subcommand report through exitStatus:
+// an unknown subcommand, a wrong number of arguments, an unknown flag or a
+// required one missing is a usage error (125, as Docker's own usage errors),
+// and Ctrl-C or SIGTERM cancels the command's context (so helpers are
+// stopped and removed) and exits 130.
 func withExitCodes(root *cobra.Command) {
-	for _, c := range root.Commands() {
-		if args := c.Args; args != nil {
-			c.Args = func(cmd *cobra.Command, a []string) error {
+	// The docker CLI's plugin runner sets the same on its own root; the
+	// plugin's root says it too, so that the command tree alone is right.
+	root.SetFlagErrorFunc(cli.FlagErrorFunc)
+	for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
+		args := c.Args
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if args != nil {
 				if err := args(cmd, a); err != nil {
 					return cli.StatusError{StatusCode: ExitUsage, Status: err.Error(), Cause: err}
 				}
-				return nil
 			}
+			// Cobra checks required flags only after the arguments, with an
+			// error of its own kind (exit 1): check them here.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return cli.FlagErrorFunc(cmd, err)
+			}
+			return nil
+		}
+		if c == root {
+			continue
 		}
 		if run := c.RunE; run != nil {
 			c.RunE = func(cmd *cobra.Command, a []string) error {

@@ -53,21 +53,47 @@ func TestExitStatus(t *testing.T) {
 }
 
 // Through the real command tree: what the user typed wrong exits 125 before
-// the daemon is asked anything.
+// the daemon is asked anything, for every command (the test checks that each
+// one has cases).
 func TestUsageExitCodes(t *testing.T) {
 	cases := [][]string{
+		{"frobnicate"},
+		{"--nope"},
 		{"create"},
+		{"create", "--nope", "web"},
 		{"create", "web", "a/b"},
 		{"create", "--log-level", "9", "web"},
+		{"create", "--criu-log-level", "-1", "web"},
 		{"create", "--print-stats", "--format", "{{.Nope", "web"},
-		{"rm", "web"},
-		{"rm", "--all", "web", "x"},
+		{"restore"},
+		{"restore", "web"},
+		{"restore", "--nope", "web", "warm"},
+		{"restore", "web", "a/b"},
+		{"ls", "--nope"},
+		{"ls", "--format", "{{.Container"},
+		{"inspect"},
 		{"inspect", "web", ".."},
 		{"inspect", "--format", "yaml", "web", "x"},
-		{"ls", "--format", "{{.Container"},
-		{"check", "--format", "{{"},
-		{"version", "--format", "{{end}}"},
+		{"rm"},
+		{"rm", "web"},
+		{"rm", "--all", "web", "x"},
+		{"export"},
+		{"export", "web"},
+		{"export", "web", "a/b", "-o", "x.tar"},
+		{"import"},
+		{"import", "x.tar.zst"},
+		{"import", "x.tar.zst", "--container"},
 		{"check", "extra"},
+		{"check", "--format", "{{"},
+		{"version", "extra"},
+		{"version", "--format", "{{end}}"},
+	}
+	covered := map[string]bool{}
+	for _, args := range cases {
+		covered[args[0]] = true
+	}
+	for _, c := range NewRootCommand(newFakeCli(&fakeClient{})).Commands() {
+		assert.Check(t, covered[c.Name()], "no usage error case for %q", c.Name())
 	}
 	for _, args := range cases {
 		t.Run(fmt.Sprint(args), func(t *testing.T) {
