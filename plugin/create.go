@@ -127,7 +127,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.fileLocks, "file-locks", false, "Checkpoint file locks")
 	f.BoolVar(&opts.shellJob, "shell-job", true, "Allow processes attached to a terminal or session outside the container")
 	f.StringVar(&opts.cgroupMode, "manage-cgroups-mode", "soft", "CRIU's cgroup handling: "+strings.Join(helperapi.CgroupModes, ", "))
-	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
+	addCriuLogLevelFlag(f, &opts.logLevel)
 	addHelperImageFlag(f, &opts.helperImage)
 	f.BoolVar(&opts.externalNetNS, "external-netns", false, "Leave the network namespace out of the checkpoint, so that docker xcheckpoint restore can restore it into a new container (needed before Docker 23; Docker's own restore of it then fails there)")
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's dump statistics and the total time on stdout, instead of the name")
@@ -161,7 +161,7 @@ func (o *createOptions) validate(now time.Time) error {
 		return fmt.Errorf("invalid --manage-cgroups-mode %q: want one of %s", o.cgroupMode, strings.Join(helperapi.CgroupModes, ", "))
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
-		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
+		return fmt.Errorf("invalid --criu-log-level %d: want 0 to 4", o.logLevel)
 	}
 	if o.parent != "" {
 		if err := helperapi.ValidateName(o.parent); err != nil {

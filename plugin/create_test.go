@@ -125,12 +125,12 @@ func TestCreateErrors(t *testing.T) {
 		{
 			doc:           "log level too high",
 			args:          []string{"--log-level=5", "web"},
-			expectedError: "invalid --log-level 5: want 0 to 4",
+			expectedError: "invalid --criu-log-level 5: want 0 to 4",
 		},
 		{
 			doc:           "negative log level",
-			args:          []string{"--log-level=-1", "web"},
-			expectedError: "invalid --log-level -1: want 0 to 4",
+			args:          []string{"--criu-log-level=-1", "web"},
+			expectedError: "invalid --criu-log-level -1: want 0 to 4",
 		},
 		{
 			doc:           "daemon unreachable",

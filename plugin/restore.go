@@ -110,7 +110,7 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.native, "native", false, "Use Docker's own docker start --checkpoint on CONTAINER itself (needs experimental mode and CRIU on the daemon host)")
 	f.BoolVar(&opts.tcpEstablished, "tcp-established", false, "Restore established TCP connections (the checkpoint must have them)")
 	f.BoolVar(&opts.fileLocks, "file-locks", false, "Restore file locks")
-	f.IntVar(&opts.logLevel, "log-level", 4, "CRIU log verbosity, 0 (errors only) to 4 (debug)")
+	addCriuLogLevelFlag(f, &opts.logLevel)
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's restore statistics and the total time on stdout, instead of the name")
 	f.StringVarP(&opts.input, "input", "i", "", "Restore the checkpoint archive FILE (- for stdin) instead of a stored checkpoint")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "No progress bar while sending the archive (--input)")
@@ -141,7 +141,7 @@ func (o restoreOptions) validate() error {
 		return err
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
-		return fmt.Errorf("invalid --log-level %d: want 0 to 4", o.logLevel)
+		return fmt.Errorf("invalid --criu-log-level %d: want 0 to 4", o.logLevel)
 	}
 	if o.native && (o.name != "" || len(o.publish) > 0 || o.network != "" || o.replace || o.tcpEstablished || o.fileLocks || o.printStats || o.ignoreCPU) {
 		return errors.New("--native restores into CONTAINER itself with Docker's own restore: it takes no other restore option")

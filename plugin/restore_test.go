@@ -26,7 +26,7 @@ func TestRestoreOptionsErrors(t *testing.T) {
 		want string
 	}{
 		{doc: "bad checkpoint name", opts: restoreOptions{checkpoint: "../x"}, want: "invalid checkpoint name"},
-		{doc: "log level", opts: restoreOptions{checkpoint: "a", logLevel: 9}, want: "invalid --log-level 9"},
+		{doc: "log level", opts: restoreOptions{checkpoint: "a", logLevel: 9}, want: "invalid --criu-log-level 9"},
 		{doc: "native with a new name", opts: restoreOptions{checkpoint: "a", native: true, name: "b"}, want: "--native restores into CONTAINER itself"},
 		{doc: "replace with a name", opts: restoreOptions{checkpoint: "a", replace: true, name: "b"}, want: "cannot be combined with --name"},
 		{doc: "bad port", opts: restoreOptions{checkpoint: "a", publish: []string{"80:x"}}, want: "invalid --publish"},

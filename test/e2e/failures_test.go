@@ -129,7 +129,7 @@ func TestCreateBadInput(t *testing.T) {
 		{name: "existing name", code: 1, args: []string{"create", running, "taken"}, container: running, want: `checkpoint "taken" already exists for container "` + running + `"`},
 		{name: "missing helper image", code: 3, args: []string{"create", "--helper-image", "xcp-e2e-missing:1", running, "x"}, container: running, want: "make helper-image"},
 		{name: "bad cgroup mode", code: 125, args: []string{"create", "--manage-cgroups-mode", "bogus", running, "x"}, container: running, want: `invalid --manage-cgroups-mode "bogus"`},
-		{name: "bad log level", code: 125, args: []string{"create", "--log-level", "7", running, "x"}, container: running, want: "invalid --log-level 7"},
+		{name: "bad log level", code: 125, args: []string{"create", "--log-level", "7", running, "x"}, container: running, want: "invalid --criu-log-level 7"},
 		{name: "unknown flag", code: 125, args: []string{"create", "--bogus", running}, container: running, want: "unknown flag: --bogus"},
 		{name: "no container", code: 125, args: []string{"create"}, want: "requires at least 1 and at most 2 arguments"},
 		{name: "daemon unreachable", code: 3, args: []string{"create", running, "x"}, env: []string{"DOCKER_HOST=tcp://127.0.0.1:1"}, want: "Cannot connect to the Docker daemon at tcp://127.0.0.1:1"},
