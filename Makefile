@@ -105,10 +105,18 @@ cross: ## Build the plugin for every supported OS and architecture
 cross-bundled: bundle ## Build every platform's plugin with the (linux/amd64) helper image embedded
 	$(MAKE) --no-print-directory cross CROSS_TAGS=bundled
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, go mod tidy, and the plugin builds for macOS and Windows
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
+	@# The plugin runs on the user's machine: only the Linux-only mains and
+	@# helper-side files may be left out there (build constraints).
+	GOOS=darwin go build ./...
+	GOOS=windows go build ./...
+	@tmp=$$(mktemp -d) && cp go.mod go.sum "$$tmp"/ && go mod tidy && \
+		if ! cmp -s go.mod "$$tmp"/go.mod || ! cmp -s go.sum "$$tmp"/go.sum; then \
+			echo "go mod tidy changes go.mod or go.sum: run it and commit the result"; \
+			cp "$$tmp"/go.mod "$$tmp"/go.sum .; rm -rf "$$tmp"; exit 1; fi; rm -rf "$$tmp"
 
 fmt: ## Format the code
 	gofmt -w .

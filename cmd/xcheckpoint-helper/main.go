@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command xcheckpoint-helper runs inside the helper container on the daemon
 // host. It is started by the docker-xcheckpoint plugin, never by hand:
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command xcheckpoint-launch runs a program bundled in the helper image
 // (criu, tar, gzip, ip, iptables-restore...) through the bundled loader. It
 // is started through the symlinks named after those programs, never by
