@@ -15,6 +15,10 @@ CRIU_DIR ?= /var/cache/xcheckpoint/criu
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 CROSS_TAGS ?=
+# PLUGIN_TAGS are the plugin's extra build tags: `make e2e` builds it with
+# e2e, which compiles in the end-to-end tests' hooks (plugin/testhooks_e2e.go);
+# a release (build, build-bundled, install, cross) never has them.
+PLUGIN_TAGS ?=
 
 .PHONY: e2e-docker28 docker28 fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
 
@@ -22,7 +26,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the plugin and the helper binary into bin/
-	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
+	CGO_ENABLED=0 go build -tags '$(PLUGIN_TAGS)' $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-helper ./cmd/xcheckpoint-helper
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o bin/linux-amd64/xcheckpoint-launch ./cmd/xcheckpoint-launch
 
@@ -32,7 +36,7 @@ bundle: helper-image ## Save the helper image into plugin/bundle/ (gzip) for bui
 	./hack/bundle.sh $(HELPER_IMAGE) $(VERSION) plugin/bundle
 
 build-bundled: bundle ## Build the plugin with the helper image embedded (build tag bundled)
-	CGO_ENABLED=0 go build -tags bundled $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
+	CGO_ENABLED=0 go build -tags 'bundled $(PLUGIN_TAGS)' $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
 
 install: build-bundled ## Install the plugin (helper image embedded) in ~/.docker/cli-plugins
 	install -d -m 0755 $(PLUGIN_DIR)
@@ -60,7 +64,10 @@ fuzz: ## Fuzz every parser we own, FUZZTIME each (default 10s); the corpus lives
 unit: ## Unit tests only
 	go test ./...
 
-e2e: install ## End-to-end tests only (needs root and a Docker engine)
+# The end-to-end tests run bin/docker-xcheckpoint, built here with their hooks
+# (PLUGIN_TAGS=e2e); `make install` afterwards builds a release again.
+e2e: ## End-to-end tests only (needs root and a Docker engine)
+	$(MAKE) --no-print-directory build-bundled PLUGIN_TAGS=e2e
 	XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
 	./hack/test-images.sh
 	./hack/host-criu.sh $(CRIU_DIR)
@@ -83,7 +90,8 @@ vm-host-status: ## Is the cgroup v2 VM running, and on which port
 # justified in hack/test.sh.
 DOCKER28_TESTS ?= ^(TestCheck|TestCheckJSON|TestVersion|TestCheckImageStore|TestHelperImageSentOnce|TestDefaultCreateRestoresIntoNewContainer|TestRestoreScratchImage|TestArchiveRestoreInput|TestRestoreNativeDocker28|TestRestoreNative|TestCreateShellCounter|TestRestoreNewContainer256MiB|TestRestoreNewContainerTree|TestArchiveRoundTrip|TestListInspectRemove|TestInspectArchive)$$
 
-e2e-docker28: install ## End-to-end tests against Docker 28.5 (overlay2, then the containerd image store), a subset (DOCKER28_TESTS)
+e2e-docker28: ## End-to-end tests against Docker 28.5 (overlay2, then the containerd image store), a subset (DOCKER28_TESTS)
+	$(MAKE) --no-print-directory build-bundled PLUGIN_TAGS=e2e
 	./hack/test-images.sh
 	./hack/e2e-docker28.sh $(HELPER_IMAGE) '$(DOCKER28_TESTS)'
 
@@ -91,7 +99,8 @@ docker28: ## Start Docker 28.5 beside the host's daemon, both image stores (hack
 	./hack/test-images.sh
 	HELPER_IMAGE=$(HELPER_IMAGE) ./hack/docker28.sh start
 
-e2e-vm: install ## End-to-end tests on the cgroup v2 VM (boots it, runs TestVM*, stops it)
+e2e-vm: ## End-to-end tests on the cgroup v2 VM (boots it, runs TestVM*, stops it)
+	$(MAKE) --no-print-directory build-bundled PLUGIN_TAGS=e2e
 	./hack/test-images.sh
 	CRIU_DIR=$(CRIU_DIR) ./hack/e2e-vm.sh $(HELPER_IMAGE)
 
@@ -108,7 +117,7 @@ cross-bundled: bundle ## Build every platform's plugin with the (linux/amd64) he
 lint: ## gofmt, go vet, go mod tidy, and the plugin builds for macOS and Windows
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
-	go vet -tags e2e ./test/e2e/
+	go vet -tags e2e ./...
 	@# The plugin runs on the user's machine: only the Linux-only mains and
 	@# helper-side files may be left out there (build constraints).
 	GOOS=darwin go build ./...

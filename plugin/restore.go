@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"slices"
 	"sort"
@@ -982,23 +981,6 @@ func swap(ctx context.Context, s *session, orig container.InspectResponse, id, t
 	}
 	if err := s.api.ContainerRemove(bg, orig.ID, container.RemoveOptions{}); err != nil {
 		fmt.Fprintf(s.cli.Err(), "Warning: the original container is stopped as %s and could not be removed: %v\n", away, err)
-	}
-	return nil
-}
-
-// TestRestoreFailEnv makes restore fail at a named step ("before-swap"); for
-// the end-to-end tests of --replace only, not a user setting; restore says so
-// on stderr when it is set.
-const TestRestoreFailEnv = "XCHECKPOINT_TEST_RESTORE_FAIL"
-
-func testRestoreFailure(w io.Writer, step string) error {
-	v := os.Getenv(TestRestoreFailEnv)
-	if v == "" {
-		return nil
-	}
-	fmt.Fprintf(w, "Warning: %s is set (tests only).\n", TestRestoreFailEnv)
-	if v == step {
-		return fmt.Errorf("injected failure at %s (%s)", step, TestRestoreFailEnv)
 	}
 	return nil
 }

@@ -63,6 +63,12 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build the plugin first (make build):", err)
 		return 1
 	}
+	// The tests' hooks (XCHECKPOINT_TEST_*) are compiled only into a plugin
+	// built with the e2e tag, as `make e2e` does; a release has none.
+	if bin, err := os.ReadFile(plugin); err != nil || !bytes.Contains(bin, []byte("XCHECKPOINT_TEST_HELPER_CAPDROP")) {
+		fmt.Fprintln(os.Stderr, "e2e: the plugin has no test hooks: build it with `make e2e`, or `make build PLUGIN_TAGS=e2e`")
+		return 1
+	}
 	meta, err := exec.Command(plugin, "docker-cli-plugin-metadata").Output()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: reading the plugin's metadata:", err)

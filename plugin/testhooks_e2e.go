@@ -1,0 +1,74 @@
+//go:build e2e
+
+package plugin
+
+// The end-to-end tests' hooks: environment variables that cut the helper's
+// privileges, make archives travel in small segments, or make restore fail
+// at a given step. They are compiled only into the plugin the end-to-end
+// tests run (build tag e2e, `make e2e`), never into a release: there no
+// environment variable changes what the plugin does behind the user's back.
+// Each one, when set, says so on stderr.
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+)
+
+// TestCapDropEnv names capabilities (comma-separated, e.g. CAP_SYS_PTRACE)
+// that the helper container is started without, although config.json grants
+// them. It exists for the end-to-end tests of `check`, which must see a helper
+// whose privileges were cut; it is not a user setting, is not in any --help,
+// and every command that honours it says so on stderr.
+const TestCapDropEnv = "XCHECKPOINT_TEST_HELPER_CAPDROP"
+
+// testCapDrop reads TestCapDropEnv and warns on w when it is set.
+func testCapDrop(w io.Writer) []string {
+	v := strings.TrimSpace(os.Getenv(TestCapDropEnv))
+	if v == "" {
+		return nil
+	}
+	var caps []string
+	for _, c := range strings.Split(v, ",") {
+		if c = normalizeCap(c); c != "CAP_" {
+			caps = append(caps, c)
+		}
+	}
+	fmt.Fprintf(w, "Warning: %s is set (tests only): the helper runs without %s.\n", TestCapDropEnv, strings.Join(caps, ", "))
+	return caps
+}
+
+// testSegmentEnv passes helperapi.EnvTestSegmentBytes on to a helper that
+// sends an archive, so that the end-to-end tests see small archives cut into
+// several segments. Like TestCapDropEnv it is no user setting, and it is
+// announced on w.
+func testSegmentEnv(archive io.Writer, w io.Writer) []string {
+	v := strings.TrimSpace(os.Getenv(helperapi.EnvTestSegmentBytes))
+	if v == "" || archive == nil {
+		return nil
+	}
+	if w != nil {
+		fmt.Fprintf(w, "Warning: %s is set (tests only): the archive is sent in segments of %s bytes.\n", helperapi.EnvTestSegmentBytes, v)
+	}
+	return []string{helperapi.EnvTestSegmentBytes + "=" + v}
+}
+
+// TestRestoreFailEnv makes restore fail at a named step ("before-swap"); for
+// the end-to-end tests of --replace only, not a user setting; restore says so
+// on stderr when it is set.
+const TestRestoreFailEnv = "XCHECKPOINT_TEST_RESTORE_FAIL"
+
+func testRestoreFailure(w io.Writer, step string) error {
+	v := os.Getenv(TestRestoreFailEnv)
+	if v == "" {
+		return nil
+	}
+	fmt.Fprintf(w, "Warning: %s is set (tests only).\n", TestRestoreFailEnv)
+	if v == step {
+		return fmt.Errorf("injected failure at %s (%s)", step, TestRestoreFailEnv)
+	}
+	return nil
+}
