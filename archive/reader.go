@@ -196,7 +196,7 @@ func Read(r io.Reader, lim Limits, fn func(Entry, io.Reader) error) (*Manifest, 
 			continue
 		}
 		h := sha256.New()
-		body := &countingReader{r: io.TeeReader(tr, h)}
+		body := &CountingReader{R: io.TeeReader(tr, h)}
 		if fn != nil {
 			if err := fn(Entry{Name: hdr.Name, Size: hdr.Size}, body); err != nil {
 				if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -208,8 +208,8 @@ func Read(r io.Reader, lim Limits, fn func(Entry, io.Reader) error) (*Manifest, 
 		if _, err := io.Copy(io.Discard, body); err != nil {
 			return nil, damaged(err)
 		}
-		if body.n != hdr.Size {
-			return nil, fmt.Errorf("%w: %s: %d bytes instead of %d: the archive is truncated", ErrInvalid, hdr.Name, body.n, hdr.Size)
+		if body.N != hdr.Size {
+			return nil, fmt.Errorf("%w: %s: %d bytes instead of %d: the archive is truncated", ErrInvalid, hdr.Name, body.N, hdr.Size)
 		}
 		seen[hdr.Name] = ManifestFile{Name: hdr.Name, Size: hdr.Size, SHA256: hex.EncodeToString(h.Sum(nil))}
 		order = append(order, hdr.Name)
@@ -263,14 +263,15 @@ func damaged(err error) error {
 	return fmt.Errorf("%w: %v", ErrInvalid, err)
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// CountingReader counts the bytes read through it (N).
+type CountingReader struct {
+	R io.Reader
+	N int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
 	return n, err
 }
 

@@ -12,8 +12,10 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/go-units"
+	"github.com/schollz/progressbar/v3"
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 )
 
 // ErrHelperImageMismatch is returned when an image under this build's helper
@@ -192,75 +194,39 @@ func (b *bundle) load(ctx context.Context, api client.APIClient, progress io.Wri
 		return err
 	}
 	defer rc.Close()
-	pr := &progressReader{r: rc, total: size, w: progress, tty: isTerminal,
-		label: fmt.Sprintf("Loading helper image %s (CRIU %s) onto the daemon", b.meta.Ref, b.meta.CriuVersion)}
-	pr.start()
-	resp, err := api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
-	if err != nil {
-		pr.fail()
+	// The same progress display as an archive's: a bar on a terminal, a
+	// line before and after otherwise.
+	label := fmt.Sprintf("Loading helper image %s (CRIU %s) onto the daemon", b.meta.Ref, b.meta.CriuVersion)
+	sent := &archive.CountingReader{R: rc}
+	var in io.Reader = sent
+	var bar *progressbar.ProgressBar
+	if isTerminal {
+		bar = newBytesBar(progress, size, label)
+		br := progressbar.NewReader(sent, bar)
+		in = &br
+	} else {
+		fmt.Fprintf(progress, "%s (%s)...\n", label, units.HumanSize(float64(size)))
+	}
+	failed := func(err error) error {
+		if bar != nil {
+			_ = bar.Exit()
+			fmt.Fprintln(progress)
+		}
 		return fmt.Errorf("loading the bundled helper image %s: %w", b.meta.Ref, err)
+	}
+	resp, err := api.ImageLoad(ctx, in, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return failed(err)
 	}
 	defer resp.Body.Close()
 	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
-		pr.fail()
-		return fmt.Errorf("loading the bundled helper image %s: %w", b.meta.Ref, err)
+		return failed(err)
 	}
-	pr.done()
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	fmt.Fprintf(progress, "Helper image loaded (%s sent).\n", units.HumanSize(float64(sent.N)))
 	return nil
-}
-
-// progressReader reports how much of the archive went to the daemon: a
-// progress bar on a terminal, a start and an end line otherwise.
-type progressReader struct {
-	r         io.Reader
-	total, n  int64
-	w         io.Writer
-	tty       bool
-	label     string
-	lastShown int
-}
-
-func (p *progressReader) start() {
-	if p.tty {
-		p.show()
-		return
-	}
-	fmt.Fprintf(p.w, "%s (%s)...\n", p.label, units.HumanSize(float64(p.total)))
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.tty && p.total > 0 {
-		if pct := int(p.n * 100 / p.total); pct != p.lastShown {
-			p.lastShown = pct
-			p.show()
-		}
-	}
-	return n, err
-}
-
-func (p *progressReader) show() {
-	const width = 30
-	pct := 0
-	if p.total > 0 {
-		pct = int(p.n * 100 / p.total)
-	}
-	fill := pct * width / 100
-	fmt.Fprintf(p.w, "\r%s [%s%s] %3d%% of %s", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct, units.HumanSize(float64(p.total)))
-}
-
-func (p *progressReader) done() {
-	if p.tty {
-		fmt.Fprintln(p.w)
-	}
-	fmt.Fprintf(p.w, "Helper image loaded (%s sent).\n", units.HumanSize(float64(p.n)))
-}
-
-func (p *progressReader) fail() {
-	if p.tty {
-		fmt.Fprintln(p.w)
-	}
 }
 
 // shortID is the 12-character form Docker shows of a container or image ID.

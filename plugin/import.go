@@ -146,21 +146,10 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		from += " of container " + res.SourceContainer
 	}
 	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s received, %.2fs.\n",
-		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.n)), time.Since(start).Seconds())
+		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.N)), time.Since(start).Seconds())
 	fmt.Fprintf(stderr, "Restore it with: docker start --checkpoint %s %s\n", res.Name, ref.Name)
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // deletePaths deletes in the container the paths the archive's original had

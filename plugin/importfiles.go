@@ -24,14 +24,14 @@ import (
 // (see localCopy) for what applyFiles needs.
 type upload struct {
 	io.Reader
-	counted *countingReader
+	counted *archive.CountingReader
 	bar     interface{ Finish() error }
 	local   *localCopy
 	stderr  io.Writer
 }
 
 func newUpload(stderr *streams.Out, in io.Reader, size int64, quiet bool) (*upload, error) {
-	u := &upload{counted: &countingReader{r: in}, stderr: stderr}
+	u := &upload{counted: &archive.CountingReader{R: in}, stderr: stderr}
 	u.Reader = u.counted
 	if !quiet && stderr.IsTerminal() {
 		b := newBytesBar(stderr, size, "Sending")

@@ -126,7 +126,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if res.Checkpoint != ac.Checkpoint {
 		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
 	}
-	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.n)), units.HumanSize(float64(res.Received)), res.Processes)
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.N)), units.HumanSize(float64(res.Received)), res.Processes)
 	warnDumpOptions(stderr, opts, &res.StageResult)
 	warnCPU(stderr, &res.StageResult)
 	// Only now, with the changes in place, may the supervisor restore.
