@@ -4,11 +4,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -218,6 +220,26 @@ func TestCompletion(t *testing.T) {
 	assert.Check(t, is.Contains(strings.Split(r.stdout, "\n"), ctr))
 	r = runEnv(t, nil, "docker", "__complete", "xcheckpoint", "create", "--manage-cgroups-mode", "")
 	assert.Check(t, is.Contains(r.stdout, "soft\n"))
+
+	// Checkpoint names, --parent and --helper-image complete from the
+	// Docker API alone: a TAB press starts no helper.
+	waitCounting(t, ctr, 1)
+	assert.Equal(t, xcheckpoint(t, "create", ctr, "warm").exit, 0)
+	since := time.Now().Add(-time.Second)
+	lines := func(args ...string) []string {
+		r := runEnv(t, nil, "docker", append([]string{"__complete", "xcheckpoint"}, args...)...)
+		assert.Check(t, is.Equal(r.exit, 0), "%s", r)
+		return strings.Split(r.stdout, "\n")
+	}
+	assert.Check(t, is.Contains(lines("rm", ctr, ""), "warm"))
+	assert.Check(t, is.Contains(lines("inspect", ctr, ""), "warm"))
+	assert.Check(t, is.Contains(lines("create", ctr, "--parent", ""), "warm"))
+	assert.Check(t, is.Contains(strings.Join(lines("create", "--helper-image", ""), "\n"), "docker-xcheckpoint-helper:"))
+	until := time.Now().Add(time.Second)
+	created := docker(t, "events", "--since", fmt.Sprint(since.Unix()), "--until", fmt.Sprint(until.Unix()),
+		"--filter", "type=container", "--filter", "event=create", "--filter", "label=com.docker.xcheckpoint.helper",
+		"--filter", "label=com.docker.xcheckpoint.version="+version, "--format", "{{.Actor.ID}}")
+	assert.Check(t, is.Equal(created, ""), "completion started helpers")
 }
 
 // TestHelperImagePinnedInConfig pins a helper image in the CLI's config file
