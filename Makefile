@@ -20,7 +20,7 @@ CROSS_TAGS ?=
 # a release (build, build-bundled, install, cross) never has them.
 PLUGIN_TAGS ?=
 
-.PHONY: e2e-docker28 docker28 fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
+.PHONY: docs docs-check e2e-docker28 docker28 fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,7 +114,7 @@ cross: ## Build the plugin for every supported OS and architecture
 cross-bundled: bundle ## Build every platform's plugin with the (linux/amd64) helper image embedded
 	$(MAKE) --no-print-directory cross CROSS_TAGS=bundled
 
-lint: ## gofmt, go vet, go mod tidy, and the plugin builds for macOS and Windows
+lint: docs-check ## gofmt, go vet, go mod tidy, the plugin builds for macOS and Windows, and docs/reference is current
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
 	go vet -tags e2e ./...
@@ -126,6 +126,17 @@ lint: ## gofmt, go vet, go mod tidy, and the plugin builds for macOS and Windows
 		if ! cmp -s go.mod "$$tmp"/go.mod || ! cmp -s go.sum "$$tmp"/go.sum; then \
 			echo "go mod tidy changes go.mod or go.sum: run it and commit the result"; \
 			cp "$$tmp"/go.mod "$$tmp"/go.sum .; rm -rf "$$tmp"; exit 1; fi; rm -rf "$$tmp"
+
+# The command reference is generated from the cobra commands (docs/generate,
+# docker's cli-docs-tool); only the block between its MARKER_GEN comments is, the
+# rest of each page is written by hand.
+docs: ## Regenerate the command reference in docs/reference from the commands
+	go run ./docs/generate -source docs/reference
+
+docs-check: ## Fail when docs/reference is not what make docs would write
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	go run ./docs/generate -quiet -source docs/reference -target "$$tmp"; \
+	diff -ru docs/reference "$$tmp" || { echo "docs/reference is out of date: run make docs and commit the result"; exit 1; }
 
 fmt: ## Format the code
 	gofmt -w .

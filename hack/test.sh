@@ -16,7 +16,7 @@ command -v go >/dev/null || { echo "test: Go 1.26 is needed on PATH (or in /usr/
 step "Docker engine (experimental mode on, for verifying with Docker's own restore)"
 XCHECKPOINT_NATIVE_CRIU=1 ./hack/docker-up.sh
 
-step "gofmt and go vet"
+step "gofmt, go vet and the command reference"
 make --no-print-directory lint
 
 step "unit tests"
