@@ -19,6 +19,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 
 	clidocstool "github.com/docker/cli-docs-tool"
 	"github.com/docker/cli/cli/command"
@@ -57,7 +58,7 @@ func generate(source, target string) error {
 	// the pages are then named xcheckpoint_create.md, titled `docker xcheckpoint create`.
 	docker := &cobra.Command{Use: "docker", DisableAutoGenTag: true}
 	docker.AddCommand(plugin.NewRootCommand(dockerCLI))
-	disableAutoGenTag(docker)
+	prepare(docker)
 
 	c, err := clidocstool.New(clidocstool.Options{
 		Root:      docker,
@@ -71,9 +72,26 @@ func generate(source, target string) error {
 	return c.GenMarkdownTree(docker)
 }
 
-func disableAutoGenTag(cmd *cobra.Command) {
+// prepare puts each command's usage line and examples into the description,
+// since cli-docs-tool's Markdown shows neither.
+func prepare(cmd *cobra.Command) {
 	cmd.DisableAutoGenTag = true
+	if cmd.HasParent() {
+		desc := cmd.Long
+		if desc == "" {
+			desc = cmd.Short
+		}
+		long := "```text\n" + cmd.UseLine() + "\n```\n\n" + desc
+		if cmd.Example != "" {
+			lines := strings.Split(strings.TrimRight(cmd.Example, "\n"), "\n")
+			for i, l := range lines {
+				lines[i] = strings.TrimPrefix(l, "  ") // cobra's indent for --help
+			}
+			long += "\n\n### Examples\n\n```sh\n" + strings.Join(lines, "\n") + "\n```"
+		}
+		cmd.Long = long
+	}
 	for _, sub := range cmd.Commands() {
-		disableAutoGenTag(sub)
+		prepare(sub)
 	}
 }
