@@ -225,7 +225,9 @@ func TestCompletion(t *testing.T) {
 	// Docker API alone: a TAB press starts no helper.
 	waitCounting(t, ctr, 1)
 	assert.Equal(t, xcheckpoint(t, "create", ctr, "warm").exit, 0)
-	since := time.Now().Add(-time.Second)
+	// From now on, to the nanosecond: the create's own helper, a moment
+	// ago, is not a completion's.
+	since := time.Now()
 	lines := func(args ...string) []string {
 		r := runEnv(t, nil, "docker", append([]string{"__complete", "xcheckpoint"}, args...)...)
 		assert.Check(t, is.Equal(r.exit, 0), "%s", r)
@@ -236,7 +238,8 @@ func TestCompletion(t *testing.T) {
 	assert.Check(t, is.Contains(lines("create", ctr, "--parent", ""), "warm"))
 	assert.Check(t, is.Contains(strings.Join(lines("create", "--helper-image", ""), "\n"), "docker-xcheckpoint-helper:"))
 	until := time.Now().Add(time.Second)
-	created := docker(t, "events", "--since", fmt.Sprint(since.Unix()), "--until", fmt.Sprint(until.Unix()),
+	stamp := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+	created := docker(t, "events", "--since", stamp(since), "--until", stamp(until),
 		"--filter", "type=container", "--filter", "event=create", "--filter", "label=com.docker.xcheckpoint.helper",
 		"--filter", "label=com.docker.xcheckpoint.version="+version, "--format", "{{.Actor.ID}}")
 	assert.Check(t, is.Equal(created, ""), "completion started helpers")
@@ -292,8 +295,10 @@ func TestHelperImagePinnedInConfig(t *testing.T) {
 }
 
 // TestHelperOfAnotherBuildReplaced puts another build of the same version
-// under our name (what a rebuild from a changed tree leaves): the plugin
-// replaces it with the image it carries, and says so.
+// under our name (what a rebuild from a changed tree leaves: another build
+// label, since a build is known by it, not by its image ID, which the
+// containerd image store makes a manifest digest): the plugin replaces it
+// with the image it carries, and says so.
 func TestHelperOfAnotherBuildReplaced(t *testing.T) {
 	ctr := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, ctr, 2)
@@ -301,7 +306,7 @@ func TestHelperOfAnotherBuildReplaced(t *testing.T) {
 	ours := docker(t, "image", "inspect", "-f", "{{.Id}}", helperImage())
 	other := "xcp-e2e-other-build:" + version
 	build := exec.Command("docker", "build", "-q", "-t", other, "-")
-	build.Stdin = strings.NewReader("FROM " + helperImage() + "\nLABEL xcp-e2e-rebuilt=1\n")
+	build.Stdin = strings.NewReader("FROM " + helperImage() + "\nLABEL com.docker.xcheckpoint.build=xcp-e2e-rebuilt\n")
 	out, err := build.CombinedOutput()
 	assert.NilError(t, err, "%s", out)
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", "-f", other).Run() })
