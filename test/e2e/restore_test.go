@@ -237,9 +237,9 @@ func TestRestoreReplace(t *testing.T) {
 func TestRestoreNewContainerErrors(t *testing.T) {
 	name := startContainer(t, "bad", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, name, 1)
-	r := xcheckpoint(t, "create", name, "runc-style")
-	assert.Equal(t, r.exit, 0, r.String())
-	r = xcheckpoint(t, "create", "--external-netns", name, "good")
+	// (A default create of Docker 20.10, whose network namespace CRIU
+	// dumped, restores: TestDefaultCreateRestoresIntoNewContainer.)
+	r := xcheckpoint(t, "create", "--external-netns", name, "good")
 	assert.Equal(t, r.exit, 0, r.String())
 	r = xcheckpoint(t, "create", "--external-netns", name, "corrupt")
 	assert.Equal(t, r.exit, 0, r.String())
@@ -260,7 +260,6 @@ func TestRestoreNewContainerErrors(t *testing.T) {
 	}{
 		{doc: "unknown checkpoint", args: []string{name, "nope"}, want: `no checkpoint "nope" for container "` + name + `"`},
 		{doc: "corrupt checkpoint", args: []string{name, "corrupt"}, want: "pstree.img"},
-		{doc: "network namespace dumped", args: []string{name, "runc-style"}, want: "create --external-netns"},
 		{doc: "name taken", args: []string{"--name", taken, name, "good"}, want: `the container name "` + taken + `" is already in use`},
 		{doc: "unknown container", args: []string{"xcp-e2e-no-such-container", "good"}, want: "no such container"},
 	}
