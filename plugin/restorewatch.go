@@ -63,22 +63,21 @@ func watchRestored(ctx context.Context, s *session, id, name string, st *helpera
 	defer cancel()
 	start := time.Now()
 	waitC, errC := s.api.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+	ended := false
 	select {
 	case <-waitC:
-	case err := <-errC:
-		if wctx.Err() != nil && ctx.Err() == nil {
+		ended = true
+	case <-errC:
+	case <-wctx.Done():
+	}
+	if !ended {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if wctx.Err() != nil {
 			return nil // still running after d
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		// A wait that broke says nothing of the container: look once.
-		_ = err
-	case <-wctx.Done():
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return nil
 	}
 	c, err := s.api.ContainerInspect(ctx, id)
 	if err != nil || c.State == nil || c.State.Running {
@@ -110,13 +109,11 @@ func explainEnd(code int, st *helperapi.StageResult) string {
 	}
 	what := fmt.Sprintf("exit code %d, killed by %s (%s)", code, sig[0], sig[1])
 	var from, on string
-	if st != nil && st.CPU != nil {
-		from = st.CPU.Name()
+	other := false
+	if st != nil && st.CPU != nil && st.HostCPU != nil {
+		from, on = st.CPU.Name(), st.HostCPU.Name()
+		other = !cpu.Compare(*st.CPU, *st.HostCPU).Same
 	}
-	if st != nil && st.HostCPU != nil {
-		on = st.HostCPU.Name()
-	}
-	other := from != "" && on != "" && (from != on || !cpu.Compare(*st.CPU, *st.HostCPU).Same)
 	switch sig[0] {
 	case "SIGILL":
 		if st != nil && len(st.CPUMissing) > 0 && st.CPU != nil {
