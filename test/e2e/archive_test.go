@@ -80,15 +80,25 @@ func assertNoWork(t *testing.T, ctr string) {
 	assert.Check(t, os.IsNotExist(err), "work folder of %s removed", ctr)
 }
 
-// startFromCheckpoint restores an imported checkpoint into a container that
-// never ran, with Docker's own restore, and returns its first log lines.
-func startFromCheckpoint(t *testing.T, ctr, ckpt string) []string {
+// startFromCheckpoint restores an imported checkpoint of ctr, a container
+// that never ran, and returns the container now running the restored
+// processes and its first log lines. Docker's own restore does it
+// (docker start --checkpoint, into ctr itself) where it works; where it fails
+// for every checkpoint (Docker 28, moby issue 50750), our restore does it,
+// into a new container made from ctr's configuration.
+func startFromCheckpoint(t *testing.T, ctr, ckpt string) (string, []string) {
 	t.Helper()
-	skipNativeRestoreBroken(t)
-	r := runEnv(t, nil, "docker", "start", "--checkpoint", ckpt, ctr)
-	assert.Equal(t, r.exit, 0, "docker start --checkpoint %s %s\n%s", ckpt, ctr, r)
+	if nativeRestoreBroken() {
+		name := restoredName(t, ctr+"-"+ckpt)
+		r := xcheckpoint(t, "restore", ctr, ckpt, "--name", name)
+		assert.Equal(t, r.exit, 0, "docker xcheckpoint restore %s %s --name %s (Docker %d's own restore cannot verify it)\n%s", ctr, ckpt, name, serverMajor, r)
+		ctr = name
+	} else {
+		r := runEnv(t, nil, "docker", "start", "--checkpoint", ckpt, ctr)
+		assert.Equal(t, r.exit, 0, "docker start --checkpoint %s %s\n%s", ckpt, ctr, r)
+	}
 	waitCounting(t, ctr, 0)
-	return strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", ctr).stdout), "\n")
+	return ctr, strings.Split(strings.TrimSpace(runEnv(t, nil, "docker", "logs", ctr).stdout), "\n")
 }
 
 // TestArchiveRoundTrip: for each compression, create --output streams the
@@ -126,8 +136,9 @@ func TestArchiveRoundTrip(t *testing.T) {
 			name := importOK(t, file, dst)
 			assert.Equal(t, name, "warm-"+c)
 			assert.Check(t, is.Contains(docker(t, "checkpoint", "ls", dst), name))
-			assertResumed(t, startFromCheckpoint(t, dst, name), atStart, atEnd)
-			assertKeepsRunning(t, dst)
+			running, lines := startFromCheckpoint(t, dst, name)
+			assertResumed(t, lines, atStart, atEnd)
+			assertKeepsRunning(t, running)
 		})
 	}
 	// A process's memory compresses: both compressions must have worked.
@@ -206,7 +217,8 @@ func TestArchiveKeepExportImportStdin(t *testing.T) {
 	imp.Stdin, imp.Stdout, imp.Stderr = in, &impOut, &impErr
 	assert.NilError(t, imp.Run(), impErr.String())
 	assert.Equal(t, impOut.String(), "again\n")
-	assertResumed(t, startFromCheckpoint(t, dst, "again"), atStart, atEnd)
+	_, lines := startFromCheckpoint(t, dst, "again")
+	assertResumed(t, lines, atStart, atEnd)
 }
 
 // TestArchiveToTerminalRefused: an archive is never written to a terminal,
@@ -402,18 +414,29 @@ func TestArchiveRootfsAndVolume(t *testing.T) {
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Contains(r.stderr, "Filesystem changes applied to container "+dst))
 	assert.Check(t, is.Contains(r.stderr, "Volume "+volSrc+" applied to /vol of container "+dst))
-	assert.Check(t, is.Contains(r.stderr, "Deleted in container "+dst+" what its original had deleted: /etc/group\n"))
-	assert.Check(t, is.Contains(docker(t, "diff", dst), "D /etc/group"), "the deletion is in the container's own layer, as Docker sees it")
-	assertResumed(t, startFromCheckpoint(t, dst, "fs"), atStart, atEnd)
-	ls := runEnv(t, nil, "docker", "exec", dst, "ls", "/etc/group")
-	assert.Check(t, ls.exit != 0 && strings.Contains(ls.stderr, "No such file"), "%s", ls)
+	// The containerd image store's overlayfs snapshotter keeps no layer
+	// folder import can reach: the deletion is named, and left to restore
+	// --input.
+	snapshotter := strings.Contains(docker(t, "info", "--format", "{{json .DriverStatus}}"), "io.containerd.snapshotter")
+	if snapshotter {
+		assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+dst+" (Docker's API cannot delete files, and its storage driver is overlayfs, not overlay2; restore --input deletes them): /etc/group\n"))
+	} else {
+		assert.Check(t, is.Contains(r.stderr, "Deleted in container "+dst+" what its original had deleted: /etc/group\n"))
+		assert.Check(t, is.Contains(docker(t, "diff", dst), "D /etc/group"), "the deletion is in the container's own layer, as Docker sees it")
+	}
+	running, lines := startFromCheckpoint(t, dst, "fs")
+	assertResumed(t, lines, atStart, atEnd)
+	if !snapshotter {
+		ls := runEnv(t, nil, "docker", "exec", running, "ls", "/etc/group")
+		assert.Check(t, ls.exit != 0 && strings.Contains(ls.stderr, "No such file"), "%s", ls)
+	}
 	// Into a running container (its layers in use), the paths are named, not deleted.
 	r = xcheckpoint(t, "import", file, "--container", src, "--name", "again")
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Contains(r.stderr, "recorded in the archive but not deleted in "+src+" (it is running: Docker's API cannot delete files, and its layers are in use; restore --input deletes them): /etc/group"))
-	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/srv/app/state.txt"), "state"))
-	assert.Check(t, is.Contains(docker(t, "exec", dst, "cat", "/etc/passwd"), "xcp:x:1234:1234"))
-	assert.Check(t, is.Equal(docker(t, "exec", dst, "cat", "/vol/v.txt"), "volume-data"))
+	assert.Check(t, is.Equal(docker(t, "exec", running, "cat", "/srv/app/state.txt"), "state"))
+	assert.Check(t, is.Contains(docker(t, "exec", running, "cat", "/etc/passwd"), "xcp:x:1234:1234"))
+	assert.Check(t, is.Equal(docker(t, "exec", running, "cat", "/vol/v.txt"), "volume-data"))
 
 	// --ignore-rootfs and --ignore-volumes leave them out.
 	bare := filepath.Join(t.TempDir(), "bare.tar")
