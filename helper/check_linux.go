@@ -323,8 +323,12 @@ var runcParents = []string{"containerd-shim-runc-v2", "containerd-shim", "contai
 // or dockerd), inside that process's root, seen through the host's /proc.
 // Shims come and go with containers, and one that is exiting (or a zombie)
 // has no root to look into, so every candidate is tried, best first.
+//
+// On a host with several daemons (a second dockerd beside the first, each
+// with its own containerd), the shim that started this helper is the one of
+// the daemon being checked: it and its ancestors come before any other.
 func hostCriuItem(proc string) helperapi.CheckItem {
-	cands := findProcesses(proc, runcParents)
+	cands := preferAncestors(findProcesses(proc, runcParents), ownAncestors(proc))
 	if len(cands) == 0 {
 		return helperapi.CheckItem{
 			Name:   ItemHostCriu,
@@ -432,6 +436,55 @@ func findProcesses(proc string, names []string) []process {
 		return found[i].pid < found[j].pid
 	})
 	return found
+}
+
+// ownAncestors returns the pids of this process's ancestors in proc (the host's
+// /proc: the helper shares the host's PID namespace), nearest first; an
+// empty list where they cannot be read.
+func ownAncestors(proc string) []int {
+	var chain []int
+	pid := "self"
+	for range 64 { // a cycle or a very deep tree ends the walk
+		b, err := os.ReadFile(filepath.Join(proc, pid, "stat"))
+		if err != nil {
+			break
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			break
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			break
+		}
+		ppid, err := strconv.Atoi(f[1])
+		if err != nil || ppid <= 1 {
+			break
+		}
+		chain = append(chain, ppid)
+		pid = strconv.Itoa(ppid)
+	}
+	return chain
+}
+
+// preferAncestors moves the candidates that are among ancestors to the front,
+// nearest ancestor first, keeping the others' order.
+func preferAncestors(cands []process, ancestors []int) []process {
+	depth := map[int]int{}
+	for i, pid := range ancestors {
+		depth[pid] = i + 1
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		di, dj := depth[cands[i].pid], depth[cands[j].pid]
+		switch {
+		case di > 0 && dj > 0:
+			return di < dj
+		default:
+			return di > 0 && dj == 0
+		}
+	})
+	return cands
 }
 
 func lastLine(s string) string {

@@ -194,3 +194,30 @@ func TestHostCriuItemSkipsVanishingShim(t *testing.T) {
 	assert.Check(t, is.Equal(it.Value, "unknown"))
 	assert.Check(t, is.Contains(it.Detail, "cannot look into containerd-shim-runc-v2 (pid 650)"))
 }
+
+// With two daemons on one host, the shim that started the helper (its
+// ancestor) answers, not another daemon's shim with a lower pid.
+func TestHostCriuItemOwnShimFirst(t *testing.T) {
+	proc := fakeRuncParentProc(t, "300", "containerd-shim", "PATH=/usr/bin\x00", "usr/bin/criu")
+	other := fakeRuncParentProc(t, "400", "containerd-shim", "PATH=/usr/local/sbin\x00", "usr/local/sbin/criu")
+	assert.NilError(t, os.Rename(filepath.Join(other, "400"), filepath.Join(proc, "400")))
+	stat := func(pid, comm, ppid string) {
+		assert.NilError(t, os.MkdirAll(filepath.Join(proc, pid), 0o755))
+		assert.NilError(t, os.WriteFile(filepath.Join(proc, pid, "stat"), []byte(pid+" ("+comm+") S "+ppid+" 1 1 0\n"), 0o644))
+	}
+	// self (pid 900, "sh (x) y") -> 450 (runc init) -> 400 (its shim) -> 1
+	assert.NilError(t, os.Symlink("900", filepath.Join(proc, "self")))
+	stat("900", "sh (x) y", "450")
+	stat("450", "runc:[2:INIT]", "400")
+	stat("400", "containerd-shim", "1")
+	stat("300", "containerd-shim", "1")
+
+	assert.DeepEqual(t, ownAncestors(proc), []int{450, 400})
+	it := hostCriuItem(proc)
+	assert.Check(t, is.Equal(it.Value, "/usr/local/sbin/criu"), "%+v", it)
+	assert.Check(t, is.Contains(it.Detail, "(pid 400)"))
+
+	// Without its ancestry (no stat files), the lowest pid answers, as before.
+	assert.NilError(t, os.Remove(filepath.Join(proc, "self")))
+	assert.Check(t, is.Contains(hostCriuItem(proc).Detail, "(pid 300)"))
+}
