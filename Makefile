@@ -16,7 +16,7 @@ PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 CROSS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 CROSS_TAGS ?=
 # PLUGIN_TAGS are the plugin's extra build tags: `make e2e` builds it with
-# e2e, which compiles in the end-to-end tests' hooks (plugin/testhooks_e2e.go);
+# e2e, which compiles in the end-to-end tests' hooks (internal/testhooks/testhooks_e2e.go);
 # a release (build, build-bundled, install, cross) never has them.
 PLUGIN_TAGS ?=
 
@@ -32,8 +32,8 @@ build: ## Build the plugin and the helper binary into bin/
 
 # The plugin with its helper image embedded: it loads the image onto any daemon
 # (amd64) that lacks it. `make build` stays free of the image for quick builds.
-bundle: helper-image ## Save the helper image into plugin/bundle/ (gzip) for build-bundled
-	./hack/bundle.sh $(HELPER_IMAGE) $(VERSION) plugin/bundle
+bundle: helper-image ## Save the helper image into internal/helperrun/bundle/ (gzip) for build-bundled
+	./hack/bundle.sh $(HELPER_IMAGE) $(VERSION) internal/helperrun/bundle
 
 build-bundled: bundle ## Build the plugin with the helper image embedded (build tag bundled)
 	CGO_ENABLED=0 go build -tags 'bundled $(PLUGIN_TAGS)' $(GOFLAGS_BUILD) -o bin/docker-xcheckpoint ./cmd/docker-xcheckpoint
@@ -142,4 +142,4 @@ fmt: ## Format the code
 	gofmt -w .
 
 clean: ## Remove build output (and the saved helper image archive)
-	rm -rf bin plugin/bundle
+	rm -rf bin internal/helperrun/bundle

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/bars"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -25,7 +27,7 @@ import (
 // archiveFacts are what an archive's config.dump and network.status say about
 // the container, from Docker's inspect.
 func archiveFacts(c container.InspectResponse) helperapi.ArchiveFacts {
-	f := helperapi.ArchiveFacts{ID: c.ID, Name: trimSlash(c.Name)}
+	f := helperapi.ArchiveFacts{ID: c.ID, Name: helperrun.TrimSlash(c.Name)}
 	if c.ContainerJSONBase != nil {
 		f.ImageID = c.Image
 		f.Runtime = c.HostConfig.Runtime
@@ -138,28 +140,9 @@ func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiv
 		o.tmp, o.w = f, f
 	}
 	if !quiet && dockerCLI.Err().IsTerminal() {
-		o.bar = newBytesBar(dockerCLI.Err(), -1, "Receiving")
+		o.bar = bars.NewBytesBar(dockerCLI.Err(), -1, "Receiving")
 	}
 	return o, nil
-}
-
-// newBytesBar is a progress bar of bytes on w: rate, and time left when the
-// total is known.
-func newBytesBar(w io.Writer, total int64, label string) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(label),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionSetPredictTime(total > 0),
-		progressbar.OptionSpinnerType(14),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionOnCompletion(func() { fmt.Fprint(w, "\r") }),
-	)
 }
 
 func (o *archiveOutput) Write(p []byte) (int, error) {

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"hash/crc32"
 	"io"
 	"os"
@@ -48,7 +49,7 @@ func TestArchiveFacts(t *testing.T) {
 	c := loadInspect(t, "inspect-running.json")
 	f := archiveFacts(c)
 	assert.Check(t, is.Equal(f.ID, c.ID))
-	assert.Check(t, is.Equal(f.Name, trimSlash(c.Name)))
+	assert.Check(t, is.Equal(f.Name, helperrun.TrimSlash(c.Name)))
 	assert.Check(t, is.Equal(f.Image, c.Config.Image))
 	assert.Check(t, is.Equal(f.ImageID, c.Image))
 	assert.Check(t, is.Equal(f.Runtime, "runc"))

@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"io"
 	"slices"
 	"sort"
@@ -48,7 +50,7 @@ func (t *batchTarget) done() bool { return t.result != nil || t.failure != "" }
 // createBatch checkpoints several containers (a list, --all or --name) with as
 // few helpers as possible; a failure of one never stops the others.
 func createBatch(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
@@ -91,12 +93,12 @@ func createBatch(ctx context.Context, dockerCLI command.Cli, opts createOptions)
 
 	start := time.Now()
 	if len(runnable) > 0 {
-		if err := s.prepare(ctx); err != nil {
+		if err := s.Prepare(ctx); err != nil {
 			return err
 		}
 		parallel := opts.parallel
 		if parallel == 0 {
-			parallel = max(s.info.NCPU, 1)
+			parallel = max(s.Info.NCPU, 1)
 		}
 		parallel = min(parallel, len(runnable))
 		fmt.Fprintf(stderr, "Checkpointing %d containers as %q, %d at a time...\n", len(runnable), opts.name, parallel)
@@ -150,19 +152,19 @@ var errDuplicate = fmt.Errorf("named twice")
 
 // runningContainers lists the containers --all covers, sorted by name: the
 // running ones (unless the filter says which states), minus our helpers.
-func runningContainers(ctx context.Context, s *session, f filters.Args, stderr io.Writer) ([]string, error) {
+func runningContainers(ctx context.Context, s *helperrun.Session, f filters.Args, stderr io.Writer) ([]string, error) {
 	f = f.Clone()
 	if !f.Contains("status") {
 		f.Add("status", "running")
 	}
-	list, err := s.api.ContainerList(ctx, container.ListOptions{Filters: f})
+	list, err := s.API.ContainerList(ctx, container.ListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
 	sort.Slice(list, func(i, j int) bool { return summaryName(list[i]) < summaryName(list[j]) })
 	var refs []string
 	for _, c := range list {
-		if c.Labels[LabelHelper] != "" {
+		if c.Labels[labels.LabelHelper] != "" {
 			fmt.Fprintf(stderr, "Skipping container %s: a docker xcheckpoint helper, not a workload\n", summaryName(c))
 			continue
 		}
@@ -173,14 +175,14 @@ func runningContainers(ctx context.Context, s *session, f filters.Args, stderr i
 
 func summaryName(c container.Summary) string {
 	if len(c.Names) > 0 {
-		return trimSlash(c.Names[0])
+		return helperrun.TrimSlash(c.Names[0])
 	}
 	return c.ID
 }
 
 // resolveTargets inspects the containers concurrently; each keeps its own
 // error.
-func resolveTargets(ctx context.Context, s *session, refs []string) []*batchTarget {
+func resolveTargets(ctx context.Context, s *helperrun.Session, refs []string) []*batchTarget {
 	targets := make([]*batchTarget, len(refs))
 	sem := make(chan struct{}, inspectConcurrency)
 	var wg sync.WaitGroup
@@ -201,8 +203,8 @@ func resolveTargets(ctx context.Context, s *session, refs []string) []*batchTarg
 
 // runChunk runs one helper for the containers of chunk and records each
 // one's outcome.
-func runChunk(ctx context.Context, s *session, opts createOptions, parallel int, chunk []*batchTarget) {
-	stderr := s.cli.Err()
+func runChunk(ctx context.Context, s *helperrun.Session, opts createOptions, parallel int, chunk []*batchTarget) {
+	stderr := s.CLI.Err()
 	byID := make(map[string]*batchTarget, len(chunk))
 	infos := make([]inspect.ContainerInfo, len(chunk))
 	for i, t := range chunk {
@@ -213,8 +215,8 @@ func runChunk(ctx context.Context, s *session, opts createOptions, parallel int,
 	if len(chunk) == 1 {
 		label = chunk[0].info.ID
 	}
-	req := opts.dumpRequest(s.info.DockerRootDir, parallel, infos)
-	_, out, runErr := callHelper(ctx, s, helperapi.Dump, req, helperRun{target: label}, func(ev helperapi.Event) {
+	req := opts.dumpRequest(s.Info.DockerRootDir, parallel, infos)
+	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, helperrun.Helper{Target: label}, func(ev helperapi.Event) {
 		t := byID[ev.Container]
 		switch {
 		case t == nil:
@@ -240,11 +242,11 @@ func runChunk(ctx context.Context, s *session, opts createOptions, parallel int,
 		switch {
 		case t.result != nil:
 		case t.fail != nil:
-			t.failure = explainFailure(ctx, s.cli, t.info, opts, t.fail, nil).Error()
-		case out.refusal() != nil:
+			t.failure = explainFailure(ctx, s.CLI, t.info, opts, t.fail, nil).Error()
+		case out.Refusal() != nil:
 			// The request as a whole was refused: nothing was attempted.
-			t.failure = explainFailure(ctx, s.cli, t.info, opts, out.refusal(), runErr).Error()
-		case runErr != nil && !out.started:
+			t.failure = explainFailure(ctx, s.CLI, t.info, opts, out.Refusal(), runErr).Error()
+		case runErr != nil && !out.Started:
 			t.failure = runErr.Error()
 		case runErr != nil:
 			// The helper ended without this container's verdict: make sure

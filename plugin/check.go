@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"strconv"
 	"strings"
@@ -133,47 +134,47 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 		return nil, err
 	}
 	items := daemonItems(info, sv.APIVersion)
-	if info.OSType != "" && info.OSType != "linux" || requireAPIVersion(api) != nil {
+	if info.OSType != "" && info.OSType != "linux" || helperrun.RequireAPIVersion(api) != nil {
 		return items, nil
 	}
 
 	// Not newSession: a daemon of another OS is an item here, not an error.
-	s := &session{cli: dockerCLI, api: api, info: info, image: opts.helperImage}
-	err = s.prepare(ctx)
-	img := s.helper
+	s := &helperrun.Session{CLI: dockerCLI, API: api, Info: info, Image: opts.helperImage}
+	err = s.Prepare(ctx)
+	img := s.Helper
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		return append(items, helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusMissing, Value: img.ref,
+		return append(items, helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusMissing, Value: img.Ref,
 			Detail: err.Error() + "; the host's own tests (kernel, CRIU, capabilities, space) were not run"}), nil
 	}
-	val := img.ref
-	if img.criuVersion != "" {
-		val += " (CRIU " + img.criuVersion + ")"
+	val := img.Ref
+	if img.CriuVersion != "" {
+		val += " (CRIU " + img.CriuVersion + ")"
 	}
 	imgItem := helperapi.CheckItem{Name: itemHelperImage, Status: helperapi.StatusOK, Value: val}
-	if img.loaded {
+	if img.Loaded {
 		imgItem.Detail = "loaded onto the daemon by this command"
 	}
 	items = append(items, imgItem)
 
-	cfg, err := loadHelperConfig()
+	cfg, err := helperrun.LoadHelperConfig()
 	if err != nil {
 		return nil, err
 	}
 	req := helperapi.CheckRequest{Protocol: helperapi.ProtocolVersion, PluginVersion: xcheckpoint.Version,
 		DockerRoot: info.DockerRootDir, Capabilities: cfg.Linux.Capabilities}
-	report, out, err := callHelper(ctx, s, helperapi.Check, req, helperRun{}, nil)
+	report, out, err := helperrun.CallHelper(ctx, s, helperapi.Check, req, helperrun.Helper{}, nil)
 	switch {
 	case ctx.Err() != nil:
 		return nil, err
 	case err == nil && report != nil:
 		items = append(items, report.Items...)
-		items = append(items, optionalCapsItem(cfg.Extra.OptionalCapabilities, out.withheld))
+		items = append(items, optionalCapsItem(cfg.Extra.OptionalCapabilities, out.Withheld))
 	default:
 		msg := "the helper gave no report"
-		if f := out.failure(); f != nil {
+		if f := out.Failure(); f != nil {
 			msg = f.Error()
 		} else if err != nil {
 			msg = err.Error()
@@ -187,13 +188,13 @@ func collectChecks(ctx context.Context, dockerCLI command.Cli, opts checkOptions
 // daemonItems judges what the Docker API tells about the daemon.
 func daemonItems(info system.Info, apiVersion string) []helperapi.CheckItem {
 	docker := helperapi.CheckItem{Name: itemDocker, Status: helperapi.StatusOK,
-		Value: fmt.Sprintf("%s (API %s), %s/%s", info.ServerVersion, apiVersion, info.OSType, normalizeArch(info.Architecture))}
+		Value: fmt.Sprintf("%s (API %s), %s/%s", info.ServerVersion, apiVersion, info.OSType, helperrun.NormalizeArch(info.Architecture))}
 	if info.OSType != "" && info.OSType != "linux" {
 		docker.Status = helperapi.StatusMissing
 		docker.Detail = "the daemon runs " + info.OSType + " containers: CRIU checkpoints Linux containers only"
-	} else if apiVersion != "" && versions.LessThan(apiVersion, MinAPIVersion) {
+	} else if apiVersion != "" && versions.LessThan(apiVersion, helperrun.MinAPIVersion) {
 		docker.Status = helperapi.StatusMissing
-		docker.Detail = "Docker API " + MinAPIVersion + " (Docker 20.10) or newer is needed: upgrade Docker on the daemon host"
+		docker.Detail = "Docker API " + helperrun.MinAPIVersion + " (Docker 20.10) or newer is needed: upgrade Docker on the daemon host"
 	}
 	root := helperapi.CheckItem{Name: itemDataRoot, Status: helperapi.StatusOK, Value: info.DockerRootDir,
 		Detail: "checkpoints are stored under <data root>/containers/<id>/checkpoints"}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ func (f *fakeClient) ImageInspect(_ context.Context, ref string, _ ...client.Ima
 		return f.imageInspectFunc(ref)
 	}
 	return image.InspectResponse{ID: "sha256:0123", Architecture: "amd64", Config: &dockerspec.DockerOCIImageConfig{
-		ImageConfig: ocispec.ImageConfig{Labels: map[string]string{LabelVersion: xcheckpoint.Version, LabelCriuVersion: "4.2.1"}},
+		ImageConfig: ocispec.ImageConfig{Labels: map[string]string{labels.LabelVersion: xcheckpoint.Version, labels.LabelCriuVersion: "4.2.1"}},
 	}}, nil
 }
 

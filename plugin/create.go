@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"io"
 	"os"
 	"path/filepath"
@@ -245,22 +247,22 @@ func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []insp
 
 // inspectTarget inspects one container the user named and refuses what
 // cannot be checkpointed.
-func inspectTarget(ctx context.Context, s *session, ref string) (inspect.ContainerInfo, error) {
-	raw, err := s.api.ContainerInspect(ctx, ref)
+func inspectTarget(ctx context.Context, s *helperrun.Session, ref string) (inspect.ContainerInfo, error) {
+	raw, err := s.API.ContainerInspect(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return inspect.ContainerInfo{}, fmt.Errorf("no such container: %s", ref)
 		}
 		return inspect.ContainerInfo{}, fmt.Errorf("inspecting container %q: %w", ref, err)
 	}
-	if raw.Config != nil && raw.Config.Labels[LabelHelper] != "" {
+	if raw.Config != nil && raw.Config.Labels[labels.LabelHelper] != "" {
 		return inspect.ContainerInfo{}, fmt.Errorf("container %q is a docker xcheckpoint helper, not a workload", ref)
 	}
 	return inspect.FromInspect(raw)
 }
 
 func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
@@ -268,14 +270,14 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if err != nil {
 		return err
 	}
-	if err := s.prepare(ctx); err != nil {
+	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
-	req := opts.dumpRequest(s.info.DockerRootDir, 1, []inspect.ContainerInfo{info})
+	req := opts.dumpRequest(s.Info.DockerRootDir, 1, []inspect.ContainerInfo{info})
 	stderr := dockerCLI.Err()
 	var dest *archiveOutput
 	if opts.output != "" {
-		raw, err := s.api.ContainerInspect(ctx, info.ID)
+		raw, err := s.API.ContainerInspect(ctx, info.ID)
 		if err != nil {
 			return fmt.Errorf("inspecting container %q: %w", info.Name, err)
 		}
@@ -288,7 +290,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			return err
 		}
 		if !opts.ignoreRootfs {
-			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.api, info.ID); err != nil {
+			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.API, info.ID); err != nil {
 				return fmt.Errorf("listing the filesystem changes of container %q: %w (--ignore-rootfs leaves them out)", info.Name, err)
 			}
 		}
@@ -299,11 +301,11 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
 	var outcome *helperapi.Event
-	h := helperRun{target: info.ID}
+	h := helperrun.Helper{Target: info.ID}
 	if dest != nil {
-		h.archive = dest
+		h.Archive = dest
 	}
-	_, out, runErr := callHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
+	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
 		switch ev.Kind {
 		case helperapi.KindProgress:
 			if dest == nil || dest.bar == nil {
@@ -319,10 +321,10 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if outcome != nil && outcome.Kind == helperapi.KindFailed && outcome.Error != nil {
 		return explainFailure(ctx, dockerCLI, info, opts, outcome.Error, runErr)
 	}
-	if f := out.refusal(); f != nil {
+	if f := out.Refusal(); f != nil {
 		return explainFailure(ctx, dockerCLI, info, opts, f, runErr)
 	}
-	if runErr != nil && !out.started {
+	if runErr != nil && !out.Started {
 		return runErr
 	}
 	if runErr != nil && outcome == nil {
@@ -447,7 +449,7 @@ func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.Con
 // afterHelperError reports a helper that ended without a verdict (killed,
 // interrupted, daemon gone). A second, short helper then makes sure the
 // container is not left frozen and no partial checkpoint stays on disk.
-func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInfo, runErr error) error {
+func afterHelperError(ctx context.Context, s *helperrun.Session, info inspect.ContainerInfo, runErr error) error {
 	what := fmt.Sprintf("checkpoint of container %q failed: %v", info.Name, runErr)
 	if ctx.Err() != nil {
 		what = fmt.Sprintf("checkpoint of container %q interrupted", info.Name)
@@ -455,8 +457,8 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 	lines := []string{what}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
-	rec, err := askHelper(rctx, s, info.ID, helperapi.Recover, helperapi.RecoverRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir,
+	rec, err := helperrun.AskHelper(rctx, s, info.ID, helperapi.Recover, helperapi.RecoverRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir,
 		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID,
 	})
 	switch {
@@ -464,7 +466,7 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 		lines = append(lines, "The connection to the daemon was lost. The helper stops the dump by itself when its client goes away: "+
 			"it unfreezes the container and removes the partial checkpoint, and the daemon removes the helper. "+
 			fmt.Sprintf("Once the daemon answers again, `docker xcheckpoint ls %s` shows that nothing was stored.", info.Name))
-		return hostError{errors.New(strings.Join(lines, "\n"))}
+		return helperrun.HostError{Err: errors.New(strings.Join(lines, "\n"))}
 	case err != nil:
 		lines = append(lines, fmt.Sprintf("Warning: cleaning up after the failure failed: %v; check the container, and rerun a checkpoint command on it to remove a partial checkpoint", err))
 	default:
@@ -475,7 +477,7 @@ func afterHelperError(ctx context.Context, s *session, info inspect.ContainerInf
 			lines = append(lines, "The partial checkpoint was removed.")
 		}
 	}
-	lines = append(lines, strings.TrimRight(stateSentence(ctx, s.cli, info, ""), "\n"))
+	lines = append(lines, strings.TrimRight(stateSentence(ctx, s.CLI, info, ""), "\n"))
 	return errors.New(strings.Join(lines, "\n"))
 }
 

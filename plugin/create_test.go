@@ -3,6 +3,8 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"io"
 	"strings"
 	"testing"
@@ -195,7 +197,7 @@ func TestCreateErrors(t *testing.T) {
 			inspectFile: "inspect-running.json",
 			modify: func(c *container.InspectResponse) {
 				c.Name = "/xcheckpoint-helper-0a1b2c3d4e5f"
-				c.Config.Labels = map[string]string{LabelHelper: "true", LabelTarget: "4dc6541c2bc5"}
+				c.Config.Labels = map[string]string{labels.LabelHelper: "true", labels.LabelTarget: "4dc6541c2bc5"}
 			},
 			expectedError: `container "xcheckpoint-helper-0a1b2c3d4e5f" is a docker xcheckpoint helper, not a workload`,
 			expectedCalls: []string{"Info", "ContainerInspect xcheckpoint-helper-0a1b2c3d4e5f"},
@@ -208,7 +210,7 @@ func TestCreateErrors(t *testing.T) {
 				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 			},
 			expectedError: `helper image not found: "docker-xcheckpoint-helper:dev" is not on the daemon and this build of the plugin carries no helper image; build it there with ` + "`make helper-image`",
-			expectedIs:    ErrHelperImageMissing,
+			expectedIs:    helperrun.ErrHelperImageMissing,
 			expectedCalls: []string{"Info", "ContainerInspect ut-running", "ImageInspect docker-xcheckpoint-helper:dev"},
 		},
 		{
@@ -219,7 +221,7 @@ func TestCreateErrors(t *testing.T) {
 				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 			},
 			expectedError: `"registry.example/xhelper:1" is not on the daemon`,
-			expectedIs:    ErrHelperImageMissing,
+			expectedIs:    helperrun.ErrHelperImageMissing,
 			expectedCalls: []string{"Info", "ContainerInspect ut-running", "ImageInspect registry.example/xhelper:1"},
 		},
 		{
@@ -285,12 +287,12 @@ func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
 	var listed container.ListOptions
 	api := &fakeClient{
 		containerListFunc: func(o container.ListOptions) ([]container.Summary, error) {
-			if o.Filters.ExactMatch("label", LabelHelper) {
+			if o.Filters.ExactMatch("label", labels.LabelHelper) {
 				return nil, nil // the sweep of stale helpers
 			}
 			listed = o
 			return []container.Summary{
-				{ID: "0a1b2c", Names: []string{"/xcheckpoint-helper-0a1b2c"}, Labels: map[string]string{LabelHelper: "true"}},
+				{ID: "0a1b2c", Names: []string{"/xcheckpoint-helper-0a1b2c"}, Labels: map[string]string{labels.LabelHelper: "true"}},
 				{ID: running.ID, Names: []string{"/ut-running"}},
 				{ID: paused.ID, Names: []string{"/ut-paused"}},
 			}, nil

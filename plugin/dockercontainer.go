@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -22,7 +23,7 @@ type archivedContainer struct {
 // dockerContainerJSON is docker-container.json for container c.
 func dockerContainerJSON(c container.InspectResponse, checkpoint string) (json.RawMessage, error) {
 	if c.ContainerJSONBase == nil || c.Config == nil || c.HostConfig == nil {
-		return nil, fmt.Errorf("incomplete inspect data for container %q", trimSlash(c.Name))
+		return nil, fmt.Errorf("incomplete inspect data for container %q", helperrun.TrimSlash(c.Name))
 	}
 	a := archivedContainer{Checkpoint: checkpoint}
 	a.Container.ContainerJSONBase = &container.ContainerJSONBase{

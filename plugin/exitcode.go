@@ -3,8 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
-	"net"
-	"net/url"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,11 +38,6 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// hostError marks a daemon host that cannot serve the command.
-type hostError struct{ error }
-
-func (e hostError) Unwrap() error { return e.error }
-
 // exitStatus gives err its exit code, as a cli.StatusError (which docker/cli's
 // plugin runner turns into the process's exit status).
 func exitStatus(ctx context.Context, err error) error {
@@ -56,13 +50,13 @@ func exitStatus(ctx context.Context, err error) error {
 	}
 	code := ExitFailed
 	var ue usageError
-	var he hostError
+	var he helperrun.HostError
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		code = ExitInterrupted
 	case errors.As(err, &ue):
 		code = ExitUsage
-	case errors.As(err, &he), errors.Is(err, ErrHelperImageMissing), errors.Is(err, ErrHelperImageMismatch),
+	case errors.As(err, &he), errors.Is(err, helperrun.ErrHelperImageMissing), errors.Is(err, helperrun.ErrHelperImageMismatch),
 		connectionLost(err):
 		code = ExitHost
 	}
@@ -80,22 +74,7 @@ func exitStatus(ctx context.Context, err error) error {
 // *net.OpError: a helper created just before the connection went, whose
 // attach then found no daemon, was reported as an ordinary failure (exit 1).
 func connectionLost(err error) bool {
-	return client.IsErrConnectionFailed(err) || dialFailed(err)
-}
-
-// dialFailed reports whether err comes from a failed attempt to connect to
-// the daemon: nothing answers there (now). The Docker client calls any
-// broken request a connection failure ("error during connect: ... EOF",
-// keeping the request's *url.Error), but replaces a refused or timed-out
-// connection by its own "Cannot connect to the Docker daemon" error, without
-// the cause; an attach's dial keeps its *net.OpError.
-func dialFailed(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var ue *url.Error
-	return client.IsErrConnectionFailed(err) && !errors.As(err, &ue)
+	return client.IsErrConnectionFailed(err) || helperrun.DialFailed(err)
 }
 
 // early guards the time before a command runs: a Ctrl-C then must exit 130

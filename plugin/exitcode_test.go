@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"net"
 	"testing"
@@ -30,9 +31,9 @@ func TestExitStatus(t *testing.T) {
 		{name: "usage", err: usageError{errors.New(`invalid checkpoint name "a/b"`)}, want: ExitUsage},
 		{name: "wrapped usage", err: fmt.Errorf("create: %w", usageError{errors.New("bad")}), want: ExitUsage},
 		{name: "daemon unreachable", err: connFailed, want: ExitHost},
-		{name: "helper image missing", err: fmt.Errorf("%w: x", ErrHelperImageMissing), want: ExitHost},
-		{name: "helper image of another version", err: fmt.Errorf("%w: x", ErrHelperImageMismatch), want: ExitHost},
-		{name: "old daemon", err: hostError{errors.New("old")}, want: ExitHost},
+		{name: "helper image missing", err: fmt.Errorf("%w: x", helperrun.ErrHelperImageMissing), want: ExitHost},
+		{name: "helper image of another version", err: fmt.Errorf("%w: x", helperrun.ErrHelperImageMismatch), want: ExitHost},
+		{name: "old daemon", err: helperrun.HostError{Err: errors.New("old")}, want: ExitHost},
 		{name: "interrupted", ctx: cancelled, err: errors.New("helper stopped"), want: ExitInterrupted},
 		{name: "status kept", err: dockercli.StatusError{StatusCode: ExitPartial, Status: "2 of 5 failed"}, want: ExitPartial},
 	}
@@ -130,7 +131,7 @@ func TestConnectionLost(t *testing.T) {
 	_, err = api.ContainerInspect(ctx, "web")
 	assert.Assert(t, err != nil)
 	assert.Check(t, connectionLost(fmt.Errorf("inspecting: %w", err)), "%v", err)
-	assert.Check(t, dialFailed(err), "%v", err)
+	assert.Check(t, helperrun.DialFailed(err), "%v", err)
 
 	_, err = api.ContainerAttach(ctx, "web", container.AttachOptions{Stream: true, Stdout: true})
 	assert.Assert(t, err != nil)
@@ -169,5 +170,5 @@ func TestBrokenRequestIsNotDialFailure(t *testing.T) {
 	_, err = api.ContainerInspect(context.Background(), "web")
 	assert.Assert(t, err != nil)
 	assert.Check(t, client.IsErrConnectionFailed(err), "%v", err)
-	assert.Check(t, !dialFailed(err), "%v", err)
+	assert.Check(t, !helperrun.DialFailed(err), "%v", err)
 }

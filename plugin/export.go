@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -72,18 +73,18 @@ func runExport(ctx context.Context, dockerCLI command.Cli, opts exportOptions) e
 }
 
 func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) error {
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
-	raw, err := s.api.ContainerInspect(ctx, opts.container)
+	raw, err := s.API.ContainerInspect(ctx, opts.container)
 	if err != nil {
-		if _, nf := s.container(ctx, opts.container); nf != nil {
+		if _, nf := s.Container(ctx, opts.container); nf != nil {
 			return nf
 		}
 		return err
 	}
-	ref := helperapi.ContainerRef{ID: raw.ID, Name: trimSlash(raw.Name)}
+	ref := helperapi.ContainerRef{ID: raw.ID, Name: helperrun.TrimSlash(raw.Name)}
 	dest, err := newArchiveOutput(dockerCLI, opts.output, opts.quiet)
 	if err != nil {
 		return err
@@ -95,7 +96,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		return err
 	}
 	req := helperapi.ExportRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name,
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name,
 		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc},
 	}
 	if !opts.ignoreVolumes {
@@ -104,7 +105,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	if !opts.ignoreRootfs {
 		// The changes are read through the running container's root.
 		if info, err := inspect.FromInspect(raw); err == nil && info.PID > 0 {
-			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.api, raw.ID); err != nil {
+			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.API, raw.ID); err != nil {
 				return fmt.Errorf("listing the filesystem changes of container %q: %w (--ignore-rootfs leaves them out)", ref.Name, err)
 			}
 			req.Info = &info
@@ -112,8 +113,8 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 			fmt.Fprintf(dockerCLI.Err(), "Warning: container %s is not running: its filesystem changes are not in the archive (start it, or use create --output).\n", ref.Name)
 		}
 	}
-	res, out, runErr := callHelper(ctx, s, helperapi.Export, req, helperRun{target: ref.ID, archive: dest}, nil)
-	if f := out.failure(); f != nil {
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Export, req, helperrun.Helper{Target: ref.ID, Archive: dest}, nil)
+	if f := out.Failure(); f != nil {
 		return f
 	}
 	if runErr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"os"
 	"strings"
@@ -95,15 +96,15 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		return err
 	}
 	defer closeIn()
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
-	ref, err := s.container(ctx, opts.container)
+	ref, err := s.Container(ctx, opts.container)
 	if err != nil {
 		return err
 	}
-	if err := s.prepare(ctx); err != nil {
+	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
 	stderr := dockerCLI.Err()
@@ -117,10 +118,10 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		return err
 	}
 	defer up.close()
-	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name}
-	res, out, runErr := callHelper(ctx, s, helperapi.Import, req, helperRun{target: ref.ID, stdin: up}, up.progress)
+	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name}
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Import, req, helperrun.Helper{Target: ref.ID, Stdin: up}, up.progress)
 	up.sent()
-	if f := out.failure(); f != nil {
+	if f := out.Failure(); f != nil {
 		return fmt.Errorf("importing %s into container %q: %w", opts.file, ref.Name, f)
 	}
 	if runErr != nil {
@@ -131,8 +132,8 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	}
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		// Nothing half-imported: the checkpoint goes again.
-		if _, rmErr := askHelper(context.WithoutCancel(ctx), s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
-			Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Names: []string{res.Name},
+		if _, rmErr := helperrun.AskHelper(context.WithoutCancel(ctx), s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
+			Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Names: []string{res.Name},
 		}); rmErr != nil {
 			return fmt.Errorf("importing %s into container %q: %w; removing the stored checkpoint %q failed too: %v", opts.file, ref.Name, err, res.Name, rmErr)
 		}
@@ -157,13 +158,13 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 // layers, when the container is stopped and stored by overlay2 (Docker's
 // default). Otherwise, or when that fails, the import stands and a warning
 // names the paths.
-func deletePaths(ctx context.Context, s *session, ref helperapi.ContainerRef, deleted []string) {
-	stderr := s.cli.Err()
+func deletePaths(ctx context.Context, s *helperrun.Session, ref helperapi.ContainerRef, deleted []string) {
+	stderr := s.CLI.Err()
 	warn := func(why string) {
 		fmt.Fprintf(stderr, "Warning: %d path(s) the container had deleted are recorded in the archive but not deleted in %s (%s; restore --input deletes them): %s\n",
 			len(deleted), ref.Name, why, strings.Join(deleted, ", "))
 	}
-	c, err := s.api.ContainerInspect(ctx, ref.ID)
+	c, err := s.API.ContainerInspect(ctx, ref.ID)
 	switch {
 	case err != nil:
 		warn(fmt.Sprintf("inspecting it failed: %v", err))
@@ -175,8 +176,8 @@ func deletePaths(ctx context.Context, s *session, ref helperapi.ContainerRef, de
 		warn(fmt.Sprintf("Docker's API cannot delete files, and its storage driver is %s, not overlay2", c.GraphDriver.Name))
 		return
 	}
-	res, err := askHelper(ctx, s, ref.ID, helperapi.DeletePaths, helperapi.DeletePathsRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
+	res, err := helperrun.AskHelper(ctx, s, ref.ID, helperapi.DeletePaths, helperapi.DeletePathsRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref,
 		UpperDir: c.GraphDriver.Data["UpperDir"], WorkDir: c.GraphDriver.Data["WorkDir"], Paths: deleted,
 	})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/bars"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"os"
 	"path"
@@ -34,7 +36,7 @@ func newUpload(stderr *streams.Out, in io.Reader, size int64, quiet bool) (*uplo
 	u := &upload{counted: &archive.CountingReader{R: in}, stderr: stderr}
 	u.Reader = u.counted
 	if !quiet && stderr.IsTerminal() {
-		b := newBytesBar(stderr, size, "Sending")
+		b := bars.NewBytesBar(stderr, size, "Sending")
 		u.bar = b
 		u.Reader = io.TeeReader(u.Reader, b)
 	}
@@ -139,11 +141,11 @@ func (l *localCopy) cleanup() {
 // applyFiles puts the archive's filesystem changes and volume contents into
 // the container through Docker's API (which extracts them inside the
 // container's root, and mounts its volumes for it).
-func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *localCopy) error {
+func applyFiles(ctx context.Context, s *helperrun.Session, ref helperapi.ContainerRef, l *localCopy) error {
 	if err := l.wait(); err != nil {
 		return fmt.Errorf("reading the archive here: %w", err)
 	}
-	stderr := s.cli.Err()
+	stderr := s.CLI.Err()
 	if p := l.files[archive.RootfsDiff]; p != "" {
 		if err := copyInto(ctx, s, ref.ID, "/", p); err != nil {
 			return fmt.Errorf("applying the filesystem changes to container %q: %w", ref.Name, err)
@@ -171,7 +173,7 @@ func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *
 			return fmt.Errorf("reading %s of the archive: %w", archive.ContainerJSON, err)
 		}
 	}
-	target, err := s.api.ContainerInspect(ctx, ref.ID)
+	target, err := s.API.ContainerInspect(ctx, ref.ID)
 	if err != nil {
 		return fmt.Errorf("inspecting container %q: %w", ref.Name, err)
 	}
@@ -194,13 +196,13 @@ func applyFiles(ctx context.Context, s *session, ref helperapi.ContainerRef, l *
 	return nil
 }
 
-func copyInto(ctx context.Context, s *session, id, dest, tarPath string) error {
+func copyInto(ctx context.Context, s *helperrun.Session, id, dest, tarPath string) error {
 	f, err := os.Open(tarPath)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return s.api.CopyToContainer(ctx, id, dest, f, container.CopyToContainerOptions{CopyUIDGID: true})
+	return s.API.CopyToContainer(ctx, id, dest, f, container.CopyToContainerOptions{CopyUIDGID: true})
 }
 
 // volumeDestination finds where the volume named vol was mounted, from the

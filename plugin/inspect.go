@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"io/fs"
 	"strings"
@@ -76,15 +77,15 @@ func runInspect(ctx context.Context, dockerCLI command.Cli, opts inspectOptions)
 		if err := helperapi.ValidateName(opts.name); err != nil {
 			return usageError{err}
 		}
-		s, err := newSession(ctx, dockerCLI, opts.helperImage)
+		s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 		if err != nil {
 			return err
 		}
-		ref, err := s.container(ctx, opts.container)
+		ref, err := s.Container(ctx, opts.container)
 		if err != nil {
 			return err
 		}
-		details, err = askHelper(ctx, s, ref.ID, helperapi.Inspect, helperapi.InspectRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref, Name: opts.name})
+		details, err = helperrun.AskHelper(ctx, s, ref.ID, helperapi.Inspect, helperapi.InspectRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name})
 		if err != nil {
 			return err
 		}
@@ -109,12 +110,12 @@ func inspectArchive(ctx context.Context, dockerCLI command.Cli, opts inspectOpti
 		return nil, err
 	}
 	defer closeIn()
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return nil, err
 	}
-	details, out, err := callHelper(ctx, s, helperapi.InspectArchive, helperapi.InspectArchiveRequest{Protocol: helperapi.ProtocolVersion}, helperRun{stdin: in}, nil)
-	if f := out.failure(); f != nil {
+	details, out, err := helperrun.CallHelper(ctx, s, helperapi.InspectArchive, helperapi.InspectArchiveRequest{Protocol: helperapi.ProtocolVersion}, helperrun.Helper{Stdin: in}, nil)
+	if f := out.Failure(); f != nil {
 		return nil, fmt.Errorf("inspecting %s: %w", opts.archive, f)
 	}
 	if err != nil {
@@ -134,7 +135,7 @@ func writeDetails(w io.Writer, d *helperapi.CheckpointDetails, treeOnly bool, no
 		}
 	}
 	field("Checkpoint", d.Name)
-	field("Container", fmt.Sprintf("%s (%s)", d.Container.Name, shortID(d.Container.ID)))
+	field("Container", fmt.Sprintf("%s (%s)", d.Container.Name, helperrun.ShortID(d.Container.ID)))
 	field("Image", d.Image)
 	if !d.Created.IsZero() {
 		field("Created", fmt.Sprintf("%s (%s ago)", d.Created.UTC().Format("2006-01-02 15:04:05 UTC"), units.HumanDuration(now.Sub(d.Created))))

@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"sort"
 	"time"
 
@@ -53,7 +55,7 @@ func runList(ctx context.Context, dockerCLI command.Cli, opts listOptions) error
 	if err := checkFormat(newListFormat(opts.format, opts.quiet)); err != nil {
 		return err
 	}
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
@@ -61,7 +63,7 @@ func runList(ctx context.Context, dockerCLI command.Cli, opts listOptions) error
 	if len(opts.containers) > 0 {
 		seen := map[string]bool{}
 		for _, c := range opts.containers {
-			ref, err := s.container(ctx, c)
+			ref, err := s.Container(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -71,20 +73,20 @@ func runList(ctx context.Context, dockerCLI command.Cli, opts listOptions) error
 			}
 		}
 	} else {
-		all, err := s.api.ContainerList(ctx, container.ListOptions{All: true})
+		all, err := s.API.ContainerList(ctx, container.ListOptions{All: true})
 		if err != nil {
 			return fmt.Errorf("listing containers: %w", err)
 		}
 		for _, c := range all {
-			if c.Labels[LabelHelper] != "" || len(c.Names) == 0 {
+			if c.Labels[labels.LabelHelper] != "" || len(c.Names) == 0 {
 				continue
 			}
-			refs = append(refs, helperapi.ContainerRef{ID: c.ID, Name: trimSlash(c.Names[0])})
+			refs = append(refs, helperapi.ContainerRef{ID: c.ID, Name: helperrun.TrimSlash(c.Names[0])})
 		}
 	}
 	var list []helperapi.CheckpointSummary
 	if len(refs) > 0 {
-		res, err := askHelper(ctx, s, "", helperapi.List, helperapi.ListRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Containers: refs})
+		res, err := helperrun.AskHelper(ctx, s, "", helperapi.List, helperapi.ListRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Containers: refs})
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/caps"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 	"io"
 	"path"
 	"slices"
@@ -176,12 +180,12 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return restoreArchive(ctx, dockerCLI, opts)
 	}
 	trace := newStepTrace(dockerCLI.Err(), "restore")
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
 	trace.step("daemon info")
-	orig, err := s.api.ContainerInspect(ctx, opts.container)
+	orig, err := s.API.ContainerInspect(ctx, opts.container)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("no such container: %s", opts.container)
@@ -191,14 +195,14 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if orig.ContainerJSONBase == nil || orig.Config == nil || orig.HostConfig == nil || orig.State == nil {
 		return fmt.Errorf("incomplete inspect data for container %q", opts.container)
 	}
-	origName := trimSlash(orig.Name)
+	origName := helperrun.TrimSlash(orig.Name)
 	ref := helperapi.ContainerRef{ID: orig.ID, Name: origName}
 	stderr := dockerCLI.Err()
 	if opts.native {
 		return restoreNativeCheckpoint(ctx, dockerCLI, s, orig, opts)
 	}
 	trace.step("inspect original")
-	if err := s.prepare(ctx); err != nil {
+	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
 	trace.step("helper image")
@@ -208,7 +212,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	name := opts.name
 	switch {
 	case opts.replace:
-		name = origName + "-restoring-" + randomSuffix()
+		name = origName + "-restoring-" + helperrun.RandomSuffix()
 	case name == "":
 		name = origName + "-" + opts.checkpoint
 	}
@@ -274,7 +278,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if !stopFirst {
 		started = make(chan error, 1)
 		go func() {
-			err := s.api.ContainerStart(ctx, id, container.StartOptions{})
+			err := s.API.ContainerStart(ctx, id, container.StartOptions{})
 			trace.mark("new container started")
 			started <- err
 		}()
@@ -289,7 +293,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}
 	defer func() { _ = waitStarted() }()
 	stage := startStage(ctx, s, orig.ID, helperapi.StageRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir, Container: ref,
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref,
 		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted, WatchVerdict: true,
 	}, stageMounts)
 	defer stage.stop()
@@ -308,7 +312,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	stoppedOrig := false
 	if stopFirst {
 		fmt.Fprintf(stderr, "Stopping container %s to free %s...\n", origName, freed)
-		if err := s.api.ContainerStop(ctx, orig.ID, container.StopOptions{}); err != nil {
+		if err := s.API.ContainerStop(ctx, orig.ID, container.StopOptions{}); err != nil {
 			return fmt.Errorf("stopping container %q to free %s: %w", origName, freed, err)
 		}
 		stoppedOrig = true
@@ -317,13 +321,13 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		if !stoppedOrig {
 			return fmt.Sprintf("Container %s was not changed.", origName)
 		}
-		if err := s.api.ContainerStart(context.WithoutCancel(ctx), orig.ID, container.StartOptions{}); err != nil {
+		if err := s.API.ContainerStart(context.WithoutCancel(ctx), orig.ID, container.StartOptions{}); err != nil {
 			return fmt.Sprintf("Warning: container %s was stopped to free %s and could not be started again: %v", origName, freed, err)
 		}
 		return fmt.Sprintf("Container %s was stopped to free %s and has been started again (its processes started afresh).", origName, freed)
 	}
 	if stopFirst {
-		startErr = s.api.ContainerStart(ctx, id, container.StartOptions{})
+		startErr = s.API.ContainerStart(ctx, id, container.StartOptions{})
 		trace.step("start container (after stop)")
 	}
 	if startErr != nil {
@@ -344,7 +348,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return fmt.Errorf("%w\n%s", err, restartOrig())
 	}
 	if opts.replace {
-		if err := testRestoreFailure(stderr, "before-swap"); err != nil {
+		if err := testhooks.RestoreFailure(stderr, "before-swap"); err != nil {
 			return fmt.Errorf("%w\n%s", err, restartOrig())
 		}
 		if err := swap(ctx, s, orig, id, name); err != nil {
@@ -365,7 +369,7 @@ func reportRestored(dockerCLI command.Cli, opts restoreOptions, st helperapi.Res
 		fmt.Fprintln(stderr, "Note:", n)
 	}
 	total := time.Since(start)
-	line := fmt.Sprintf("Container %s (%s) restored from checkpoint %q of %s in %.2fs", name, shortID(id), checkpoint, origName, total.Seconds())
+	line := fmt.Sprintf("Container %s (%s) restored from checkpoint %q of %s in %.2fs", name, helperrun.ShortID(id), checkpoint, origName, total.Seconds())
 	if st.Stats != nil {
 		line += fmt.Sprintf(" (CRIU %s)", (time.Duration(st.Stats.CriuUs) * time.Microsecond).Round(time.Millisecond))
 	}
@@ -381,9 +385,9 @@ func reportRestored(dockerCLI command.Cli, opts restoreOptions, st helperapi.Res
 // files are relative to it) is on the daemon. With pull, an image missing
 // there is pulled by the name the container was made from, when that name
 // still designates the same image.
-func ensureImage(ctx context.Context, s *session, orig container.InspectResponse, pull bool) error {
-	origName := trimSlash(orig.Name)
-	_, err := s.api.ImageInspect(ctx, orig.Image)
+func ensureImage(ctx context.Context, s *helperrun.Session, orig container.InspectResponse, pull bool) error {
+	origName := helperrun.TrimSlash(orig.Name)
+	_, err := s.API.ImageInspect(ctx, orig.Image)
 	if err == nil {
 		return nil
 	}
@@ -395,8 +399,8 @@ func ensureImage(ctx context.Context, s *session, orig container.InspectResponse
 	if !pull || ref == "" || strings.HasPrefix(ref, "sha256:") || strings.HasPrefix(orig.Image, "sha256:"+ref) {
 		return missing
 	}
-	fmt.Fprintf(s.cli.Err(), "Image %s (%s) is not on the daemon: pulling %s...\n", ref, shortImageID(orig.Image), ref)
-	rc, err := s.api.ImagePull(ctx, ref, image.PullOptions{})
+	fmt.Fprintf(s.CLI.Err(), "Image %s (%s) is not on the daemon: pulling %s...\n", ref, shortImageID(orig.Image), ref)
+	rc, err := s.API.ImagePull(ctx, ref, image.PullOptions{})
 	if err == nil {
 		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
 		rc.Close()
@@ -404,7 +408,7 @@ func ensureImage(ctx context.Context, s *session, orig container.InspectResponse
 	if err != nil {
 		return fmt.Errorf("%w (pulling %s failed: %v)", missing, ref, err)
 	}
-	if _, err := s.api.ImageInspect(ctx, orig.Image); err != nil {
+	if _, err := s.API.ImageInspect(ctx, orig.Image); err != nil {
 		return fmt.Errorf("image %s (%s) of container %q is not on the daemon, and %s now names another image: load the original one first", ref, shortImageID(orig.Image), origName, ref)
 	}
 	return nil
@@ -427,8 +431,8 @@ func warnDumpOptions(w io.Writer, opts restoreOptions, st *helperapi.StageResult
 }
 
 // nameFree refuses a name another container has.
-func nameFree(ctx context.Context, s *session, name string) error {
-	if _, err := s.api.ContainerInspect(ctx, name); err == nil {
+func nameFree(ctx context.Context, s *helperrun.Session, name string) error {
+	if _, err := s.API.ContainerInspect(ctx, name); err == nil {
 		return fmt.Errorf("the container name %q is already in use: choose another with --name", name)
 	}
 	return nil
@@ -443,7 +447,7 @@ func displayName(name string, replace bool, orig string) string {
 
 func shortImageID(id string) string {
 	id = strings.TrimPrefix(id, "sha256:")
-	return shortID(id)
+	return helperrun.ShortID(id)
 }
 
 // printRestoreStats prints CRIU's restore statistics and our total time.
@@ -457,18 +461,18 @@ func printRestoreStats(w io.Writer, name string, st *helperapi.RestoreStats, tot
 }
 
 // restoreNativeCheckpoint is Docker's own `docker start --checkpoint`.
-func restoreNativeCheckpoint(ctx context.Context, dockerCLI command.Cli, s *session, orig container.InspectResponse, opts restoreOptions) error {
-	name := trimSlash(orig.Name)
+func restoreNativeCheckpoint(ctx context.Context, dockerCLI command.Cli, s *helperrun.Session, orig container.InspectResponse, opts restoreOptions) error {
+	name := helperrun.TrimSlash(orig.Name)
 	if orig.State.Running {
 		return fmt.Errorf("container %q is running: Docker's own restore (--native) needs it stopped; stop it, or restore into a new container without --native", name)
 	}
-	if !s.info.ExperimentalBuild {
+	if !s.Info.ExperimentalBuild {
 		return fmt.Errorf("the daemon is not in experimental mode: Docker's own restore (--native) needs it; restore into a new container without --native")
 	}
-	if err := s.api.ContainerStart(ctx, orig.ID, container.StartOptions{CheckpointID: opts.checkpoint}); err != nil {
+	if err := s.API.ContainerStart(ctx, orig.ID, container.StartOptions{CheckpointID: opts.checkpoint}); err != nil {
 		// Tried all the same: a later Docker may fix it. The daemon's own
 		// message says nothing of the cause.
-		if nativeRestoreBroken(s.info.ServerVersion) || strings.Contains(err.Error(), "/proc/0/ns/net") {
+		if nativeRestoreBroken(s.Info.ServerVersion) || strings.Contains(err.Error(), "/proc/0/ns/net") {
 			return fmt.Errorf("docker start --checkpoint %s %s: %w\n%s (restore without --native: docker xcheckpoint restore %s %s)", opts.checkpoint, name, err, nativeRestoreBrokenText, name, opts.checkpoint)
 		}
 		return fmt.Errorf("docker start --checkpoint %s %s: %w", opts.checkpoint, name, err)
@@ -491,34 +495,34 @@ func runtimeVolumeName(imageID string) string {
 // mount creates the volume too (with its label), so a volume that exists was
 // filled when it was made, and later restores only look it up. Nothing on the
 // daemon host's files is touched.
-func ensureRuntimeVolume(ctx context.Context, s *session) (string, error) {
-	img, err := s.api.ImageInspect(ctx, s.image)
+func ensureRuntimeVolume(ctx context.Context, s *helperrun.Session) (string, error) {
+	img, err := s.API.ImageInspect(ctx, s.Image)
 	if err != nil {
-		return "", fmt.Errorf("inspecting helper image %s: %w", s.image, err)
+		return "", fmt.Errorf("inspecting helper image %s: %w", s.Image, err)
 	}
 	name := runtimeVolumeName(img.ID)
-	if _, err := s.api.VolumeInspect(ctx, name); err == nil {
+	if _, err := s.API.VolumeInspect(ctx, name); err == nil {
 		return name, nil
 	} else if !errdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting volume %s: %w", name, err)
 	}
-	c, err := s.api.ContainerCreate(ctx, &container.Config{Image: s.image, Cmd: []string{"version"},
-		Labels: map[string]string{LabelHelper: "true", LabelCommand: "fill-runtime"}},
+	c, err := s.API.ContainerCreate(ctx, &container.Config{Image: s.Image, Cmd: []string{"version"},
+		Labels: map[string]string{labels.LabelHelper: "true", labels.LabelCommand: "fill-runtime"}},
 		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: "/usr",
-			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{LabelRuntime: s.image}}}}, NetworkMode: "none"},
-		nil, nil, "xcheckpoint-helper-"+randomSuffix())
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{labels.LabelRuntime: s.Image}}}}, NetworkMode: "none"},
+		nil, nil, "xcheckpoint-helper-"+helperrun.RandomSuffix())
 	if err != nil {
-		return "", fmt.Errorf("filling volume %s from %s: %w", name, s.image, err)
+		return "", fmt.Errorf("filling volume %s from %s: %w", name, s.Image, err)
 	}
-	if err := s.api.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true}); err != nil {
+	if err := s.API.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true}); err != nil {
 		return "", fmt.Errorf("removing the container that filled volume %s: %w", name, err)
 	}
 	return name, nil
 }
 
 // restoreVolume is the name of the new container's anonymous restore volume.
-func restoreVolume(ctx context.Context, s *session, id string) (string, error) {
-	c, err := s.api.ContainerInspect(ctx, id)
+func restoreVolume(ctx context.Context, s *helperrun.Session, id string) (string, error) {
+	c, err := s.API.ContainerInspect(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("inspecting the new container: %w", err)
 	}
@@ -535,8 +539,8 @@ func restoreVolume(ctx context.Context, s *session, id string) (string, error) {
 // original's own mounts (the same volumes, not new ones), and the privileges
 // restore needs on top of the original's (CRIU gives the restored processes
 // exactly their original ones).
-func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtimeVol string, s *session) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
-	helperCfg, err := loadHelperConfig()
+func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtimeVol string, s *helperrun.Session) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	helperCfg, err := helperrun.LoadHelperConfig()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -545,16 +549,16 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	for k, v := range orig.Config.Labels {
 		cfg.Labels[k] = v
 	}
-	cfg.Labels[LabelRestoredFrom] = trimSlash(orig.Name) + "/" + opts.checkpoint
+	cfg.Labels[labels.LabelRestoredFrom] = helperrun.TrimSlash(orig.Name) + "/" + opts.checkpoint
 	cfg.Image = orig.Image
-	if img, err := s.api.ImageInspect(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
+	if img, err := s.API.ImageInspect(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
 		cfg.Image = orig.Config.Image
 	}
 	cfg.Cmd = nil
 	cfg.Volumes = nil
 	cfg.Healthcheck = orig.Config.Healthcheck
 	if cfg.Tty || cfg.OpenStdin {
-		return nil, nil, nil, fmt.Errorf("container %q has a terminal or an open stdin (-t, -i): restore into a new container does not support those yet", trimSlash(orig.Name))
+		return nil, nil, nil, fmt.Errorf("container %q has a terminal or an open stdin (-t, -i): restore into a new container does not support those yet", helperrun.TrimSlash(orig.Name))
 	}
 
 	hc := *orig.HostConfig
@@ -567,11 +571,11 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	// restart policy would only restart the supervisor, which exits at once,
 	// in a loop. The original's policy is kept in a label.
 	if p := orig.HostConfig.RestartPolicy; !p.IsNone() && p.Name != "" {
-		cfg.Labels[LabelRestartPolicy] = restartPolicyString(p)
+		cfg.Labels[labels.LabelRestartPolicy] = restartPolicyString(p)
 	}
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	hc.CapAdd = union(orig.HostConfig.CapAdd, helperCfg.Extra.Restore.Capabilities)
-	hc.CapDrop = withoutCapabilities(orig.HostConfig.CapDrop, helperCfg.Extra.Restore.Capabilities)
+	hc.CapDrop = caps.WithoutCapabilities(orig.HostConfig.CapDrop, helperCfg.Extra.Restore.Capabilities)
 	var secOpts []string
 	for _, o := range orig.HostConfig.SecurityOpt {
 		if strings.HasPrefix(o, "seccomp") || strings.HasPrefix(o, "apparmor") || strings.HasPrefix(o, "no-new-privileges") || strings.HasPrefix(o, "systempaths") {
@@ -628,7 +632,7 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	hc.Tmpfs = tmpfs
 	hc.Mounts = append(hc.Mounts,
 		mount.Mount{Type: mount.TypeVolume, Source: runtimeVol, Target: helperapi.RuntimeMountpoint, ReadOnly: true, VolumeOptions: &mount.VolumeOptions{NoCopy: true}},
-		mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint, VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{LabelRestoredFrom: cfg.Labels[LabelRestoredFrom]}}},
+		mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint, VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{labels.LabelRestoredFrom: cfg.Labels[labels.LabelRestoredFrom]}}},
 	)
 	if len(opts.publish) > 0 {
 		exposed, bindings, err := nat.ParsePortSpecs(opts.publish)
@@ -659,7 +663,7 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 		}
 	}
 	if hc.NetworkMode.IsContainer() {
-		return nil, nil, nil, fmt.Errorf("container %q shares the network of another container (%s): restore into a new container does not support that", trimSlash(orig.Name), hc.NetworkMode)
+		return nil, nil, nil, fmt.Errorf("container %q shares the network of another container (%s): restore into a new container does not support that", helperrun.TrimSlash(orig.Name), hc.NetworkMode)
 	}
 	// Established connections are restored into the new container's own
 	// network namespace: the supervisor keeps it locked until CRIU has
@@ -723,7 +727,7 @@ func hasMount(ms []mount.Mount, target string) bool {
 func union(a, b []string) []string {
 	out := slices.Clone(a)
 	for _, c := range b {
-		if !slices.ContainsFunc(out, func(x string) bool { return normalizeCap(x) == normalizeCap(c) }) {
+		if !slices.ContainsFunc(out, func(x string) bool { return caps.NormalizeCap(x) == caps.NormalizeCap(c) }) {
 			out = append(out, c)
 		}
 	}
@@ -736,10 +740,10 @@ func union(a, b []string) []string {
 // not part of a container's changes. Every changed path is read from the
 // original with one archive call, and all of them go into the new container
 // as one archive rooted at /: one call to write them, whatever their number.
-func copyChanges(ctx context.Context, s *session, orig container.InspectResponse, id string) ([]string, error) {
-	changes, err := s.api.ContainerDiff(ctx, orig.ID)
+func copyChanges(ctx context.Context, s *helperrun.Session, orig container.InspectResponse, id string) ([]string, error) {
+	changes, err := s.API.ContainerDiff(ctx, orig.ID)
 	if err != nil {
-		return nil, fmt.Errorf("listing the filesystem changes of container %q: %w", trimSlash(orig.Name), err)
+		return nil, fmt.Errorf("listing the filesystem changes of container %q: %w", helperrun.TrimSlash(orig.Name), err)
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var mountpoints []string
@@ -781,13 +785,13 @@ func copyChanges(ctx context.Context, s *session, orig container.InspectResponse
 		readErr <- err
 		pw.CloseWithError(err)
 	}()
-	err = s.api.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true, CopyUIDGID: true})
+	err = s.API.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true, CopyUIDGID: true})
 	pr.CloseWithError(errCopyStopped)
 	if rerr := <-readErr; rerr != nil && !errors.Is(rerr, errCopyStopped) {
 		return nil, rerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("copying the filesystem changes of container %q into the new container: %w", trimSlash(orig.Name), err)
+		return nil, fmt.Errorf("copying the filesystem changes of container %q into the new container: %w", helperrun.TrimSlash(orig.Name), err)
 	}
 	return deleted, nil
 }
@@ -801,7 +805,7 @@ var errCopyStopped = errors.New("the copy into the new container ended")
 // folder comes whole, and what is under it is not read again; a modified
 // folder stands only for its listed entries (Docker lists a folder as
 // modified when an entry in it changed).
-func writeChanges(ctx context.Context, s *session, orig container.InspectResponse, changes []container.FilesystemChange, w io.Writer) error {
+func writeChanges(ctx context.Context, s *helperrun.Session, orig container.InspectResponse, changes []container.FilesystemChange, w io.Writer) error {
 	tw := tar.NewWriter(w)
 	var whole []string
 	for _, c := range changes {
@@ -809,12 +813,12 @@ func writeChanges(ctx context.Context, s *session, orig container.InspectRespons
 		if slices.ContainsFunc(whole, func(r string) bool { return strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/") }) {
 			continue
 		}
-		rc, st, err := s.api.CopyFromContainer(ctx, orig.ID, p)
+		rc, st, err := s.API.CopyFromContainer(ctx, orig.ID, p)
 		if err != nil {
 			if errdefs.IsNotFound(err) {
 				continue // gone since: nothing to carry
 			}
-			return fmt.Errorf("reading %s in container %q: %w", p, trimSlash(orig.Name), err)
+			return fmt.Errorf("reading %s in container %q: %w", p, helperrun.TrimSlash(orig.Name), err)
 		}
 		if st.Mode.IsDir() && c.Kind == container.ChangeModify {
 			rc.Close()
@@ -823,7 +827,7 @@ func writeChanges(ctx context.Context, s *session, orig container.InspectRespons
 		err = addPrefixed(tw, tar.NewReader(rc), strings.TrimPrefix(path.Dir(p), "/"))
 		rc.Close()
 		if err != nil {
-			return fmt.Errorf("reading %s in container %q: %w", p, trimSlash(orig.Name), err)
+			return fmt.Errorf("reading %s in container %q: %w", p, helperrun.TrimSlash(orig.Name), err)
 		}
 		if st.Mode.IsDir() {
 			whole = append(whole, p)
@@ -864,7 +868,7 @@ func addPrefixed(tw *tar.Writer, tr *tar.Reader, dir string) error {
 // 2 ms of the daemon's time) and reads it (GET) only when it changed: on
 // Docker 20.10 every GET re-executes dockerd to make the archive, about 100 ms
 // of CPU, and polling with it took a core away from CRIU on a 2-core host.
-func waitRestored(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
+func waitRestored(ctx context.Context, s *helperrun.Session, id string) (helperapi.RestoreStatus, error) {
 	deadline := time.Now().Add(restoreTimeout)
 	statusPath := helperapi.RestoreMountpoint + "/" + helperapi.StatusFile
 	var st helperapi.RestoreStatus
@@ -873,7 +877,7 @@ func waitRestored(ctx context.Context, s *session, id string) (helperapi.Restore
 	// the verdict is seen soon after it is written.
 	delay := 5 * time.Millisecond
 	for {
-		if ps, err := s.api.ContainerStatPath(ctx, id, statusPath); err == nil && (ps.Size != seen.Size || !ps.Mtime.Equal(seen.Mtime) || ps.Mode != seen.Mode) {
+		if ps, err := s.API.ContainerStatPath(ctx, id, statusPath); err == nil && (ps.Size != seen.Size || !ps.Mtime.Equal(seen.Mtime) || ps.Mode != seen.Mode) {
 			// The supervisor replaces the file whole (rename): a new
 			// size, time or mode is a new status.
 			seen = ps
@@ -907,14 +911,14 @@ func waitRestored(ctx context.Context, s *session, id string) (helperapi.Restore
 
 // containerEnded tells whether the new container has run and stopped (its
 // supervisor, then, will write no verdict any more), with its inspect data.
-func containerEnded(ctx context.Context, s *session, id string) (container.InspectResponse, bool) {
-	c, err := s.api.ContainerInspect(ctx, id)
+func containerEnded(ctx context.Context, s *helperrun.Session, id string) (container.InspectResponse, bool) {
+	c, err := s.API.ContainerInspect(ctx, id)
 	return c, err == nil && c.State != nil && !c.State.Running && c.State.Status != "created"
 }
 
-func readStatus(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
+func readStatus(ctx context.Context, s *helperrun.Session, id string) (helperapi.RestoreStatus, error) {
 	var st helperapi.RestoreStatus
-	rc, _, err := s.api.CopyFromContainer(ctx, id, helperapi.RestoreMountpoint+"/"+helperapi.StatusFile)
+	rc, _, err := s.API.CopyFromContainer(ctx, id, helperapi.RestoreMountpoint+"/"+helperapi.StatusFile)
 	if err != nil {
 		return st, err
 	}
@@ -930,8 +934,8 @@ func readStatus(ctx context.Context, s *session, id string) (helperapi.RestoreSt
 	return st, json.Unmarshal(b, &st)
 }
 
-func containerLogTail(ctx context.Context, s *session, id string) string {
-	rc, err := s.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "10"})
+func containerLogTail(ctx context.Context, s *helperrun.Session, id string) string {
+	rc, err := s.API.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "10"})
 	if err != nil {
 		return ""
 	}
@@ -965,22 +969,22 @@ func explainRestoreFailure(origName, ckpt string, f *helperapi.DumpFailure) stri
 // swap gives the restored container the original's name: the original is
 // stopped, renamed away, the new one renamed, and the original removed. A
 // failure on the way puts the names back.
-func swap(ctx context.Context, s *session, orig container.InspectResponse, id, tmpName string) error {
+func swap(ctx context.Context, s *helperrun.Session, orig container.InspectResponse, id, tmpName string) error {
 	bg := context.WithoutCancel(ctx)
-	origName := trimSlash(orig.Name)
-	if err := s.api.ContainerStop(bg, orig.ID, container.StopOptions{}); err != nil {
+	origName := helperrun.TrimSlash(orig.Name)
+	if err := s.API.ContainerStop(bg, orig.ID, container.StopOptions{}); err != nil {
 		return fmt.Errorf("stopping container %q to replace it: %w", origName, err)
 	}
-	away := origName + "-replaced-" + randomSuffix()
-	if err := s.api.ContainerRename(bg, orig.ID, away); err != nil {
+	away := origName + "-replaced-" + helperrun.RandomSuffix()
+	if err := s.API.ContainerRename(bg, orig.ID, away); err != nil {
 		return fmt.Errorf("renaming container %q to replace it: %w", origName, err)
 	}
-	if err := s.api.ContainerRename(bg, id, origName); err != nil {
-		_ = s.api.ContainerRename(bg, orig.ID, origName)
+	if err := s.API.ContainerRename(bg, id, origName); err != nil {
+		_ = s.API.ContainerRename(bg, orig.ID, origName)
 		return fmt.Errorf("renaming the restored container to %q: %w", origName, err)
 	}
-	if err := s.api.ContainerRemove(bg, orig.ID, container.RemoveOptions{}); err != nil {
-		fmt.Fprintf(s.cli.Err(), "Warning: the original container is stopped as %s and could not be removed: %v\n", away, err)
+	if err := s.API.ContainerRemove(bg, orig.ID, container.RemoveOptions{}); err != nil {
+		fmt.Fprintf(s.CLI.Err(), "Warning: the original container is stopped as %s and could not be removed: %v\n", away, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"os"
 	"path"
@@ -104,7 +105,7 @@ func TestCopyChanges(t *testing.T) {
 			"/srv/new/": "", "/srv/new/f": "added", "/top": "at the root", "/data/v": "in a volume",
 		},
 	}
-	s := &session{api: api}
+	s := &helperrun.Session{API: api}
 	orig := sampleOriginal()
 	deleted, err := copyChanges(context.Background(), s, orig, "new")
 	assert.NilError(t, err)

@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 	"errors"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"strings"
 	"testing"
 
@@ -73,7 +75,7 @@ func TestRestoredConfig(t *testing.T) {
 	api := &fakeClient{imageInspectFunc: func(ref string) (image.InspectResponse, error) {
 		return image.InspectResponse{ID: "sha256:abc"}, nil
 	}}
-	s := &session{api: api}
+	s := &helperrun.Session{API: api}
 	cfg, hc, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm"}, "xcheckpoint-runtime-1", s)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(cfg.Image, "nginx"))
@@ -83,7 +85,7 @@ func TestRestoredConfig(t *testing.T) {
 	assert.Check(t, is.Equal(cfg.WorkingDir, "/srv"))
 	assert.Check(t, is.Equal(cfg.User, "101"))
 	assert.Check(t, is.Equal(cfg.Labels["app"], "web"))
-	assert.Check(t, is.Equal(cfg.Labels[LabelRestoredFrom], "web/warm"))
+	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestoredFrom], "web/warm"))
 	assert.Check(t, is.Len(cfg.Volumes, 0))
 	// The original's own capability, then what restore needs.
 	assert.Check(t, is.Equal(hc.CapAdd[0], "NET_ADMIN"))
@@ -99,7 +101,7 @@ func TestRestoredConfig(t *testing.T) {
 	// No restart policy (a restored container cannot start again); the
 	// original's is kept in a label.
 	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyDisabled))
-	assert.Check(t, is.Equal(cfg.Labels[LabelRestartPolicy], "always"))
+	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestartPolicy], "always"))
 	assert.Check(t, is.Equal(hc.Memory, int64(64<<20)))
 	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8080"}}}))
 	assert.Check(t, is.Equal(hc.Tmpfs["/run"], "rw,nosuid,nodev,size=16m"))
@@ -130,7 +132,7 @@ func TestRestoredConfig(t *testing.T) {
 // user-defined network goes to the new container only when the original
 // gives it up (--replace, or a stopped original).
 func TestRestoredConfigStaticAddress(t *testing.T) {
-	s := &session{api: &fakeClient{}}
+	s := &helperrun.Session{API: &fakeClient{}}
 	orig := sampleOriginal()
 	orig.HostConfig.NetworkMode = "back"
 	orig.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3}
@@ -142,7 +144,7 @@ func TestRestoredConfigStaticAddress(t *testing.T) {
 
 	cfg, _, netCfg, err := restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(cfg.Labels[LabelRestartPolicy], "on-failure:3"))
+	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestartPolicy], "on-failure:3"))
 	ep := netCfg.EndpointsConfig["back"]
 	assert.Assert(t, ep != nil)
 	assert.Check(t, is.DeepEqual(ep.Aliases, []string{"web"}))
@@ -163,7 +165,7 @@ func TestRestoredConfigStaticAddress(t *testing.T) {
 // Established connections are restored behind the supervisor's network
 // lock, in the new container's own network namespace only.
 func TestRestoredConfigNetworkLock(t *testing.T) {
-	s := &session{api: &fakeClient{}}
+	s := &helperrun.Session{API: &fakeClient{}}
 	cfg, _, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true}, "v", s)
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "--lock-network", "/.xcheckpoint-restore"}))
@@ -184,7 +186,7 @@ func TestRestoredConfigNetworkLock(t *testing.T) {
 }
 
 func TestRestoredConfigRefusals(t *testing.T) {
-	s := &session{api: &fakeClient{}}
+	s := &helperrun.Session{API: &fakeClient{}}
 	tty := sampleOriginal()
 	tty.Config.Tty = true
 	_, _, _, err := restoredConfig(tty, restoreOptions{checkpoint: "warm"}, "v", s)
@@ -241,7 +243,7 @@ func TestRestoreNativeDocker28(t *testing.T) {
 		return daemonErr
 	}}
 	cli := newFakeCli(f)
-	s := &session{cli: cli, api: f, info: system.Info{ServerVersion: "28.5.2", ExperimentalBuild: true}}
+	s := &helperrun.Session{CLI: cli, API: f, Info: system.Info{ServerVersion: "28.5.2", ExperimentalBuild: true}}
 	orig := container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: "abc", Name: "/web", State: &container.State{}}}
 	err := restoreNativeCheckpoint(context.Background(), cli, s, orig, restoreOptions{native: true, container: "web", checkpoint: "warm"})
 	assert.Check(t, is.Equal(asked.CheckpointID, "warm"), "Docker's own restore is still tried")
@@ -250,7 +252,7 @@ func TestRestoreNativeDocker28(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "docker xcheckpoint restore web warm"))
 
 	// Docker 20.10's own failures pass through as they are.
-	s.info.ServerVersion = "20.10.24"
+	s.Info.ServerVersion = "20.10.24"
 	daemonErr = errdefs.System(errors.New("criu failed: type NOTIFY errno 0"))
 	err = restoreNativeCheckpoint(context.Background(), cli, s, orig, restoreOptions{native: true, container: "web", checkpoint: "warm"})
 	assert.Check(t, !strings.Contains(err.Error(), "50750"), err.Error())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"regexp"
 	"strings"
 	"time"
@@ -53,14 +55,14 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		return fmt.Errorf("reading the archive %s: its checkpoint name: %w", where, err)
 	}
 	orig := ac.Container
-	origName := trimSlash(orig.Name)
+	origName := helperrun.TrimSlash(orig.Name)
 	opts.checkpoint = ac.Checkpoint
 
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
-	if err := s.prepare(ctx); err != nil {
+	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
 	if err := ensureImage(ctx, s, orig, true); err != nil {
@@ -112,9 +114,9 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(),
 	}
-	res, out, runErr := callHelper(ctx, s, helperapi.StageArchive, req, helperRun{target: id, stdin: up, mounts: stageMounts}, up.progress)
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts}, up.progress)
 	up.sent()
-	if f := out.failure(); f != nil {
+	if f := out.Failure(); f != nil {
 		return fmt.Errorf("restoring %s: %w", archiveName(opts.input), f)
 	}
 	if runErr != nil {
@@ -133,7 +135,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		return err
 	}
-	if err := s.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("starting container %s: %w", name, err)
 	}
 	st, err := waitRestored(ctx, s, id)
@@ -154,40 +156,40 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 // createContainer creates the new container, says that it gets no restart
 // policy when the original had one (restoredConfig keeps it in a label), and
 // passes Docker's warnings on. from names what to restore again from.
-func createContainer(ctx context.Context, s *session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name, from string) (string, error) {
-	if p := cfg.Labels[LabelRestartPolicy]; p != "" {
-		fmt.Fprintf(s.cli.Err(), "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from %s instead.\n", p, from)
+func createContainer(ctx context.Context, s *helperrun.Session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name, from string) (string, error) {
+	if p := cfg.Labels[labels.LabelRestartPolicy]; p != "" {
+		fmt.Fprintf(s.CLI.Err(), "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from %s instead.\n", p, from)
 	}
-	created, err := s.api.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
+	created, err := s.API.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
 	if err != nil {
 		return "", fmt.Errorf("creating container %s: %w", name, err)
 	}
 	for _, w := range created.Warnings {
-		fmt.Fprintln(s.cli.Err(), "Warning:", w)
+		fmt.Fprintln(s.CLI.Err(), "Warning:", w)
 	}
 	return created.ID, nil
 }
 
 // removeUnfinished removes a new container whose restore failed, with its
 // anonymous volumes (the restore volume).
-func removeUnfinished(ctx context.Context, s *session, id, name string) {
+func removeUnfinished(ctx context.Context, s *helperrun.Session, id, name string) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := s.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
-		fmt.Fprintf(s.cli.Err(), "Warning: removing the unfinished container %s: %v (remove it with: docker rm -f -v %s)\n", name, err, name)
+	if err := s.API.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+		fmt.Fprintf(s.CLI.Err(), "Warning: removing the unfinished container %s: %v (remove it with: docker rm -f -v %s)\n", name, err, name)
 	}
 }
 
 // stageTarget is where a helper reaches the new container's restore volume:
 // through Docker's data root when the volume lives there (the local driver),
 // or mounted into the helper.
-func stageTarget(ctx context.Context, s *session, id string) (string, []mount.Mount, error) {
+func stageTarget(ctx context.Context, s *helperrun.Session, id string) (string, []mount.Mount, error) {
 	stageVol, err := restoreVolume(ctx, s, id)
 	if err != nil {
 		return "", nil, err
 	}
-	if v, err := s.api.VolumeInspect(ctx, stageVol); err == nil && s.info.DockerRootDir != "" &&
-		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.info.DockerRootDir, "/")+"/volumes/") {
+	if v, err := s.API.VolumeInspect(ctx, stageVol); err == nil && s.Info.DockerRootDir != "" &&
+		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.Info.DockerRootDir, "/")+"/volumes/") {
 		return v.Mountpoint, nil, nil
 	}
 	dir := "/xcheckpoint-stage"

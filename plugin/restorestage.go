@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"time"
 
 	"github.com/docker/docker/api/types/mount"
@@ -20,16 +21,16 @@ type stageRun struct {
 	stagedCh chan *helperapi.StageResult
 	done     chan struct{}
 	res      *helperapi.StageOutcome
-	out      helperOutcome
+	out      helperrun.Outcome
 	err      error
 }
 
-func startStage(ctx context.Context, s *session, target string, req helperapi.StageRequest, mounts []mount.Mount) *stageRun {
+func startStage(ctx context.Context, s *helperrun.Session, target string, req helperapi.StageRequest, mounts []mount.Mount) *stageRun {
 	hctx, cancel := context.WithCancel(ctx)
 	r := &stageRun{cancel: cancel, stagedCh: make(chan *helperapi.StageResult, 1), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.res, r.out, r.err = callHelper(hctx, s, helperapi.Stage, req, helperRun{target: target, mounts: mounts, quietStop: true}, func(ev helperapi.Event) {
+		r.res, r.out, r.err = helperrun.CallHelper(hctx, s, helperapi.Stage, req, helperrun.Helper{Target: target, Mounts: mounts, QuietStop: true}, func(ev helperapi.Event) {
 			if ev.Kind != helperapi.KindStaged {
 				return
 			}
@@ -57,7 +58,7 @@ func (r *stageRun) staged() (*helperapi.StageResult, error) {
 		return st, nil
 	default:
 	}
-	if f := r.out.failure(); f != nil {
+	if f := r.out.Failure(); f != nil {
 		return nil, f
 	}
 	if r.err != nil {
@@ -77,7 +78,7 @@ const verdictCheck = 100 * time.Millisecond
 // verdict waits for the supervisor's verdict, which the helper passes on as
 // soon as it is written. When the new container exits first, or the helper
 // could not watch, the plugin reads the status itself (waitRestored).
-func (r *stageRun) verdict(ctx context.Context, s *session, id string) (helperapi.RestoreStatus, error) {
+func (r *stageRun) verdict(ctx context.Context, s *helperrun.Session, id string) (helperapi.RestoreStatus, error) {
 	deadline := time.NewTimer(restoreTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(verdictCheck)

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"time"
 
@@ -55,14 +56,14 @@ func warnCPU(w io.Writer, st *helperapi.StageResult) {
 // processes end that soon did not survive its restore, and the user hears
 // why (a signal pointing at the host: SIGILL, SIGSEGV, SIGBUS) instead of
 // "restored". The container is kept, stopped, for its logs.
-func watchRestored(ctx context.Context, s *session, id, name string, st *helperapi.StageResult, d time.Duration) error {
+func watchRestored(ctx context.Context, s *helperrun.Session, id, name string, st *helperapi.StageResult, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
-	waitC, errC := s.api.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+	waitC, errC := s.API.ContainerWait(wctx, id, container.WaitConditionNotRunning)
 	ended := false
 	select {
 	case <-waitC:
@@ -79,7 +80,7 @@ func watchRestored(ctx context.Context, s *session, id, name string, st *helpera
 		}
 		// A wait that broke says nothing of the container: look once.
 	}
-	c, err := s.api.ContainerInspect(ctx, id)
+	c, err := s.API.ContainerInspect(ctx, id)
 	if err != nil || c.State == nil || c.State.Running {
 		return nil
 	}

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"strings"
 	"testing"
@@ -106,7 +107,7 @@ func TestWatchRestored(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	s := &session{api: waitClient{fakeClient: ended(132), exitAfter: 20 * time.Millisecond}}
+	s := &helperrun.Session{API: waitClient{fakeClient: ended(132), exitAfter: 20 * time.Millisecond}}
 	err := watchRestored(ctx, s, "id", "web2", st, time.Second)
 	assert.Check(t, is.ErrorContains(err, "container web2 was restored, but its processes ended"))
 	assert.Check(t, is.ErrorContains(err, "killed by SIGILL (illegal instruction): the checkpoint was taken on a CPU with AVX-512 (avx512f)"))
@@ -114,11 +115,11 @@ func TestWatchRestored(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "docker rm web2"))
 
 	// Still running when the watch ends: all is well.
-	s = &session{api: waitClient{fakeClient: ended(132), exitAfter: -1}}
+	s = &helperrun.Session{API: waitClient{fakeClient: ended(132), exitAfter: -1}}
 	assert.Check(t, watchRestored(ctx, s, "id", "web2", st, 50*time.Millisecond))
 	// No watch: the daemon is not even asked.
 	f := ended(132)
-	s = &session{api: waitClient{fakeClient: f, exitAfter: 0}}
+	s = &helperrun.Session{API: waitClient{fakeClient: f, exitAfter: 0}}
 	assert.Check(t, watchRestored(ctx, s, "id", "web2", st, 0))
 	assert.Check(t, is.Len(f.Calls(), 0))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -61,16 +62,16 @@ func runRemove(ctx context.Context, dockerCLI command.Cli, opts removeOptions) e
 	if err := opts.validate(); err != nil {
 		return usageError{err}
 	}
-	s, err := newSession(ctx, dockerCLI, opts.helperImage)
+	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
-	ref, err := s.container(ctx, opts.container)
+	ref, err := s.Container(ctx, opts.container)
 	if err != nil {
 		return err
 	}
-	res, err := askHelper(ctx, s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
-		Protocol: helperapi.ProtocolVersion, DockerRoot: s.info.DockerRootDir,
+	res, err := helperrun.AskHelper(ctx, s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir,
 		Container: ref, Names: opts.names, All: opts.all,
 	})
 	if err != nil {

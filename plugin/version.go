@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"runtime"
 	"strings"
@@ -111,14 +112,14 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 	v.Plugin.Version = xcheckpoint.Version
 	v.Plugin.GoVersion = runtime.Version()
 	v.Plugin.OS, v.Plugin.Arch = runtime.GOOS, runtime.GOARCH
-	if b, err := findBundle(); err != nil {
+	if b, err := helperrun.FindBundle(); err != nil {
 		v.Plugin.Bundled = "unusable: " + err.Error()
 	} else if b != nil {
-		v.Plugin.Bundled = fmt.Sprintf("%s for %s, %s", b.meta.Ref, b.meta.Architecture, b.where)
+		v.Plugin.Bundled = fmt.Sprintf("%s for %s, %s", b.Meta.Ref, b.Meta.Architecture, b.Where)
 	}
 
-	choice := chooseHelperImage(dockerCLI, opts.helperImage)
-	v.HelperImage.Ref, v.HelperImage.Source = choice.ref, choice.source
+	choice := helperrun.ChooseHelperImage(dockerCLI, opts.helperImage)
+	v.HelperImage.Ref, v.HelperImage.Source = choice.Ref, choice.Source
 
 	api := dockerCLI.Client()
 	sv, err := api.ServerVersion(ctx)
@@ -134,14 +135,14 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 		v.Daemon.ImageStore = imageStore(info)
 	}
 
-	img, err := inspectHelperImage(ctx, api, choice.ref)
+	img, err := helperrun.InspectHelperImage(ctx, api, choice.Ref)
 	if err != nil {
 		v.HelperImage.Error = err.Error()
 		return v
 	}
-	v.HelperImage.Present = img.present
-	v.HelperImage.Version, v.HelperImage.CriuVersion, v.HelperImage.Architecture = img.version, img.criuVersion, img.architecture
-	if !img.present {
+	v.HelperImage.Present = img.Present
+	v.HelperImage.Version, v.HelperImage.CriuVersion, v.HelperImage.Architecture = img.Version, img.CriuVersion, img.Architecture
+	if !img.Present {
 		return v
 	}
 	if infoErr != nil {
@@ -150,17 +151,17 @@ func collectVersions(ctx context.Context, dockerCLI command.Cli, opts versionOpt
 	}
 	// No session: the helper image is not loaded for a version, and no
 	// request goes with it (a helper of any protocol answers).
-	h := helperRun{api: api, image: choice.ref, dockerRoot: info.DockerRootDir, command: helperapi.Version.Name}
-	out, err := h.run(ctx, nil)
+	h := helperrun.Helper{API: api, Image: choice.Ref, DockerRoot: info.DockerRootDir, Command: helperapi.Version.Name}
+	out, err := h.Run(ctx, nil)
 	var res *helperapi.VersionInfo
-	if err == nil && out.final != nil && out.final.Kind == helperapi.KindResult {
-		res, _ = helperapi.DecodeResult[helperapi.VersionInfo](*out.final)
+	if err == nil && out.Final != nil && out.Final.Kind == helperapi.KindResult {
+		res, _ = helperapi.DecodeResult[helperapi.VersionInfo](*out.Final)
 	}
 	switch {
 	case err != nil:
 		v.Criu.Error = err.Error()
-	case out.failure() != nil:
-		v.Criu.Error = out.failure().Error()
+	case out.Failure() != nil:
+		v.Criu.Error = out.Failure().Error()
 	case res == nil:
 		v.Criu.Error = "the helper answered without versions (an older helper image?)"
 	default:

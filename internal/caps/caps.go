@@ -1,11 +1,11 @@
-package plugin
+package caps
 
 import (
 	"slices"
 	"strings"
 )
 
-func normalizeCap(c string) string {
+func NormalizeCap(c string) string {
 	c = strings.ToUpper(strings.TrimSpace(c))
 	if !strings.HasPrefix(c, "CAP_") {
 		c = "CAP_" + c
@@ -13,13 +13,13 @@ func normalizeCap(c string) string {
 	return c
 }
 
-// withoutCapabilities returns caps minus drop (names compared with or
+// WithoutCapabilities returns caps minus drop (names compared with or
 // without the CAP_ prefix).
-func withoutCapabilities(caps, drop []string) []string {
+func WithoutCapabilities(caps, drop []string) []string {
 	if len(drop) == 0 {
 		return caps
 	}
 	return slices.DeleteFunc(slices.Clone(caps), func(c string) bool {
-		return slices.Contains(drop, normalizeCap(c))
+		return slices.Contains(drop, NormalizeCap(c))
 	})
 }

@@ -1,4 +1,4 @@
-package plugin
+package helperrun
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 // bundleMeta describes a helper image archive shipped with the plugin
 // (written by hack/bundle.sh next to the archive).
-type bundleMeta struct {
+type BundleMeta struct {
 	Ref          string `json:"ref"`
 	Version      string `json:"version"`
 	CriuVersion  string `json:"criu_version"`
@@ -31,14 +31,14 @@ type bundleMeta struct {
 // bundle is the helper image archive this plugin can load onto a daemon: a
 // gzip-compressed `docker save`, embedded in the binary (build tag bundled)
 // or in files next to it.
-type bundle struct {
-	meta bundleMeta
+type Bundle struct {
+	Meta BundleMeta
 	// where says where it came from, for `version`.
-	where string
+	Where string
 	open  func() (io.ReadCloser, int64, error)
 }
 
-// Names of the archive and its description, in plugin/bundle/ at build time
+// Names of the archive and its description, in internal/helperrun/bundle/ at build time
 // and next to the plugin binary at run time.
 const (
 	bundleArchive  = "docker-xcheckpoint-helper.tar.gz"
@@ -48,7 +48,7 @@ const (
 // findBundle returns the helper image archive of this build: the embedded one,
 // else the one next to the executable. nil when there is none; an archive of
 // another plugin version is an error.
-func findBundle() (*bundle, error) {
+func FindBundle() (*Bundle, error) {
 	if len(embeddedArchive) > 0 {
 		b, err := newBundle(embeddedMeta, "embedded in the plugin", func() (io.ReadCloser, int64, error) {
 			return io.NopCloser(bytes.NewReader(embeddedArchive)), int64(len(embeddedArchive)), nil
@@ -82,13 +82,13 @@ func findBundle() (*bundle, error) {
 	})
 }
 
-func newBundle(metaBytes []byte, where string, open func() (io.ReadCloser, int64, error)) (*bundle, error) {
-	var m bundleMeta
+func newBundle(metaBytes []byte, where string, open func() (io.ReadCloser, int64, error)) (*Bundle, error) {
+	var m BundleMeta
 	if err := json.Unmarshal(metaBytes, &m); err != nil {
 		return nil, fmt.Errorf("reading the description of the helper image archive (%s): %w", where, err)
 	}
 	if m.Version != xcheckpoint.Version || m.Ref != xcheckpoint.DefaultHelperImage() {
 		return nil, fmt.Errorf("the helper image archive %s holds %s (version %q), not this plugin's %s: rebuild the plugin with `make build-bundled`", where, m.Ref, m.Version, xcheckpoint.DefaultHelperImage())
 	}
-	return &bundle{meta: m, where: where, open: open}, nil
+	return &Bundle{Meta: m, Where: where, open: open}, nil
 }

@@ -1,6 +1,6 @@
 //go:build bundled
 
-package plugin
+package helperrun
 
 import _ "embed"
 

@@ -1,6 +1,6 @@
 //go:build !bundled
 
-package plugin
+package helperrun
 
 // Without the build tag bundled, the plugin carries no helper image; it may
 // still find one next to its binary (see findBundle).

@@ -1,4 +1,4 @@
-package plugin
+package helperrun
 
 import (
 	"bufio"
@@ -9,6 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/caps"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 	"io"
 	"strings"
 	"sync"
@@ -35,69 +38,69 @@ var ErrHelperImageMissing = errors.New("helper image not found")
 const stopGrace = 5 * time.Minute
 
 // helperRun describes one helper container.
-type helperRun struct {
-	api        client.APIClient
-	image      string
-	dockerRoot string
+type Helper struct {
+	API        client.APIClient
+	Image      string
+	DockerRoot string
 	// target is the ID of the container the helper works on (a label).
-	target string
+	Target string
 	// command is the helper's command ("dump"), its only argument.
-	command string
+	Command string
 	// request, when not nil, is sent first on the helper's stdin
 	// (helperapi.WriteRequest): never on its command line, which every user
 	// of the daemon host and `docker inspect` can read, and which Linux caps
 	// at 128 KiB an argument.
-	request any
+	Request any
 	// capDrop removes capabilities of config.json from this helper; only the
-	// end-to-end tests set it (see testCapDrop).
-	capDrop []string
+	// end-to-end tests set it (see CapDrop).
+	CapDrop []string
 	// archive, when set, receives the archive the helper writes in segments
 	// (helperapi.ArchiveSegment), each fetched with Docker's archive API as soon
 	// as the helper announces it (segmentFetcher). stdin, when set, is sent to the helper's stdin, which
 	// is closed at its end (the helper then does not watch its stdin for the
 	// plugin going away: a truncated archive is refused anyway).
-	archive io.Writer
-	stdin   io.Reader
+	Archive io.Writer
+	Stdin   io.Reader
 	// mounts are added to those of config.json (restore: the new container's
 	// restore volume).
-	mounts []mount.Mount
+	Mounts []mount.Mount
 	// quietStop: when ctx ends, the helper is stopped without a word (it runs
 	// no CRIU: the restore's stage helper waiting for the verdict).
-	quietStop bool
+	QuietStop bool
 	// notify, when set, receives what the user must know while waiting.
-	notify io.Writer
+	Notify io.Writer
 	// daemonID identifies the daemon in the memory of withheld optional
 	// capabilities (see optionalcaps.go); empty: nothing is remembered.
-	daemonID string
+	DaemonID string
 }
 
 // helperOutcome is what a helper container produced.
-type helperOutcome struct {
+type Outcome struct {
 	// final is the helper's last event: a result or an error.
-	final *helperapi.Event
+	Final *helperapi.Event
 	// stderr is what the helper printed outside the protocol.
-	stderr   string
-	exitCode int64
+	Stderr   string
+	ExitCode int64
 	// started is set once the helper container was started: only then can it
 	// have touched the target.
-	started bool
+	Started bool
 	// withheld lists the optional capabilities the helper ran without.
-	withheld []string
+	Withheld []string
 }
 
 // refusal returns the helper's failure when its last event is an error (it
 // refused the request, or failed as a whole), and nil otherwise.
-func (o helperOutcome) refusal() *helperapi.DumpFailure {
-	if o.final != nil && o.final.Kind == helperapi.KindError {
-		return o.final.Error
+func (o Outcome) Refusal() *helperapi.DumpFailure {
+	if o.Final != nil && o.Final.Kind == helperapi.KindError {
+		return o.Final.Error
 	}
 	return nil
 }
 
 // failure is the helper's refusal as an error (nil without one): its
 // message, CRIU's cause lines and the hint, all kept.
-func (o helperOutcome) failure() error {
-	if f := o.refusal(); f != nil {
+func (o Outcome) Failure() error {
+	if f := o.Refusal(); f != nil {
 		return helperFailure{f}
 	}
 	return nil
@@ -139,7 +142,7 @@ const staleAfter = 5 * time.Minute
 func removeStaleHelpers(ctx context.Context, api client.APIClient, now time.Time) {
 	list, err := api.ContainerList(ctx, container.ListOptions{
 		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelHelper), filters.Arg("status", "exited"), filters.Arg("status", "created"), filters.Arg("status", "dead")),
+		Filters: filters.NewArgs(filters.Arg("label", labels.LabelHelper), filters.Arg("status", "exited"), filters.Arg("status", "created"), filters.Arg("status", "dead")),
 	})
 	if err != nil {
 		return
@@ -156,41 +159,41 @@ func removeStaleHelpers(ctx context.Context, api client.APIClient, now time.Time
 // a batch's per-container outcomes) to onEvent, and returns its last event. The helper container is removed before run returns, whatever happens.
 // When ctx is cancelled the helper is asked to stop (SIGTERM), so that CRIU can
 // unfreeze the target, and is killed after stopGrace.
-func (h helperRun) run(ctx context.Context, onEvent func(helperapi.Event)) (helperOutcome, error) {
-	cfgFile, err := loadHelperConfig()
+func (h Helper) Run(ctx context.Context, onEvent func(helperapi.Event)) (Outcome, error) {
+	cfgFile, err := LoadHelperConfig()
 	if err != nil {
-		return helperOutcome{}, err
+		return Outcome{}, err
 	}
 	optional := cfgFile.Extra.OptionalCapabilities
-	if withheld := rememberedWithheld(h.daemonID); len(withheld) > 0 {
-		optional = withoutCapabilities(optional, withheld)
+	if withheld := rememberedWithheld(h.DaemonID); len(withheld) > 0 {
+		optional = caps.WithoutCapabilities(optional, withheld)
 	}
 	out, err := h.runWith(ctx, cfgFile, optional, onEvent)
 	if errors.Is(err, errCapsWithheld) {
-		rememberWithheld(h.daemonID, optional)
+		rememberWithheld(h.DaemonID, optional)
 		optional = nil
 		out, err = h.runWith(ctx, cfgFile, nil, onEvent)
 	}
-	out.withheld = withoutCapabilities(cfgFile.Extra.OptionalCapabilities, optional)
+	out.Withheld = caps.WithoutCapabilities(cfgFile.Extra.OptionalCapabilities, optional)
 	return out, err
 }
 
-func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional []string, onEvent func(helperapi.Event)) (out helperOutcome, retErr error) {
-	hostCfg, err := cfgFile.hostConfig(h.dockerRoot)
+func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, onEvent func(helperapi.Event)) (out Outcome, retErr error) {
+	hostCfg, err := cfgFile.hostConfig(h.DockerRoot)
 	if err != nil {
 		return out, err
 	}
-	hostCfg.CapAdd = withoutCapabilities(append(hostCfg.CapAdd, optional...), h.capDrop)
-	hostCfg.Mounts = append(hostCfg.Mounts, h.mounts...)
+	hostCfg.CapAdd = caps.WithoutCapabilities(append(hostCfg.CapAdd, optional...), h.CapDrop)
+	hostCfg.Mounts = append(hostCfg.Mounts, h.Mounts...)
 	// If this process or its connection to the daemon dies, nobody is left to
 	// stop the helper: it aborts its work (unfreezing the target, removing
 	// partial files) when its stdin closes, which Docker does when our attach
 	// goes away, and the daemon removes it when it exits (AutoRemove).
 	cfg := &container.Config{
-		Image:        h.image,
+		Image:        h.Image,
 		Entrypoint:   cfgFile.Entrypoint,
-		Cmd:          []string{h.command},
-		Env:          append([]string{helperapi.EnvWatchStdin + "=1"}, testSegmentEnv(h.archive, h.notify)...),
+		Cmd:          []string{h.Command},
+		Env:          append([]string{helperapi.EnvWatchStdin + "=1"}, testhooks.SegmentEnv(h.Archive, h.Notify)...),
 		WorkingDir:   cfgFile.WorkDir,
 		AttachStdin:  true,
 		OpenStdin:    true,
@@ -198,31 +201,31 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		AttachStdout: true,
 		AttachStderr: true,
 		Labels: map[string]string{
-			LabelHelper:  "true",
-			LabelVersion: xcheckpoint.Version,
-			LabelTarget:  h.target,
-			LabelCommand: h.command,
+			labels.LabelHelper:  "true",
+			labels.LabelVersion: xcheckpoint.Version,
+			labels.LabelTarget:  h.Target,
+			labels.LabelCommand: h.Command,
 		},
 	}
-	if h.stdin != nil {
+	if h.Stdin != nil {
 		cfg.Env = nil
 	}
-	if h.archive != nil || h.stdin != nil {
+	if h.Archive != nil || h.Stdin != nil {
 		// An archive must not be copied into the helper's log on the daemon host.
 		hostCfg.LogConfig = container.LogConfig{Type: "none"}
 	}
-	name := "xcheckpoint-helper-" + randomSuffix()
+	name := "xcheckpoint-helper-" + RandomSuffix()
 	// Not cancelled by Ctrl-C: a create cut short may still happen on the
 	// daemon, leaving a helper whose ID we never learnt. Once it is created,
 	// the deferred removal below takes care of it.
 	cctx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-	created, err := h.api.ContainerCreate(cctx, cfg, hostCfg, nil, nil, name)
+	created, err := h.API.ContainerCreate(cctx, cfg, hostCfg, nil, nil, name)
 	cancelCreate()
 	if err != nil {
 		if len(optional) > 0 && capsRefused(err) {
 			return out, fmt.Errorf("%w: %v", errCapsWithheld, err)
 		}
-		return out, fmt.Errorf("creating helper container from %q: %w", h.image, err)
+		return out, fmt.Errorf("creating helper container from %q: %w", h.Image, err)
 	}
 	id := created.ID
 	// daemonRemoves is set once the helper has given its verdict: its process
@@ -238,9 +241,9 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		// NotFound: the daemon removed it already (AutoRemove, once it
 		// exited). Conflict: it is removing it; wait until it is gone, so that
 		// no helper is listed once the command has returned.
-		err := h.api.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		err := h.API.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		if errdefs.IsConflict(err) {
-			waitCh, waitErrCh := h.api.ContainerWait(rctx, id, container.WaitConditionRemoved)
+			waitCh, waitErrCh := h.API.ContainerWait(rctx, id, container.WaitConditionRemoved)
 			select {
 			case <-waitCh:
 				err = nil
@@ -252,7 +255,7 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 		}
 	}()
 
-	attach, err := h.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	attach, err := h.API.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("interrupted before the helper started: %w", ctx.Err())
@@ -262,17 +265,17 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 	defer attach.Close()
 	// "removed", not "next-exit": with AutoRemove the exit status comes with
 	// the removal, and the container is gone when the wait returns.
-	waitCh, waitErrCh := h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
-	if err := h.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	waitCh, waitErrCh := h.API.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
+	if err := h.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("interrupted before the helper started: %w", ctx.Err())
 		}
 		if len(optional) > 0 && capsRefused(err) {
 			return out, fmt.Errorf("%w: %v", errCapsWithheld, err)
 		}
-		return out, fmt.Errorf("starting helper container from %q: %w", h.image, err)
+		return out, fmt.Errorf("starting helper container from %q: %w", h.Image, err)
 	}
-	out.started = true
+	out.Started = true
 
 	// A failure to store what the helper sends, or to read what we send it,
 	// stops the helper as a Ctrl-C would.
@@ -290,24 +293,24 @@ func (h helperRun) runWith(ctx context.Context, cfgFile helperConfig, optional [
 	// The request first, then the archive (its end closes the helper's
 	// stdin); without an archive stdin stays open while we listen.
 	go func() {
-		if h.request != nil {
-			if err := helperapi.WriteRequest(attach.Conn, h.request); err != nil {
+		if h.Request != nil {
+			if err := helperapi.WriteRequest(attach.Conn, h.Request); err != nil {
 				cancelRun(err)
 				return
 			}
 		}
-		if h.stdin == nil {
+		if h.Stdin == nil {
 			return
 		}
-		if _, err := io.Copy(attach.Conn, h.stdin); err != nil {
+		if _, err := io.Copy(attach.Conn, h.Stdin); err != nil {
 			cancelRun(fmt.Errorf("sending the archive to the helper: %w", err))
 			return
 		}
 		_ = attach.CloseWrite()
 	}()
 	var fetcher *segmentFetcher
-	if h.archive != nil {
-		fetcher = startSegmentFetcher(ctx, h.api, id, h.archive, func(err error) { cancelRun(err) })
+	if h.Archive != nil {
+		fetcher = startSegmentFetcher(ctx, h.API, id, h.Archive, func(err error) { cancelRun(err) })
 		// Whatever happens, nothing writes into h.archive once run returned.
 		defer fetcher.stop()
 	}
@@ -364,10 +367,10 @@ wait:
 				// The helper waits for us to fetch its last segments; it exits (and
 				// the daemon removes it) when the attach closes, as this returns.
 				if err := fetcher.wait(); err != nil {
-					return helperOutcome{final: final, exitCode: exitCode, started: true}, err
+					return Outcome{Final: final, ExitCode: exitCode, Started: true}, err
 				}
 			}
-			return helperOutcome{final: final, exitCode: exitCode, started: true}, nil
+			return Outcome{Final: final, ExitCode: exitCode, Started: true}, nil
 		case st := <-waitCh:
 			exitCode = st.StatusCode
 			if st.Error != nil {
@@ -389,13 +392,13 @@ wait:
 				// Removed between two waits: it has ended.
 				break wait
 			}
-			if rewaits < maxRewaits && ctx.Err() == nil && !dialFailed(err) {
+			if rewaits < maxRewaits && ctx.Err() == nil && !DialFailed(err) {
 				if brokenWait == nil {
 					brokenWait = err
 				}
 				rewaits++
 				time.Sleep(100 * time.Millisecond)
-				waitCh, waitErrCh = h.api.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
+				waitCh, waitErrCh = h.API.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
 				continue
 			}
 			retErr = fmt.Errorf("waiting for helper container: %w", err)
@@ -403,15 +406,15 @@ wait:
 		case <-ctx.Done():
 			// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
 			bg := context.WithoutCancel(ctx)
-			_ = h.api.ContainerKill(bg, id, "TERM")
-			if h.notify != nil && !h.quietStop {
-				fmt.Fprintf(h.notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
+			_ = h.API.ContainerKill(bg, id, "TERM")
+			if h.Notify != nil && !h.QuietStop {
+				fmt.Fprintf(h.Notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
 			}
 			select {
 			case st := <-waitCh:
 				exitCode = st.StatusCode
 			case <-time.After(stopGrace):
-				_ = h.api.ContainerKill(bg, id, "KILL")
+				_ = h.API.ContainerKill(bg, id, "KILL")
 			}
 			retErr = context.Cause(ctx)
 			break wait
@@ -426,9 +429,9 @@ wait:
 		attach.Close()
 		<-streamDone
 	}
-	out = helperOutcome{final: final, stderr: stderr.String(), exitCode: exitCode, started: true}
+	out = Outcome{Final: final, Stderr: stderr.String(), ExitCode: exitCode, Started: true}
 	if retErr == nil && final == nil {
-		msg := strings.TrimSpace(out.stderr)
+		msg := strings.TrimSpace(out.Stderr)
 		if msg == "" && protoErr != nil {
 			msg = protoErr.Error()
 		}
@@ -464,7 +467,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func randomSuffix() string {
+func RandomSuffix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

@@ -1,9 +1,10 @@
-package plugin
+package helperrun
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"slices"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestRemoveStaleHelpers(t *testing.T) {
 	removeStaleHelpers(context.Background(), f, now)
 	assert.Check(t, is.DeepEqual(f.removed, []string{"crashed", "old-created"}))
 	assert.Check(t, asked.All)
-	assert.Check(t, is.DeepEqual(asked.Filters.Get("label"), []string{LabelHelper}))
+	assert.Check(t, is.DeepEqual(asked.Filters.Get("label"), []string{labels.LabelHelper}))
 	assert.Check(t, !asked.Filters.ExactMatch("status", "running"), "running helpers are never listed for removal")
 }
 
@@ -51,13 +52,13 @@ func TestHelperRunCapsRefusedAtCreate(t *testing.T) {
 		// Far enough: the rest of the helper's life is the end-to-end tests'.
 		return container.CreateResponse{}, errors.New("second create reached")
 	}}
-	h := helperRun{api: f, image: "helper:test", dockerRoot: "/var/lib/docker", command: "check"}
-	out, err := h.run(context.Background(), nil)
+	h := Helper{API: f, Image: "helper:test", DockerRoot: "/var/lib/docker", Command: "check"}
+	out, err := h.Run(context.Background(), nil)
 	assert.ErrorContains(t, err, "second create reached")
 	assert.Assert(t, is.Len(capAdds, 2), "the helper must be created again without the refused capability")
 	assert.Check(t, slices.Contains(capAdds[0], "CAP_SYS_RESOURCE"))
 	assert.Check(t, !slices.Contains(capAdds[1], "CAP_SYS_RESOURCE"))
-	assert.Check(t, is.DeepEqual(out.withheld, []string{"CAP_SYS_RESOURCE"}))
+	assert.Check(t, is.DeepEqual(out.Withheld, []string{"CAP_SYS_RESOURCE"}))
 }
 
 func TestCapsRefused(t *testing.T) {
@@ -81,10 +82,10 @@ func TestCapsRefused(t *testing.T) {
 // cause lines and the hint; errors.As still finds the failure's fields.
 func TestHelperFailureKeepsCauseAndHint(t *testing.T) {
 	f := &helperapi.DumpFailure{Message: `checkpoint "warm" already exists for container "web"`, Cause: []string{"(00.1) Error (criu/x.c:1): y"}, Hint: "choose another name", Exists: true}
-	out := helperOutcome{final: &helperapi.Event{Kind: helperapi.KindError, Error: f}}
-	err := fmt.Errorf("importing warm.tar into container %q: %w", "web", out.failure())
+	out := Outcome{Final: &helperapi.Event{Kind: helperapi.KindError, Error: f}}
+	err := fmt.Errorf("importing warm.tar into container %q: %w", "web", out.Failure())
 	assert.Check(t, is.Error(err, "importing warm.tar into container \"web\": checkpoint \"warm\" already exists for container \"web\"\nCRIU says:\n  (00.1) Error (criu/x.c:1): y\nHint: choose another name"))
 	var got *helperapi.DumpFailure
 	assert.Check(t, errors.As(err, &got) && got.Exists)
-	assert.Check(t, helperOutcome{final: &helperapi.Event{Kind: helperapi.KindResult}}.failure() == nil)
+	assert.Check(t, Outcome{Final: &helperapi.Event{Kind: helperapi.KindResult}}.Failure() == nil)
 }

@@ -1,9 +1,11 @@
-package plugin
+package helperrun
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/bars"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"io"
 	"strings"
 
@@ -33,55 +35,55 @@ const (
 )
 
 // helperImageChoice is the helper image a command runs, and why.
-type helperImageChoice struct {
-	ref string
+type ImageChoice struct {
+	Ref string
 	// pinned is set when the user named the image (flag or config): it is then
 	// used as it is, never loaded from the bundle.
 	pinned bool
 	// source says where the choice came from, for messages.
-	source string
+	Source string
 }
 
 // chooseHelperImage picks, in order: --helper-image, the CLI config's
 // plugins.xcheckpoint.helper-image, this build's own image.
-func chooseHelperImage(dockerCLI command.Cli, flag string) helperImageChoice {
+func ChooseHelperImage(dockerCLI command.Cli, flag string) ImageChoice {
 	if flag != "" {
-		return helperImageChoice{ref: flag, pinned: true, source: "--helper-image"}
+		return ImageChoice{Ref: flag, pinned: true, Source: "--helper-image"}
 	}
 	if cf := dockerCLI.ConfigFile(); cf != nil {
 		if ref := strings.TrimSpace(cf.Plugins[pluginConfigName][configKeyHelperImage]); ref != "" {
-			return helperImageChoice{ref: ref, pinned: true, source: fmt.Sprintf("plugins.%s.%s in %s", pluginConfigName, configKeyHelperImage, cf.Filename)}
+			return ImageChoice{Ref: ref, pinned: true, Source: fmt.Sprintf("plugins.%s.%s in %s", pluginConfigName, configKeyHelperImage, cf.Filename)}
 		}
 	}
-	return helperImageChoice{ref: xcheckpoint.DefaultHelperImage(), source: "this plugin's own"}
+	return ImageChoice{Ref: xcheckpoint.DefaultHelperImage(), Source: "this plugin's own"}
 }
 
 // provisionHelperImage is what a command calls before it starts a helper:
 // it picks the image (flag, CLI config, this build's own), makes sure it is
 // on the daemon (loading the bundled one, with progress on the CLI's stderr)
 // and fit for it. daemonArch is Info.Architecture.
-func provisionHelperImage(ctx context.Context, dockerCLI command.Cli, api client.APIClient, flag, daemonArch string) (helperImage, error) {
-	choice := chooseHelperImage(dockerCLI, flag)
-	return ensureHelperImage(ctx, api, choice, daemonArch, findBundle, dockerCLI.Err(), dockerCLI.Err().IsTerminal())
+func provisionHelperImage(ctx context.Context, dockerCLI command.Cli, api client.APIClient, flag, daemonArch string) (Image, error) {
+	choice := ChooseHelperImage(dockerCLI, flag)
+	return ensureHelperImage(ctx, api, choice, daemonArch, FindBundle, dockerCLI.Err(), dockerCLI.Err().IsTerminal())
 }
 
 // helperImage is a helper image found (or loaded) on the daemon.
-type helperImage struct {
-	ref          string
+type Image struct {
+	Ref          string
 	id           string
-	present      bool
-	version      string
-	criuVersion  string
-	architecture string
+	Present      bool
+	Version      string
+	CriuVersion  string
+	Architecture string
 	// build is its LabelBuild (empty on images built before it existed).
 	build string
 	// loaded is set when this command loaded it from the bundled archive.
-	loaded bool
+	Loaded bool
 }
 
 // normalizeArch turns the daemon's `uname -m` (Info.Architecture) into Go's
 // and the image config's names.
-func normalizeArch(a string) string {
+func NormalizeArch(a string) string {
 	switch a {
 	case "x86_64", "x86-64", "amd64":
 		return "amd64"
@@ -92,19 +94,19 @@ func normalizeArch(a string) string {
 }
 
 // inspectHelperImage looks the image up without changing anything.
-func inspectHelperImage(ctx context.Context, api client.APIClient, ref string) (helperImage, error) {
+func InspectHelperImage(ctx context.Context, api client.APIClient, ref string) (Image, error) {
 	img, err := api.ImageInspect(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return helperImage{ref: ref}, nil
+			return Image{Ref: ref}, nil
 		}
-		return helperImage{ref: ref}, fmt.Errorf("looking up helper image %q: %w", ref, err)
+		return Image{Ref: ref}, fmt.Errorf("looking up helper image %q: %w", ref, err)
 	}
-	h := helperImage{ref: ref, id: img.ID, present: true, architecture: img.Architecture}
+	h := Image{Ref: ref, id: img.ID, Present: true, Architecture: img.Architecture}
 	if img.Config != nil {
-		h.version = img.Config.Labels[LabelVersion]
-		h.criuVersion = img.Config.Labels[LabelCriuVersion]
-		h.build = img.Config.Labels[LabelBuild]
+		h.Version = img.Config.Labels[labels.LabelVersion]
+		h.CriuVersion = img.Config.Labels[labels.LabelCriuVersion]
+		h.build = img.Config.Labels[labels.LabelBuild]
 	}
 	return h, nil
 }
@@ -114,64 +116,64 @@ func inspectHelperImage(ctx context.Context, api client.APIClient, ref string) (
 // when missing
 // (progress on progress), and refused when it carries another version; any
 // image must match the daemon's architecture. daemonArch is Info.Architecture.
-func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperImageChoice, daemonArch string, findBundle func() (*bundle, error), progress io.Writer, isTerminal bool) (helperImage, error) {
-	arch := normalizeArch(daemonArch)
-	h, err := inspectHelperImage(ctx, api, choice.ref)
+func ensureHelperImage(ctx context.Context, api client.APIClient, choice ImageChoice, daemonArch string, findBundle func() (*Bundle, error), progress io.Writer, isTerminal bool) (Image, error) {
+	arch := NormalizeArch(daemonArch)
+	h, err := InspectHelperImage(ctx, api, choice.Ref)
 	if err != nil {
 		return h, err
 	}
-	if !h.present && choice.pinned {
-		return h, fmt.Errorf("%w: %q is not on the daemon (named by %s); pull it there, load it (docker load), or build it there with `make helper-image`; without that setting the plugin loads the helper image it carries", ErrHelperImageMissing, choice.ref, choice.source)
+	if !h.Present && choice.pinned {
+		return h, fmt.Errorf("%w: %q is not on the daemon (named by %s); pull it there, load it (docker load), or build it there with `make helper-image`; without that setting the plugin loads the helper image it carries", ErrHelperImageMissing, choice.Ref, choice.Source)
 	}
-	if !choice.pinned && (!h.present || h.version == xcheckpoint.Version) {
+	if !choice.pinned && (!h.Present || h.Version == xcheckpoint.Version) {
 		b, err := findBundle()
-		if err != nil && !h.present {
+		if err != nil && !h.Present {
 			return h, err
 		}
 		switch {
-		case !h.present && b == nil:
-			return h, fmt.Errorf("%w: %q is not on the daemon and this build of the plugin carries no helper image; build it there with `make helper-image` in the docker-xcheckpoint source tree, install a bundled build (`make build-bundled`), or name another with --helper-image", ErrHelperImageMissing, choice.ref)
-		case !h.present:
+		case !h.Present && b == nil:
+			return h, fmt.Errorf("%w: %q is not on the daemon and this build of the plugin carries no helper image; build it there with `make helper-image` in the docker-xcheckpoint source tree, install a bundled build (`make build-bundled`), or name another with --helper-image", ErrHelperImageMissing, choice.Ref)
+		case !h.Present:
 		case b != nil && !b.sameBuild(h):
 			// Same version label, other content (a rebuild from a changed
 			// tree): the plugin's own replaces it, and says so.
-			have, want := shortID(h.id), shortID(b.meta.ID)
-			if h.build != "" && b.meta.Build != "" {
-				have, want = "build "+h.build, "build "+b.meta.Build
+			have, want := ShortID(h.id), ShortID(b.Meta.ID)
+			if h.build != "" && b.Meta.Build != "" {
+				have, want = "build "+h.build, "build "+b.Meta.Build
 			}
-			fmt.Fprintf(progress, "Note: %s on the daemon (%s) is another build than the one this plugin carries (%s); replacing it.\n", choice.ref, have, want)
+			fmt.Fprintf(progress, "Note: %s on the daemon (%s) is another build than the one this plugin carries (%s); replacing it.\n", choice.Ref, have, want)
 		default:
 			b = nil // present and ours: nothing to load
 		}
 		if b != nil {
-			if arch != "" && b.meta.Architecture != arch {
+			if arch != "" && b.Meta.Architecture != arch {
 				where := "is not on the daemon"
-				if h.present {
+				if h.Present {
 					where = "needs replacing"
 				}
-				return h, fmt.Errorf("%w: %q %s, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build a helper image for %s from the Dockerfile (see the README) and name it with --helper-image", ErrHelperImageMissing, choice.ref, where, b.meta.Architecture, arch, arch)
+				return h, fmt.Errorf("%w: %q %s, and the helper image bundled with the plugin is for %s while the daemon runs on %s; build a helper image for %s from the Dockerfile (see the README) and name it with --helper-image", ErrHelperImageMissing, choice.Ref, where, b.Meta.Architecture, arch, arch)
 			}
 			if err := b.load(ctx, api, progress, isTerminal); err != nil {
 				return h, err
 			}
-			if h, err = inspectHelperImage(ctx, api, choice.ref); err != nil {
+			if h, err = InspectHelperImage(ctx, api, choice.Ref); err != nil {
 				return h, err
 			}
-			if !h.present {
-				return h, fmt.Errorf("loading the bundled helper image did not produce %q", choice.ref)
+			if !h.Present {
+				return h, fmt.Errorf("loading the bundled helper image did not produce %q", choice.Ref)
 			}
-			h.loaded = true
+			h.Loaded = true
 		}
 	}
-	if h.version != xcheckpoint.Version {
+	if h.Version != xcheckpoint.Version {
 		if !choice.pinned {
 			return h, fmt.Errorf("%w: %q on the daemon carries version %q, not this plugin's %q; remove it (docker image rm %s) so that the plugin loads its own, or pass --helper-image %s to use it anyway",
-				ErrHelperImageMismatch, choice.ref, h.version, xcheckpoint.Version, choice.ref, choice.ref)
+				ErrHelperImageMismatch, choice.Ref, h.Version, xcheckpoint.Version, choice.Ref, choice.Ref)
 		}
-		fmt.Fprintf(progress, "Note: using helper image %s (from %s), version %q; this plugin is %q.\n", choice.ref, choice.source, h.version, xcheckpoint.Version)
+		fmt.Fprintf(progress, "Note: using helper image %s (from %s), version %q; this plugin is %q.\n", choice.Ref, choice.Source, h.Version, xcheckpoint.Version)
 	}
-	if arch != "" && h.architecture != "" && normalizeArch(h.architecture) != arch {
-		return h, fmt.Errorf("helper image %q is built for %s, but the daemon runs on %s: name a helper image for %s with --helper-image", choice.ref, h.architecture, arch, arch)
+	if arch != "" && h.Architecture != "" && NormalizeArch(h.Architecture) != arch {
+		return h, fmt.Errorf("helper image %q is built for %s, but the daemon runs on %s: name a helper image for %s with --helper-image", choice.Ref, h.Architecture, arch, arch)
 	}
 	return h, nil
 }
@@ -180,15 +182,15 @@ func ensureHelperImage(ctx context.Context, api client.APIClient, choice helperI
 // carries. The build label says it under either image store; only a bundle or
 // an image without one falls back to the image ID, which matches only when
 // both come from Docker's classic store.
-func (b *bundle) sameBuild(h helperImage) bool {
-	if b.meta.Build != "" && h.build != "" {
-		return b.meta.Build == h.build
+func (b *Bundle) sameBuild(h Image) bool {
+	if b.Meta.Build != "" && h.build != "" {
+		return b.Meta.Build == h.build
 	}
-	return b.meta.ID == "" || h.id == b.meta.ID
+	return b.Meta.ID == "" || h.id == b.Meta.ID
 }
 
 // load sends the bundled archive to the daemon (`docker load` through the API).
-func (b *bundle) load(ctx context.Context, api client.APIClient, progress io.Writer, isTerminal bool) error {
+func (b *Bundle) load(ctx context.Context, api client.APIClient, progress io.Writer, isTerminal bool) error {
 	rc, size, err := b.open()
 	if err != nil {
 		return err
@@ -196,12 +198,12 @@ func (b *bundle) load(ctx context.Context, api client.APIClient, progress io.Wri
 	defer rc.Close()
 	// The same progress display as an archive's: a bar on a terminal, a
 	// line before and after otherwise.
-	label := fmt.Sprintf("Loading helper image %s (CRIU %s) onto the daemon", b.meta.Ref, b.meta.CriuVersion)
+	label := fmt.Sprintf("Loading helper image %s (CRIU %s) onto the daemon", b.Meta.Ref, b.Meta.CriuVersion)
 	sent := &archive.CountingReader{R: rc}
 	var in io.Reader = sent
 	var bar *progressbar.ProgressBar
 	if isTerminal {
-		bar = newBytesBar(progress, size, label)
+		bar = bars.NewBytesBar(progress, size, label)
 		br := progressbar.NewReader(sent, bar)
 		in = &br
 	} else {
@@ -212,7 +214,7 @@ func (b *bundle) load(ctx context.Context, api client.APIClient, progress io.Wri
 			_ = bar.Exit()
 			fmt.Fprintln(progress)
 		}
-		return fmt.Errorf("loading the bundled helper image %s: %w", b.meta.Ref, err)
+		return fmt.Errorf("loading the bundled helper image %s: %w", b.Meta.Ref, err)
 	}
 	resp, err := api.ImageLoad(ctx, in, client.ImageLoadWithQuiet(true))
 	if err != nil {
@@ -230,7 +232,7 @@ func (b *bundle) load(ctx context.Context, api client.APIClient, progress io.Wri
 }
 
 // shortID is the 12-character form Docker shows of a container or image ID.
-func shortID(id string) string {
+func ShortID(id string) string {
 	id = strings.TrimPrefix(id, "sha256:")
 	if len(id) > 12 {
 		return id[:12]

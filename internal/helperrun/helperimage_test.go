@@ -1,9 +1,10 @@
-package plugin
+package helperrun
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"io"
 	"strings"
 	"testing"
@@ -21,19 +22,19 @@ import (
 
 func helperImageWith(version, arch string) image.InspectResponse {
 	return image.InspectResponse{ID: "sha256:abc", Architecture: arch, Config: &dockerspec.DockerOCIImageConfig{
-		ImageConfig: ocispec.ImageConfig{Labels: map[string]string{LabelVersion: version, LabelCriuVersion: "4.2.1"}},
+		ImageConfig: ocispec.ImageConfig{Labels: map[string]string{labels.LabelVersion: version, labels.LabelCriuVersion: "4.2.1"}},
 	}}
 }
 
-func testBundle(arch string, archive []byte) func() (*bundle, error) {
+func testBundle(arch string, archive []byte) func() (*Bundle, error) {
 	return testBundleID(arch, "", archive)
 }
 
-func testBundleID(arch, id string, archive []byte) func() (*bundle, error) {
-	return func() (*bundle, error) {
-		return &bundle{
-			meta:  bundleMeta{Ref: xcheckpoint.DefaultHelperImage(), Version: xcheckpoint.Version, CriuVersion: "4.2.1", Architecture: arch, ID: id},
-			where: "test",
+func testBundleID(arch, id string, archive []byte) func() (*Bundle, error) {
+	return func() (*Bundle, error) {
+		return &Bundle{
+			Meta:  BundleMeta{Ref: xcheckpoint.DefaultHelperImage(), Version: xcheckpoint.Version, CriuVersion: "4.2.1", Architecture: arch, ID: id},
+			Where: "test",
 			open: func() (io.ReadCloser, int64, error) {
 				return io.NopCloser(bytes.NewReader(archive)), int64(len(archive)), nil
 			},
@@ -41,7 +42,7 @@ func testBundleID(arch, id string, archive []byte) func() (*bundle, error) {
 	}
 }
 
-func noBundle() (*bundle, error) { return nil, nil }
+func noBundle() (*Bundle, error) { return nil, nil }
 
 func TestEnsureHelperImageLoadsBundle(t *testing.T) {
 	archive := bytes.Repeat([]byte("layer"), 1000)
@@ -61,10 +62,10 @@ func TestEnsureHelperImageLoadsBundle(t *testing.T) {
 		},
 	}
 	var progress bytes.Buffer
-	choice := chooseHelperImage(newFakeCli(api), "")
+	choice := ChooseHelperImage(newFakeCli(api), "")
 	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", testBundle("amd64", archive), &progress, false)
 	assert.NilError(t, err)
-	assert.Check(t, h.loaded && h.present)
+	assert.Check(t, h.Loaded && h.Present)
 	assert.Check(t, is.DeepEqual(sent, archive), "the whole archive goes to the daemon as it is")
 	ref := xcheckpoint.DefaultHelperImage()
 	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ImageInspect " + ref, "ImageLoad", "ImageInspect " + ref}))
@@ -97,10 +98,10 @@ func TestEnsureHelperImageReplacesAnotherBuild(t *testing.T) {
 		},
 	}
 	var progress bytes.Buffer
-	choice := chooseHelperImage(newFakeCli(api), "")
+	choice := ChooseHelperImage(newFakeCli(api), "")
 	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", testBundleID("amd64", "sha256:ba5e000000000000", []byte("x")), &progress, false)
 	assert.NilError(t, err)
-	assert.Check(t, h.loaded)
+	assert.Check(t, h.Loaded)
 	assert.Check(t, is.Equal(h.id, "sha256:ba5e000000000000"))
 	assert.Check(t, is.Contains(progress.String(), "(0ld000000000) is another build than the one this plugin carries (ba5e00000000); replacing it."))
 
@@ -108,8 +109,8 @@ func TestEnsureHelperImageReplacesAnotherBuild(t *testing.T) {
 	api.calls, progress = nil, bytes.Buffer{}
 	h, err = ensureHelperImage(context.Background(), api, choice, "x86_64", testBundleID("amd64", "sha256:ba5e000000000000", []byte("x")), &progress, false)
 	assert.NilError(t, err)
-	assert.Check(t, !h.loaded)
-	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ImageInspect " + choice.ref}))
+	assert.Check(t, !h.Loaded)
+	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ImageInspect " + choice.Ref}))
 	assert.Check(t, is.Equal(progress.String(), ""))
 }
 
@@ -124,7 +125,7 @@ func TestEnsureHelperImageErrors(t *testing.T) {
 		inspect       func(string) (image.InspectResponse, error)
 		load          func(io.Reader) (image.LoadResponse, error)
 		daemonArch    string
-		bundle        func() (*bundle, error)
+		bundle        func() (*Bundle, error)
 		expectedError string
 		expectedIs    error
 		expectedCalls []string
@@ -169,7 +170,7 @@ func TestEnsureHelperImageErrors(t *testing.T) {
 		},
 		{
 			doc: "bundle of another build", inspect: notFound, daemonArch: "x86_64",
-			bundle: func() (*bundle, error) {
+			bundle: func() (*Bundle, error) {
 				return newBundle([]byte(`{"ref":"docker-xcheckpoint-helper:old","version":"old"}`), "next to the plugin", nil)
 			},
 			expectedError: `the helper image archive next to the plugin holds docker-xcheckpoint-helper:old (version "old")`,
@@ -180,7 +181,7 @@ func TestEnsureHelperImageErrors(t *testing.T) {
 		t.Run(tc.doc, func(t *testing.T) {
 			api := &fakeClient{imageInspectFunc: tc.inspect, imageLoadFunc: tc.load}
 			var progress bytes.Buffer
-			_, err := ensureHelperImage(context.Background(), api, chooseHelperImage(newFakeCli(api), tc.flag), tc.daemonArch, tc.bundle, &progress, false)
+			_, err := ensureHelperImage(context.Background(), api, ChooseHelperImage(newFakeCli(api), tc.flag), tc.daemonArch, tc.bundle, &progress, false)
 			assert.Check(t, is.ErrorContains(err, tc.expectedError))
 			if tc.expectedIs != nil {
 				assert.Check(t, is.ErrorIs(err, tc.expectedIs))
@@ -193,39 +194,33 @@ func TestEnsureHelperImageErrors(t *testing.T) {
 func TestPinnedImageOfAnotherVersionIsUsedWithANote(t *testing.T) {
 	api := &fakeClient{imageInspectFunc: func(string) (image.InspectResponse, error) { return helperImageWith("v0.9.0", "amd64"), nil }}
 	var progress bytes.Buffer
-	h, err := ensureHelperImage(context.Background(), api, chooseHelperImage(newFakeCli(api), "registry.example/xhelper:0.9"), "x86_64", noBundle, &progress, false)
+	h, err := ensureHelperImage(context.Background(), api, ChooseHelperImage(newFakeCli(api), "registry.example/xhelper:0.9"), "x86_64", noBundle, &progress, false)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(h.version, "v0.9.0"))
+	assert.Check(t, is.Equal(h.Version, "v0.9.0"))
 	assert.Check(t, is.Contains(progress.String(), `Note: using helper image registry.example/xhelper:0.9 (from --helper-image), version "v0.9.0"`))
 }
 
 func TestChooseHelperImage(t *testing.T) {
 	cli := newFakeCli(&fakeClient{})
-	assert.Check(t, chooseHelperImage(cli, "") == helperImageChoice{ref: xcheckpoint.DefaultHelperImage(), source: "this plugin's own"})
+	assert.Check(t, ChooseHelperImage(cli, "") == ImageChoice{Ref: xcheckpoint.DefaultHelperImage(), Source: "this plugin's own"})
 
 	cli.configFile = configfile.New("/home/u/.docker/config.json")
 	cli.configFile.Plugins = map[string]map[string]string{"xcheckpoint": {"helper-image": "registry.example/xhelper:2"}}
-	c := chooseHelperImage(cli, "")
-	assert.Check(t, is.Equal(c.ref, "registry.example/xhelper:2"))
+	c := ChooseHelperImage(cli, "")
+	assert.Check(t, is.Equal(c.Ref, "registry.example/xhelper:2"))
 	assert.Check(t, c.pinned)
-	assert.Check(t, is.Equal(c.source, "plugins.xcheckpoint.helper-image in /home/u/.docker/config.json"))
+	assert.Check(t, is.Equal(c.Source, "plugins.xcheckpoint.helper-image in /home/u/.docker/config.json"))
 
 	// The flag wins over the config.
-	c = chooseHelperImage(cli, "mine:1")
-	assert.Check(t, is.Equal(c.ref, "mine:1"))
-	assert.Check(t, is.Equal(c.source, "--helper-image"))
+	c = ChooseHelperImage(cli, "mine:1")
+	assert.Check(t, is.Equal(c.Ref, "mine:1"))
+	assert.Check(t, is.Equal(c.Source, "--helper-image"))
 }
 
 func TestNormalizeArch(t *testing.T) {
 	for in, want := range map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "s390x": "s390x"} {
-		assert.Check(t, is.Equal(normalizeArch(in), want), in)
+		assert.Check(t, is.Equal(NormalizeArch(in), want), in)
 	}
-}
-
-func TestWithoutCapabilities(t *testing.T) {
-	caps := []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_KILL"}
-	assert.Check(t, is.DeepEqual(withoutCapabilities(caps, []string{"CAP_SYS_PTRACE"}), []string{"CAP_SYS_ADMIN", "CAP_KILL"}))
-	assert.Check(t, is.DeepEqual(caps, []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_KILL"}), "the input is not changed")
 }
 
 // Under the containerd image store (Docker 29's default) a loaded image's ID
@@ -234,10 +229,10 @@ func TestWithoutCapabilities(t *testing.T) {
 // again, and another build is still replaced.
 func TestEnsureHelperImageContainerdStore(t *testing.T) {
 	const bundledConfigDigest = "sha256:c0f1600000000000"
-	bundleWithBuild := func(build string) func() (*bundle, error) {
-		return func() (*bundle, error) {
+	bundleWithBuild := func(build string) func() (*Bundle, error) {
+		return func() (*Bundle, error) {
 			b, _ := testBundleID("amd64", bundledConfigDigest, []byte("x"))()
-			b.meta.Build = build
+			b.Meta.Build = build
 			return b, nil
 		}
 	}
@@ -247,7 +242,7 @@ func TestEnsureHelperImageContainerdStore(t *testing.T) {
 		imageInspectFunc: func(string) (image.InspectResponse, error) {
 			img := helperImageWith(xcheckpoint.Version, "amd64")
 			img.ID = "sha256:3a41f35700000000" // the manifest's digest
-			img.Config.Labels[LabelBuild] = build
+			img.Config.Labels[labels.LabelBuild] = build
 			return img, nil
 		},
 		imageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
@@ -257,11 +252,11 @@ func TestEnsureHelperImageContainerdStore(t *testing.T) {
 			return image.LoadResponse{Body: io.NopCloser(strings.NewReader(`{"stream":"Loaded image"}`))}, nil
 		},
 	}
-	choice := chooseHelperImage(newFakeCli(api), "")
+	choice := ChooseHelperImage(newFakeCli(api), "")
 	var progress bytes.Buffer
 	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", bundleWithBuild("1234abcd5678"), &progress, false)
 	assert.NilError(t, err)
-	assert.Check(t, !h.loaded)
+	assert.Check(t, !h.Loaded)
 	assert.Check(t, is.Equal(loads, 0), "the same build under another ID must not be sent again")
 	assert.Check(t, is.Equal(progress.String(), ""))
 
@@ -269,7 +264,7 @@ func TestEnsureHelperImageContainerdStore(t *testing.T) {
 	build = "ffff0000ffff"
 	h, err = ensureHelperImage(context.Background(), api, choice, "x86_64", bundleWithBuild("1234abcd5678"), &progress, false)
 	assert.NilError(t, err)
-	assert.Check(t, h.loaded)
+	assert.Check(t, h.Loaded)
 	assert.Check(t, is.Equal(loads, 1))
 	assert.Check(t, is.Contains(progress.String(), "(build ffff0000ffff) is another build than the one this plugin carries (build 1234abcd5678); replacing it."))
 }

@@ -1,4 +1,4 @@
-package plugin
+package helperrun
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package plugin
+package helperrun
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ import (
 
 // helperConfig is config.json: Docker's managed-plugin schema plus the few
 // settings that schema has no field for.
-type helperConfig struct {
+type Config struct {
 	types.PluginConfig
 	Extra struct {
 		SecurityOpt []string `json:"securityopt"`
@@ -34,8 +34,8 @@ type helperConfig struct {
 // daemon's data root.
 const dockerRootMount = "docker-root"
 
-func loadHelperConfig() (helperConfig, error) {
-	var c helperConfig
+func LoadHelperConfig() (Config, error) {
+	var c Config
 	if err := json.Unmarshal(xcheckpoint.HelperConfig, &c); err != nil {
 		return c, fmt.Errorf("reading the helper's config.json: %w", err)
 	}
@@ -45,7 +45,7 @@ func loadHelperConfig() (helperConfig, error) {
 // hostConfig turns the declared privileges into the helper container's
 // HostConfig: exactly the listed capabilities (all others dropped), the listed
 // mounts, the host's pid (and network) namespace. Never --privileged.
-func (c helperConfig) hostConfig(dockerRoot string) (*container.HostConfig, error) {
+func (c Config) hostConfig(dockerRoot string) (*container.HostConfig, error) {
 	hc := &container.HostConfig{
 		CapDrop:     []string{"ALL"},
 		CapAdd:      slices.Clone(c.Linux.Capabilities),

@@ -1,4 +1,4 @@
-package plugin
+package helperrun
 
 import (
 	"encoding/json"
@@ -37,7 +37,7 @@ func mountAt(hc *container.HostConfig, target string) (mount.Mount, bool) {
 }
 
 func TestHelperHostConfig(t *testing.T) {
-	cfg, err := loadHelperConfig()
+	cfg, err := LoadHelperConfig()
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(cfg.Entrypoint, []string{"/usr/local/bin/xcheckpoint-helper"}))
 
@@ -83,13 +83,13 @@ func TestHelperHostConfig(t *testing.T) {
 }
 
 func TestHelperHostConfigErrors(t *testing.T) {
-	cfg, err := loadHelperConfig()
+	cfg, err := LoadHelperConfig()
 	assert.NilError(t, err)
 	_, err = cfg.hostConfig("")
 	assert.Check(t, is.Error(err, "the daemon did not report its data root (DockerRootDir)"))
 
 	t.Run("non-bind mount", func(t *testing.T) {
-		cfg, err := loadHelperConfig()
+		cfg, err := LoadHelperConfig()
 		assert.NilError(t, err)
 		src := "scratch"
 		cfg.Mounts = append(cfg.Mounts, types.PluginMount{Name: "scratch", Type: "volume", Source: &src, Destination: "/scratch"})
@@ -100,7 +100,7 @@ func TestHelperHostConfigErrors(t *testing.T) {
 
 func TestHelperHostConfigMountOptions(t *testing.T) {
 	src := "/etc/criu"
-	cfg := helperConfig{}
+	cfg := Config{}
 	cfg.Mounts = []types.PluginMount{
 		{Name: "conf", Type: "bind", Source: &src, Destination: "/etc/criu", Options: []string{"bind", "ro"}},
 	}

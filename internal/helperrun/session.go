@@ -1,8 +1,9 @@
-package plugin
+package helperrun
 
 import (
 	"context"
 	"fmt"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -16,24 +17,24 @@ import (
 
 // session is one command's dealings with a daemon: what the daemon said about
 // itself, and the helper image to run there.
-type session struct {
-	cli   command.Cli
-	api   client.APIClient
-	info  system.Info
-	image string
+type Session struct {
+	CLI   command.Cli
+	API   client.APIClient
+	Info  system.Info
+	Image string
 	// helper is what prepare found or loaded (its ref also when it failed).
-	helper helperImage
+	Helper Image
 	// prepared is set once the helper image was found and stale helpers swept.
 	prepared bool
 }
 
-func newSession(ctx context.Context, dockerCLI command.Cli, image string) (*session, error) {
+func NewSession(ctx context.Context, dockerCLI command.Cli, image string) (*Session, error) {
 	api := dockerCLI.Client()
 	info, err := api.Info(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := requireAPIVersion(api); err != nil {
+	if err := RequireAPIVersion(api); err != nil {
 		return nil, err
 	}
 	if info.OSType != "" && info.OSType != "linux" {
@@ -41,7 +42,7 @@ func newSession(ctx context.Context, dockerCLI command.Cli, image string) (*sess
 	}
 	// An empty image means "not pinned": prepare picks the CLI config's setting
 	// or this build's own image, and loads the latter when missing.
-	return &session{cli: dockerCLI, api: api, info: info, image: image}, nil
+	return &Session{CLI: dockerCLI, API: api, Info: info, Image: image}, nil
 }
 
 // MinAPIVersion is the oldest Docker API the helper's settings need (cgroup
@@ -50,26 +51,26 @@ const MinAPIVersion = "1.41"
 
 // requireAPIVersion refuses a daemon older than MinAPIVersion. The client has
 // negotiated down to the daemon's version by the time its first call returned.
-func requireAPIVersion(api client.APIClient) error {
+func RequireAPIVersion(api client.APIClient) error {
 	if v := api.ClientVersion(); v != "" && versions.LessThan(v, MinAPIVersion) {
-		return hostError{fmt.Errorf("the daemon speaks Docker API %s, older than the %s (Docker 20.10) docker xcheckpoint needs: upgrade Docker on the daemon host", v, MinAPIVersion)}
+		return HostError{Err: fmt.Errorf("the daemon speaks Docker API %s, older than the %s (Docker 20.10) docker xcheckpoint needs: upgrade Docker on the daemon host", v, MinAPIVersion)}
 	}
 	return nil
 }
 
 // container finds a container by name or ID, running or not.
-func (s *session) container(ctx context.Context, ref string) (helperapi.ContainerRef, error) {
-	c, err := s.api.ContainerInspect(ctx, ref)
+func (s *Session) Container(ctx context.Context, ref string) (helperapi.ContainerRef, error) {
+	c, err := s.API.ContainerInspect(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return helperapi.ContainerRef{}, fmt.Errorf("no such container: %s", ref)
 		}
 		return helperapi.ContainerRef{}, fmt.Errorf("inspecting container %q: %w", ref, err)
 	}
-	return helperapi.ContainerRef{ID: c.ID, Name: trimSlash(c.Name)}, nil
+	return helperapi.ContainerRef{ID: c.ID, Name: TrimSlash(c.Name)}, nil
 }
 
-func trimSlash(name string) string {
+func TrimSlash(name string) string {
 	if len(name) > 0 && name[0] == '/' {
 		return name[1:]
 	}
@@ -78,19 +79,19 @@ func trimSlash(name string) string {
 
 // prepare makes sure the helper image is on the daemon (loading the one this
 // plugin carries when needed) once, and sweeps leftovers of crashed runs.
-func (s *session) prepare(ctx context.Context) error {
+func (s *Session) Prepare(ctx context.Context) error {
 	if s.prepared {
 		return nil
 	}
-	img, err := provisionHelperImage(ctx, s.cli, s.api, s.image, s.info.Architecture)
-	s.helper = img
+	img, err := provisionHelperImage(ctx, s.CLI, s.API, s.Image, s.Info.Architecture)
+	s.Helper = img
 	if err != nil {
 		return err
 	}
-	s.image = img.ref
+	s.Image = img.Ref
 	// Beside the command's own work, not before it: it only touches helpers
 	// that exited minutes ago, never the one this command starts.
-	go removeStaleHelpers(context.WithoutCancel(ctx), s.api, time.Now())
+	go removeStaleHelpers(context.WithoutCancel(ctx), s.API, time.Now())
 	s.prepared = true
 	return nil
 }
@@ -101,19 +102,19 @@ func (s *session) prepare(ctx context.Context) error {
 // err is the run's own error (the helper could not be started, the daemon
 // went away); a refusal, the helper's error event, is out.refusal(), and
 // out.failure() the same as an error that keeps its cause and hint.
-func callHelper[Req, Res any](ctx context.Context, s *session, c helperapi.Command[Req, Res], req Req, h helperRun, onEvent func(helperapi.Event)) (res *Res, out helperOutcome, err error) {
-	if err := s.prepare(ctx); err != nil {
-		return nil, helperOutcome{}, err
+func CallHelper[Req, Res any](ctx context.Context, s *Session, c helperapi.Command[Req, Res], req Req, h Helper, onEvent func(helperapi.Event)) (res *Res, out Outcome, err error) {
+	if err := s.Prepare(ctx); err != nil {
+		return nil, Outcome{}, err
 	}
-	h.api, h.image, h.dockerRoot, h.command = s.api, s.image, s.info.DockerRootDir, c.Name
+	h.API, h.Image, h.DockerRoot, h.Command = s.API, s.Image, s.Info.DockerRootDir, c.Name
 	if c.Name != helperapi.CmdVersion {
-		h.request = req
+		h.Request = req
 	}
-	h.capDrop, h.daemonID, h.notify = testCapDrop(s.cli.Err()), s.info.ID, s.cli.Err()
-	out, err = h.run(ctx, onEvent)
-	if out.final != nil && out.final.Kind == helperapi.KindResult {
+	h.CapDrop, h.DaemonID, h.Notify = testhooks.CapDrop(s.CLI.Err()), s.Info.ID, s.CLI.Err()
+	out, err = h.Run(ctx, onEvent)
+	if out.Final != nil && out.Final.Kind == helperapi.KindResult {
 		var derr error
-		if res, derr = helperapi.DecodeResult[Res](*out.final); derr != nil && err == nil {
+		if res, derr = helperapi.DecodeResult[Res](*out.Final); derr != nil && err == nil {
 			err = derr
 		}
 	}
@@ -122,9 +123,9 @@ func callHelper[Req, Res any](ctx context.Context, s *session, c helperapi.Comma
 
 // askHelper runs a helper command that either answers or fails: the
 // failure, the helper's (cause and hint kept) or the run's, is the error.
-func askHelper[Req, Res any](ctx context.Context, s *session, target string, c helperapi.Command[Req, Res], req Req) (*Res, error) {
-	res, out, err := callHelper(ctx, s, c, req, helperRun{target: target}, nil)
-	if f := out.failure(); f != nil {
+func AskHelper[Req, Res any](ctx context.Context, s *Session, target string, c helperapi.Command[Req, Res], req Req) (*Res, error) {
+	res, out, err := CallHelper(ctx, s, c, req, Helper{Target: target}, nil)
+	if f := out.Failure(); f != nil {
 		return nil, f
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package plugin
+package labels
 
 // Labels on every helper container, so that leftovers can be found and removed
 // (docker ps --filter label=com.docker.xcheckpoint.helper).

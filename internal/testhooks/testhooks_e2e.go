@@ -1,6 +1,6 @@
 //go:build e2e
 
-package plugin
+package testhooks
 
 // The end-to-end tests' hooks: environment variables that cut the helper's
 // privileges, make archives travel in small segments, or make restore fail
@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/caps"
 )
 
 // TestCapDropEnv names capabilities (comma-separated, e.g. CAP_SYS_PTRACE)
@@ -25,27 +26,27 @@ import (
 // and every command that honours it says so on stderr.
 const TestCapDropEnv = "XCHECKPOINT_TEST_HELPER_CAPDROP"
 
-// testCapDrop reads TestCapDropEnv and warns on w when it is set.
-func testCapDrop(w io.Writer) []string {
+// CapDrop reads TestCapDropEnv and warns on w when it is set.
+func CapDrop(w io.Writer) []string {
 	v := strings.TrimSpace(os.Getenv(TestCapDropEnv))
 	if v == "" {
 		return nil
 	}
-	var caps []string
+	var drop []string
 	for _, c := range strings.Split(v, ",") {
-		if c = normalizeCap(c); c != "CAP_" {
-			caps = append(caps, c)
+		if c = caps.NormalizeCap(c); c != "CAP_" {
+			drop = append(drop, c)
 		}
 	}
-	fmt.Fprintf(w, "Warning: %s is set (tests only): the helper runs without %s.\n", TestCapDropEnv, strings.Join(caps, ", "))
-	return caps
+	fmt.Fprintf(w, "Warning: %s is set (tests only): the helper runs without %s.\n", TestCapDropEnv, strings.Join(drop, ", "))
+	return drop
 }
 
-// testSegmentEnv passes helperapi.EnvTestSegmentBytes on to a helper that
+// SegmentEnv passes helperapi.EnvTestSegmentBytes on to a helper that
 // sends an archive, so that the end-to-end tests see small archives cut into
 // several segments. Like TestCapDropEnv it is no user setting, and it is
 // announced on w.
-func testSegmentEnv(archive io.Writer, w io.Writer) []string {
+func SegmentEnv(archive io.Writer, w io.Writer) []string {
 	v := strings.TrimSpace(os.Getenv(helperapi.EnvTestSegmentBytes))
 	if v == "" || archive == nil {
 		return nil
@@ -61,7 +62,7 @@ func testSegmentEnv(archive io.Writer, w io.Writer) []string {
 // on stderr when it is set.
 const TestRestoreFailEnv = "XCHECKPOINT_TEST_RESTORE_FAIL"
 
-func testRestoreFailure(w io.Writer, step string) error {
+func RestoreFailure(w io.Writer, step string) error {
 	v := os.Getenv(TestRestoreFailEnv)
 	if v == "" {
 		return nil

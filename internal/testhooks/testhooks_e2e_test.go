@@ -1,6 +1,6 @@
 //go:build e2e
 
-package plugin
+package testhooks
 
 import (
 	"bytes"
@@ -13,9 +13,9 @@ import (
 func TestCapDropHook(t *testing.T) {
 	t.Setenv(TestCapDropEnv, "sys_ptrace, kill")
 	var w bytes.Buffer
-	drop := testCapDrop(&w)
+	drop := CapDrop(&w)
 	assert.Check(t, is.DeepEqual(drop, []string{"CAP_SYS_PTRACE", "CAP_KILL"}))
 	assert.Check(t, is.Contains(w.String(), "Warning: XCHECKPOINT_TEST_HELPER_CAPDROP is set (tests only)"))
 	t.Setenv(TestCapDropEnv, "")
-	assert.Check(t, is.Nil(testCapDrop(&w)))
+	assert.Check(t, is.Nil(CapDrop(&w)))
 }

@@ -1,6 +1,6 @@
 //go:build !e2e
 
-package plugin
+package testhooks
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ func TestReleaseHasNoTestHooks(t *testing.T) {
 	t.Setenv("XCHECKPOINT_TEST_SEGMENT_BYTES", "4096")
 	t.Setenv("XCHECKPOINT_TEST_RESTORE_FAIL", "before-swap")
 	var w bytes.Buffer
-	assert.Check(t, is.Nil(testCapDrop(&w)))
-	assert.Check(t, is.Nil(testSegmentEnv(&w, &w)))
-	assert.Check(t, is.Nil(testRestoreFailure(&w, "before-swap")))
+	assert.Check(t, is.Nil(CapDrop(&w)))
+	assert.Check(t, is.Nil(SegmentEnv(&w, &w)))
+	assert.Check(t, is.Nil(RestoreFailure(&w, "before-swap")))
 	assert.Check(t, is.Equal(w.String(), ""))
 }
