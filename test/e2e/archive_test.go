@@ -200,7 +200,7 @@ func TestArchiveKeepExportImportStdin(t *testing.T) {
 	out, err := os.Create(exported)
 	assert.NilError(t, err)
 	cmd := exec.Command("docker", "xcheckpoint", "export", "--compress", "gzip", src, "kept")
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	assert.NilError(t, cmd.Run(), stderr.String())
@@ -506,7 +506,7 @@ func TestInspectArchive(t *testing.T) {
 	assert.NilError(t, err)
 	defer f.Close()
 	cmd := exec.Command("docker", "xcheckpoint", "inspect", "--ps-tree", "-")
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 	cmd.Stdin = f
 	out, err := cmd.CombinedOutput()
 	assert.NilError(t, err, "%s", out)

@@ -53,7 +53,7 @@ func TestCreateThroughContext(t *testing.T) {
 	waitCounting(t, ctr, 2)
 	addr := tcpProxy(t, "/var/run/docker.sock")
 	ctxName := "xcp-e2e-context"
-	docker(t, "--config", configDir, "context", "create", ctxName, "--docker", "host=tcp://"+addr)
+	docker(t, "--config", cliConfig(t), "context", "create", ctxName, "--docker", "host=tcp://"+addr)
 	t.Cleanup(func() { _ = runEnv(t, nil, "docker", "context", "rm", "-f", ctxName) })
 
 	// The default endpoint is made unusable, so only the context can work.
@@ -194,7 +194,7 @@ func startLargeDump(t *testing.T, name string, env ...string) (string, *exec.Cmd
 	}, poll.WithTimeout(60*time.Second), poll.WithDelay(200*time.Millisecond))
 
 	cmd := exec.Command("docker", "xcheckpoint", "create", ctr, name)
-	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+configDir), env...)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t)), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -253,7 +253,7 @@ func TestHelperImagePinnedInConfig(t *testing.T) {
 	waitCounting(t, ctr, 2)
 	// Ours is on the daemon (check loads it when not), before any pin.
 	assert.Equal(t, xcheckpoint(t, "check").exit, 0)
-	cfgPath := filepath.Join(configDir, "config.json")
+	cfgPath := filepath.Join(cliConfig(t), "config.json")
 	old, err := os.ReadFile(cfgPath)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +36,10 @@ const (
 )
 
 var (
-	configDir string // DOCKER_CONFIG with cli-plugins/docker-xcheckpoint
+	// configBase holds each test's own CLI config folder (cliConfig).
+	configBase string
+	// pluginPath is the plugin under test (bin/docker-xcheckpoint).
+	pluginPath string
 	// dockerRoot is the daemon's data root as it reports it; hostRoot is
 	// where the tests read it. They differ for a daemon in its own mount
 	// namespace (hack/docker28.sh): XCHECKPOINT_E2E_HOST_ROOT names its data
@@ -80,20 +84,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	version = md.Version
-	configDir, err = os.MkdirTemp("", "xcheckpoint-e2e-config-")
+	pluginPath = plugin
+	configBase, err = os.MkdirTemp("", "xcheckpoint-e2e-config-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(configDir)
-	if err := os.MkdirAll(filepath.Join(configDir, "cli-plugins"), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := os.Symlink(plugin, filepath.Join(configDir, "cli-plugins", "docker-xcheckpoint")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer os.RemoveAll(configBase)
 	out, err := exec.Command("docker", "info", "--format", "{{.DockerRootDir}}").Output()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: no Docker daemon answers:", err)
@@ -119,6 +116,37 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// configDirs maps a top-level test's name to its CLI config folder.
+var configDirs sync.Map
+
+// cliConfig is the test's own DOCKER_CONFIG, holding
+// cli-plugins/docker-xcheckpoint (a link to the plugin under test): a test's
+// contexts, settings (plugins.xcheckpoint.*) and logs stay its own, so tests
+// can run in parallel where the daemon allows. Subtests share their top-level
+// test's folder; it is removed when the run ends.
+func cliConfig(t testing.TB) string {
+	t.Helper()
+	name, _, _ := strings.Cut(t.Name(), "/")
+	if d, ok := configDirs.Load(name); ok {
+		return d.(string)
+	}
+	dir, err := os.MkdirTemp(configBase, "config-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "cli-plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(pluginPath, filepath.Join(dir, "cli-plugins", "docker-xcheckpoint")); err != nil {
+		t.Fatal(err)
+	}
+	if d, loaded := configDirs.LoadOrStore(name, dir); loaded {
+		os.RemoveAll(dir)
+		return d.(string)
+	}
+	return dir
 }
 
 // helperContainers lists the helpers of the plugin under test (other builds
@@ -150,7 +178,7 @@ func runEnv(t *testing.T, env []string, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+configDir), env...)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t)), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

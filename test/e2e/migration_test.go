@@ -22,7 +22,7 @@ var localHost = dockerHost{context: "default", slow: 1}
 // TOARGS`, as a user moves a container between hosts.
 func pipe(t *testing.T, from dockerHost, fromArgs []string, to dockerHost, toArgs []string) (result, result) {
 	t.Helper()
-	env := append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	env := append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 	src := exec.Command("docker", from.args(append([]string{"xcheckpoint"}, fromArgs...))...)
 	dst := exec.Command("docker", to.args(append([]string{"xcheckpoint"}, toArgs...))...)
 	src.Env, dst.Env = env, env
@@ -103,7 +103,7 @@ func TestVMMigration(t *testing.T) {
 	waitCounting(t, src, 2)
 
 	dst := strings.ToLower("xcp-e2e-" + runID + "-migrated")
-	t.Cleanup(func() { vm.removeContainer(dst) })
+	t.Cleanup(func() { vm.removeContainer(t, dst) })
 	atStart := last(t, src)
 	o, in := pipe(t, localHost, []string{"create", "--external-netns", "-q", src, "there", "-o", "-"},
 		vm, append([]string{"restore", "--input", "-", "--name", dst}, ignoreOut...))
@@ -147,7 +147,7 @@ func refusedAndSIGILL(t *testing.T, vm dockerHost, here cpu.Info, missing []stri
 	src := startContainer(t, "plain", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, src, 2)
 	dst := strings.ToLower("xcp-e2e-" + runID + "-refused")
-	t.Cleanup(func() { vm.removeContainer(dst) })
+	t.Cleanup(func() { vm.removeContainer(t, dst) })
 
 	o, in := pipe(t, localHost, []string{"create", "--external-netns", "-q", src, "refused", "-o", "-"},
 		vm, []string{"restore", "--input", "-", "--name", dst})
@@ -163,7 +163,7 @@ func refusedAndSIGILL(t *testing.T, vm dockerHost, here cpu.Info, missing []stri
 	assert.Check(t, in.exit == 1, "restore on the VM:\n%s", in)
 	assert.Check(t, is.Contains(in.stderr, "Warning: --ignore-cpu"), "%s", in)
 	assert.Check(t, is.Contains(in.stderr, "killed by SIGILL (illegal instruction): the checkpoint was taken on a CPU with"), "%s", in)
-	vm.removeContainer(dst)
+	vm.removeContainer(t, dst)
 }
 
 // glibcMasks are glibc's names (GLIBC_TUNABLES glibc.cpu.hwcaps) of the
@@ -188,8 +188,8 @@ func glibcMask(missing []string) string {
 }
 
 // removeContainer removes a container of the host, if it is there.
-func (h dockerHost) removeContainer(name string) {
+func (h dockerHost) removeContainer(t testing.TB, name string) {
 	cmd := exec.Command("docker", h.args([]string{"rm", "-f", "-v", name})...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 	_ = cmd.Run()
 }

@@ -123,7 +123,7 @@ func TestManyRunsLeaveNothing(t *testing.T) {
 			outcomes["criu failed"]++
 		case 2: // Ctrl-C at a random moment of the command's life
 			cmd := exec.Command("docker", "xcheckpoint", "create", ok, name)
-			cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+			cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			var stderr syncBuffer
 			cmd.Stderr = &stderr
@@ -260,7 +260,7 @@ func TestNothingPrintsContainerEnv(t *testing.T) {
 		r := xcheckpoint(t, args...)
 		all.WriteString(r.stdout + r.stderr)
 	}
-	logs, _ := filepath.Glob(filepath.Join(configDir, "xcheckpoint", "logs", "*"))
+	logs, _ := filepath.Glob(filepath.Join(cliConfig(t), "xcheckpoint", "logs", "*"))
 	assert.Check(t, len(logs) > 0, "the failure's CRIU log was saved")
 	for _, l := range logs {
 		b, err := os.ReadFile(l)

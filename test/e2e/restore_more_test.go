@@ -46,7 +46,7 @@ func tcpEstablishedRoundTrip(t *testing.T, h dockerHost, net, subnet string, ser
 	h.docker(t, "network", "create", "--subnet", subnet, net)
 	t.Cleanup(func() {
 		cmd := exec.Command("docker", h.args([]string{"network", "rm", net})...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 		_ = cmd.Run()
 	})
 	ip := strings.TrimSuffix(subnet, "0/28") + "10"

@@ -80,7 +80,7 @@ test ! -e /var/run/docker.sock
 	assert.NilError(t, err)
 	defer in.Close()
 	cmd := exec.Command("docker", "xcheckpoint", "restore", "--input", "-", "--name", again)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
 	assert.NilError(t, cmd.Run(), stderr.String())

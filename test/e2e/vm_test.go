@@ -29,10 +29,9 @@ import (
 
 const vmContext = "vm2"
 
-var (
-	vmOnce sync.Once
-	vmErr  error
-)
+// vmContexts maps a CLI config folder (cliConfig) to the outcome of
+// creating the VM's context in it: each test has its own folder.
+var vmContexts sync.Map
 
 // dockerHost is one Docker daemon under test, reached through a context.
 type dockerHost struct {
@@ -41,7 +40,7 @@ type dockerHost struct {
 	slow time.Duration
 }
 
-// vmHost returns the VM's daemon, creating its context in the tests'
+// vmHost returns the VM's daemon, creating its context in the test's
 // DOCKER_CONFIG once, or skips the test when no VM was started.
 func vmHost(t *testing.T) dockerHost {
 	t.Helper()
@@ -49,14 +48,16 @@ func vmHost(t *testing.T) dockerHost {
 	if addr == "" {
 		t.Skip("no cgroup v2 VM: run make e2e-vm, or start one with hack/vm-host.sh start and set XCHECKPOINT_E2E_VM=tcp://127.0.0.1:PORT")
 	}
-	vmOnce.Do(func() {
+	config := cliConfig(t)
+	once, _ := vmContexts.LoadOrStore(config, sync.OnceValue(func() error {
 		cmd := exec.Command("docker", "context", "create", vmContext, "--docker", "host="+addr)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+config)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			vmErr = &contextError{string(out), err}
+			return &contextError{string(out), err}
 		}
-	})
-	assert.NilError(t, vmErr)
+		return nil
+	}))
+	assert.NilError(t, once.(func() error)())
 	h := dockerHost{context: vmContext, slow: 6}
 	assert.Equal(t, h.docker(t, "info", "--format", "{{.CgroupVersion}}"), "2", "the VM's daemon must run cgroup v2")
 	t.Cleanup(func() {
@@ -117,7 +118,7 @@ func (h dockerHost) startContainer(t *testing.T, suffix string, args ...string) 
 	h.docker(t, append([]string{"run", "-d", "--name", name}, args...)...)
 	t.Cleanup(func() {
 		cmd := exec.Command("docker", h.args([]string{"rm", "-f", "-v", name})...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 		_ = cmd.Run()
 	})
 	return name
@@ -248,7 +249,7 @@ func (h dockerHost) restoredName(t *testing.T, name string) string {
 	t.Helper()
 	t.Cleanup(func() {
 		cmd := exec.Command("docker", h.args([]string{"rm", "-f", "-v", name})...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 		_ = cmd.Run()
 	})
 	return name

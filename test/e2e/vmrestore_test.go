@@ -66,7 +66,7 @@ func (h dockerHost) createdContainer(t *testing.T, suffix string, args ...string
 	h.docker(t, append([]string{"create", "--name", name}, args...)...)
 	t.Cleanup(func() {
 		cmd := exec.Command("docker", h.args([]string{"rm", "-f", "-v", name})...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 		_ = cmd.Run()
 	})
 	return name
