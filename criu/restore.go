@@ -44,7 +44,8 @@ func RestoreOpts(plan helperapi.RestorePlan, fds RestoreFDs) (*rpc.CriuOpts, err
 		ManageCgroups:     proto.Bool(true),
 		ManageCgroupsMode: &mode,
 		ShellJob:          proto.Bool(true),
-		TcpEstablished:    proto.Bool(plan.Options.TCPEstablished),
+		TcpEstablished:    proto.Bool(plan.Options.TCPEstablished && !plan.Options.TCPClose),
+		TcpClose:          proto.Bool(plan.Options.TCPClose),
 		FileLocks:         proto.Bool(plan.Options.FileLocks),
 		OrphanPtsMaster:   proto.Bool(true),
 	}

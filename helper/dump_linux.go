@@ -521,11 +521,19 @@ func resumeStopped(cgroups []inspect.CgroupEntry) error {
 	if _, err := thaw(dir, inspect.CgroupV2Only(cgroups)); err != nil {
 		return err
 	}
+	_, err = continueAll(dir)
+	return err
+}
+
+// continueAll sends SIGCONT to every process of the cgroup folder dir (CRIU's
+// leave-stopped stops each of them) and says how many it reached.
+func continueAll(dir string) (int, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var errs []error
+	n := 0
 	for _, f := range strings.Fields(string(b)) {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
@@ -533,9 +541,11 @@ func resumeStopped(cgroups []inspect.CgroupEntry) error {
 		}
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("pid %d: %w", pid, err))
+			continue
 		}
+		n++
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // containerState reports whether the container's process still runs, thawing its

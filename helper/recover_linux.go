@@ -13,7 +13,8 @@ import (
 )
 
 // Recover cleans up after a dump whose helper died without a verdict: it thaws
-// the container's cgroup if the dump left it frozen, and removes the partial
+// the container's cgroup if the dump left it frozen (and with Resume sends
+// SIGCONT to its processes, which a dump with LeaveStopped stops), and removes the partial
 // checkpoint from the work folder unless another command holds the lock.
 func Recover(req helperapi.RecoverRequest) (*helperapi.RecoverResult, *helperapi.DumpFailure) {
 	if f := checkProtocol(req.Protocol); f != nil {
@@ -30,6 +31,14 @@ func Recover(req helperapi.RecoverRequest) (*helperapi.RecoverResult, *helperapi
 				res.Thawed = thawed
 				if err != nil {
 					problems = append(problems, fmt.Errorf("thawing %s: %w", dir, err))
+				} else if req.Resume {
+					// A dump with --leave-stopped (migrate) may have ended
+					// with every process stopped: they go on where they were.
+					n, err := continueAll(dir)
+					res.Resumed = n
+					if err != nil {
+						problems = append(problems, fmt.Errorf("resuming the processes of %s: %w", dir, err))
+					}
 				}
 			}
 		}

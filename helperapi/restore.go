@@ -93,6 +93,10 @@ type RestoreOptions struct {
 	// IgnoreCPU restores a checkpoint taken on a CPU with instructions this
 	// host lacks, instead of refusing it.
 	IgnoreCPU bool `json:"ignore_cpu,omitempty"`
+	// TCPClose restores the checkpoint's established TCP connections as
+	// closed sockets (CRIU's --tcp-close): the container moved to another
+	// address, where they cannot go on (migrate says so before it starts).
+	TCPClose bool `json:"tcp_close,omitempty"`
 }
 
 // StageResult describes the checkpoint that was staged (or checked).

@@ -136,6 +136,10 @@ type RecoverRequest struct {
 	DockerRoot string       `json:"docker_root"`
 	Container  ContainerRef `json:"container"`
 	PID        int          `json:"pid"`
+	// Resume also sends SIGCONT to every process of the container: after a
+	// dump that left them stopped (LeaveRunning false), they run on where
+	// they were. Optional within protocol 4 (an older helper ignores it).
+	Resume bool `json:"resume,omitempty"`
 }
 
 // RecoverResult says what recovery found and did.
@@ -147,4 +151,6 @@ type RecoverResult struct {
 	// Busy is set when another command held the container's lock, so its work
 	// folder was left to that command.
 	Busy bool `json:"busy"`
+	// Resumed counts the processes sent SIGCONT (RecoverRequest.Resume).
+	Resumed int `json:"resumed,omitempty"`
 }

@@ -145,6 +145,12 @@ func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiv
 	return o, nil
 }
 
+// newArchiveWriter sends an archive to w (migrate: the pipe into the
+// destination's restore), checked as stdout is.
+func newArchiveWriter(w io.Writer) *archiveOutput {
+	return &archiveOutput{target: "the destination", w: w, hash: crc32.NewIEEE()}
+}
+
 func (o *archiveOutput) Write(p []byte) (int, error) {
 	n, err := o.w.Write(p)
 	o.hash.Write(p[:n])
@@ -238,14 +244,14 @@ func (o *archiveOutput) finishBar() {
 // appears, but what went to stdout is gone.
 func (o *archiveOutput) lost() string {
 	if o.tmp == nil && o.n > 0 {
-		return fmt.Sprintf("the archive on stdout is incomplete (%d bytes were written): discard it", o.n)
+		return fmt.Sprintf("the archive sent to %s is incomplete (%d bytes were written): discard it", o.where(), o.n)
 	}
 	return "nothing was written to " + o.where()
 }
 
 // where names the destination for messages.
 func (o *archiveOutput) where() string {
-	if o.tmp == nil {
+	if o.tmp == nil && o.target == "-" {
 		return "stdout"
 	}
 	return o.target

@@ -251,7 +251,7 @@ func runChunk(ctx context.Context, s *helperrun.Session, opts createOptions, par
 		case runErr != nil:
 			// The helper ended without this container's verdict: make sure
 			// it is not left frozen and no partial checkpoint remains.
-			t.failure = afterHelperError(ctx, s, t.info, runErr).Error()
+			t.failure = afterHelperError(ctx, s, t.info, runErr, !opts.leaveRunning).Error()
 		default:
 			t.failure = fmt.Sprintf("the helper reported no outcome for container %q", t.name())
 		}

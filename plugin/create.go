@@ -59,6 +59,14 @@ type createOptions struct {
 	ignoreVolumes bool
 	quiet         bool
 	externalNetNS bool
+	// archiveTo, set by migrate, receives the archive instead of --output.
+	archiveTo io.Writer
+	// holdStopped, set by migrate with leaveRunning false: the container's
+	// processes stay stopped after the dump for the caller to stop or resume.
+	holdStopped bool
+	// onDumpStart, set by migrate, is called when CRIU is about to freeze
+	// the container.
+	onDumpStart func()
 }
 
 func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
@@ -276,12 +284,14 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	req := opts.dumpRequest(s.Info.DockerRootDir, 1, []inspect.ContainerInfo{info})
 	stderr := dockerCLI.Err()
 	var dest *archiveOutput
-	if opts.output != "" {
+	if opts.output != "" || opts.archiveTo != nil {
 		raw, err := s.API.ContainerInspect(ctx, info.ID)
 		if err != nil {
 			return fmt.Errorf("inspecting container %q: %w", info.Name, err)
 		}
-		if dest, err = newArchiveOutput(dockerCLI, opts.output, opts.quiet); err != nil {
+		if opts.archiveTo != nil {
+			dest = newArchiveWriter(opts.archiveTo)
+		} else if dest, err = newArchiveOutput(dockerCLI, opts.output, opts.quiet); err != nil {
 			return err
 		}
 		defer dest.abort()
@@ -308,6 +318,10 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
 		switch ev.Kind {
 		case helperapi.KindProgress:
+			if opts.onDumpStart != nil && strings.HasPrefix(ev.Message, "dumping container") {
+				opts.onDumpStart()
+				opts.onDumpStart = nil
+			}
 			if dest == nil || dest.bar == nil {
 				fmt.Fprintf(stderr, "  %s\n", ev.Message)
 			}
@@ -328,7 +342,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		return runErr
 	}
 	if runErr != nil && outcome == nil {
-		return afterHelperError(ctx, s, info, runErr)
+		return afterHelperError(ctx, s, info, runErr, !opts.leaveRunning)
 	}
 	if outcome == nil {
 		return fmt.Errorf("the helper reported success without a result")
@@ -345,7 +359,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, err, dest.lost())
 		}
 	}
-	if !opts.leaveRunning {
+	if !opts.leaveRunning && !opts.holdStopped {
 		if err := stopAfterDump(ctx, dockerCLI, info); err != nil {
 			return err
 		}
@@ -357,7 +371,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	if dest != nil {
 		fmt.Fprintf(stderr, "Archive written to %s: %s.\n", dest.where(), describeArchive(res.Archive))
-		if opts.output == "-" {
+		if opts.output == "-" || opts.archiveTo != nil {
 			return nil
 		}
 	}
@@ -449,7 +463,10 @@ func explainFailure(ctx context.Context, dockerCLI command.Cli, info inspect.Con
 // afterHelperError reports a helper that ended without a verdict (killed,
 // interrupted, daemon gone). A second, short helper then makes sure the
 // container is not left frozen and no partial checkpoint stays on disk.
-func afterHelperError(ctx context.Context, s *helperrun.Session, info inspect.ContainerInfo, runErr error) error {
+//
+// resume: the dump was asked to leave the processes stopped, and they are
+// sent SIGCONT too (they go on where they were).
+func afterHelperError(ctx context.Context, s *helperrun.Session, info inspect.ContainerInfo, runErr error, resume bool) error {
 	what := fmt.Sprintf("checkpoint of container %q failed: %v", info.Name, runErr)
 	if ctx.Err() != nil {
 		what = fmt.Sprintf("checkpoint of container %q interrupted", info.Name)
@@ -459,7 +476,7 @@ func afterHelperError(ctx context.Context, s *helperrun.Session, info inspect.Co
 	defer cancel()
 	rec, err := helperrun.AskHelper(rctx, s, info.ID, helperapi.Recover, helperapi.RecoverRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir,
-		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID,
+		Container: helperapi.ContainerRef{ID: info.ID, Name: info.Name}, PID: info.PID, Resume: resume,
 	})
 	switch {
 	case err != nil && connectionLost(err):
@@ -472,6 +489,9 @@ func afterHelperError(ctx context.Context, s *helperrun.Session, info inspect.Co
 	default:
 		if rec.Thawed {
 			lines = append(lines, fmt.Sprintf("Container %s was left frozen by the interrupted dump and has been unfrozen.", info.Name))
+		}
+		if rec.Resumed > 0 {
+			lines = append(lines, fmt.Sprintf("The processes of container %s were resumed where they were (%d sent SIGCONT).", info.Name, rec.Resumed))
 		}
 		if rec.RemovedWork {
 			lines = append(lines, "The partial checkpoint was removed.")

@@ -48,7 +48,14 @@ type restoreOptions struct {
 	printStats     bool
 	// input is an archive (restore --input FILE|-) instead of CONTAINER CHECKPOINT.
 	input string
-	quiet bool
+	// inputReader, set by migrate (with input "-"), is read instead of stdin.
+	inputReader io.Reader
+	// tcpClose restores established TCP connections as closed (migrate, to
+	// another address).
+	tcpClose bool
+	// onRunning, set by migrate, is called once the restored processes run.
+	onRunning func()
+	quiet     bool
 	// ignoreCPU restores a checkpoint taken on a CPU with instructions this
 	// host lacks.
 	ignoreCPU bool
@@ -416,7 +423,7 @@ func ensureImage(ctx context.Context, s *helperrun.Session, orig container.Inspe
 
 // helperOptions are the restore options the helper and the supervisor need.
 func (o restoreOptions) helperOptions() helperapi.RestoreOptions {
-	return helperapi.RestoreOptions{TCPEstablished: o.tcpEstablished, FileLocks: o.fileLocks, LogLevel: o.logLevel, IgnoreCPU: o.ignoreCPU}
+	return helperapi.RestoreOptions{TCPEstablished: o.tcpEstablished, FileLocks: o.fileLocks, LogLevel: o.logLevel, IgnoreCPU: o.ignoreCPU, TCPClose: o.tcpClose}
 }
 
 // warnDumpOptions says when a restore option asks for what the checkpoint

@@ -29,9 +29,12 @@ import (
 // against its manifest before anything starts. Nothing is stored in Docker's
 // checkpoint store.
 func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
-	in, size, closeIn, err := openArchive(dockerCLI, opts.input)
-	if err != nil {
-		return err
+	in, size, closeIn := opts.inputReader, int64(-1), func() {}
+	if in == nil {
+		var err error
+		if in, size, closeIn, err = openArchive(dockerCLI, opts.input); err != nil {
+			return err
+		}
 	}
 	defer closeIn()
 	// "reading the archive FILE", or "reading the archive on stdin".
@@ -144,6 +147,9 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	if st.State != helperapi.RestoreDone {
 		return errors.New(explainRestoreFailure(origName, ac.Checkpoint, st.Failure))
+	}
+	if opts.onRunning != nil {
+		opts.onRunning()
 	}
 	if err := watchRestored(ctx, s, id, name, &res.StageResult, watchFor(opts, &res.StageResult)); err != nil {
 		keep = true

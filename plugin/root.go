@@ -29,6 +29,7 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newRemoveCommand(dockerCLI),
 		newExportCommand(dockerCLI),
 		newImportCommand(dockerCLI),
+		newMigrateCommand(dockerCLI),
 		newCheckCommand(dockerCLI),
 		newVersionCommand(dockerCLI),
 	)

@@ -73,3 +73,22 @@ func RestoreFailure(w io.Writer, step string) error {
 	}
 	return nil
 }
+
+// TestMigrateFaultEnv makes migrate meet a fault once the stream carried
+// MigrateFaultAfter bytes: "source-helper" kills the source's helper,
+// "dest-helper" the destination's, "stream" cuts the stream. For the
+// end-to-end tests of migrate's failure paths only; migrate says so on stderr.
+const TestMigrateFaultEnv = "XCHECKPOINT_TEST_MIGRATE_FAULT"
+
+// MigrateFaultAfter is when the fault strikes (16 KiB into the stream: the
+// source's processes are stopped and both helpers at work by then).
+const MigrateFaultAfter = 16 << 10
+
+// MigrateFault is the fault TestMigrateFaultEnv names ("" for none), said on w.
+func MigrateFault(w io.Writer) string {
+	v := strings.TrimSpace(os.Getenv(TestMigrateFaultEnv))
+	if v != "" {
+		fmt.Fprintf(w, "Warning: %s=%s is set (tests only).\n", TestMigrateFaultEnv, v)
+	}
+	return v
+}

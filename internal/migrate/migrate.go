@@ -1,0 +1,311 @@
+// Package migrate moves a running container from one Docker daemon to
+// another: the source checkpoints it into an archive, the archive streams
+// through this process into the destination's restore, and the source stops
+// only once the destination runs the container's processes. Until then any
+// failure resumes the source where it was, and the error says what became of
+// each side.
+//
+// The package holds the order of the steps and the failure rules only; the
+// plugin supplies the two sides (the existing `create --output` and `restore
+// --input` machinery behind Source and Destination), so that there is one way
+// to move a checkpoint between daemons, not two.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Source is the container on the daemon it leaves.
+type Source interface {
+	// Name is the container's name, for messages.
+	Name() string
+	// Checkpoint dumps the container and writes its archive to w. Unless
+	// the migration keeps the source, its processes are left stopped
+	// (not killed) for Stop or Resume. frozen is called when CRIU is about
+	// to freeze the container (the downtime begins).
+	Checkpoint(ctx context.Context, w io.Writer, frozen func()) error
+	// Resume makes a container whose checkpoint was attempted run on where
+	// it was (thaw, SIGCONT), and says what it did in one sentence.
+	Resume(ctx context.Context) (string, error)
+	// Stop stops the container through its daemon once the destination
+	// runs it.
+	Stop(ctx context.Context) error
+	// State says how the source daemon sees the container now.
+	State(ctx context.Context) string
+}
+
+// Destination is the daemon the container moves to.
+type Destination interface {
+	// Name is the new container's name, for messages.
+	Name() string
+	// Restore reads the archive from r into a new container and restores
+	// it; running is called once the restored processes run (the downtime
+	// ends). On failure the new container is removed.
+	Restore(ctx context.Context, r io.Reader, running func()) error
+	// State says how the destination daemon sees the new container now
+	// ("gone" when it does not exist).
+	State(ctx context.Context) string
+}
+
+// Phases, as the progress display and the errors name them.
+const (
+	PhaseCheckpoint = "checkpointing"
+	PhaseTransfer   = "transferring"
+	PhaseRestore    = "restoring"
+	PhaseStop       = "stopping the source"
+	PhaseDone       = "done"
+)
+
+// Options are the caller's choices.
+type Options struct {
+	// KeepSource leaves the source running: the checkpoint is taken with
+	// the container left running, and both copies run afterwards.
+	KeepSource bool
+	// Progress receives the phases, bytes and downtime (nil: none).
+	Progress Progress
+	// Fault, set only by the end-to-end tests' hooks, is called once the
+	// stream carried FaultAfter bytes; an error it returns cuts the stream.
+	Fault func() error
+	// FaultAfter is the byte count at which Fault is called.
+	FaultAfter int64
+}
+
+// Progress is told how the migration goes.
+type Progress interface {
+	Phase(phase string)
+	Bytes(n int64)
+	Frozen(at time.Time)
+	// Running: the destination runs the processes, the downtime ended.
+	Running(at time.Time)
+	Done()
+}
+
+// Result is what a migration did.
+type Result struct {
+	// Bytes is the size of the archive that moved.
+	Bytes int64
+	// Downtime runs from the source's freeze to the destination's
+	// processes running (0 with KeepSource: the source kept running).
+	Downtime time.Duration
+	// Total is the whole migration's time.
+	Total time.Duration
+}
+
+// Error is a migration that did not complete. Its text says what failed and
+// the state of each side.
+type Error struct {
+	// Phase is where it failed.
+	Phase string
+	// Err is the cause.
+	Err error
+	// Moved is set when the container's execution had moved: the
+	// destination ran it when the failure came (the source was not resumed).
+	Moved bool
+	// Source and Destination describe each side afterwards.
+	Source, Destination string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "migration failed while %s: %v", e.Phase, e.Err)
+	b.WriteString("\nSource: " + e.Source)
+	b.WriteString("\nDestination: " + e.Destination)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run moves the container from src to dst.
+func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, error) {
+	start := time.Now()
+	prog := o.Progress
+	if prog == nil {
+		prog = nopProgress{}
+	}
+	var mu sync.Mutex
+	var frozenAt, runningAt time.Time
+	phase := PhaseCheckpoint
+	setPhase := func(p string) {
+		mu.Lock()
+		phase = p
+		mu.Unlock()
+		prog.Phase(p)
+	}
+	getPhase := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return phase
+	}
+	prog.Phase(PhaseCheckpoint)
+
+	pr, pw := io.Pipe()
+	cw := &countingWriter{w: pw, progress: prog, fault: o.Fault, faultAfter: o.FaultAfter,
+		first: func() { setPhase(PhaseTransfer) }}
+	srcDone := make(chan error, 1)
+	go func() {
+		err := src.Checkpoint(ctx, cw, func() {
+			mu.Lock()
+			frozenAt = time.Now()
+			mu.Unlock()
+			if !o.KeepSource {
+				prog.Frozen(frozenAt)
+			}
+		})
+		if err != nil {
+			pw.CloseWithError(fmt.Errorf("the source's checkpoint failed: %w", err))
+		} else {
+			setPhase(PhaseRestore)
+			// Only now, with the archive checked whole on the source's
+			// side, may the destination see its end.
+			pw.Close()
+		}
+		srcDone <- err
+	}()
+	dstErr := dst.Restore(ctx, pr, func() {
+		mu.Lock()
+		runningAt = time.Now()
+		mu.Unlock()
+		prog.Running(runningAt)
+		setPhase(PhaseRestore + " (running on the destination)")
+	})
+	if dstErr != nil {
+		// The source's writes fail from now on: its helper stops.
+		pr.CloseWithError(fmt.Errorf("the destination's restore failed: %w", dstErr))
+	}
+	srcErr := <-srcDone
+	prog.Done()
+	res := &Result{Bytes: cw.count(), Total: time.Since(start)}
+	mu.Lock()
+	if !frozenAt.IsZero() && !runningAt.IsZero() && !o.KeepSource {
+		res.Downtime = runningAt.Sub(frozenAt)
+	}
+	moved := !runningAt.IsZero()
+	mu.Unlock()
+
+	if dstErr != nil || srcErr != nil {
+		failedIn := getPhase()
+		cause := dstErr
+		switch {
+		case srcErr != nil && (dstErr == nil || isPipeEcho(dstErr, srcErr)):
+			cause = srcErr
+		case srcErr != nil && !isOurPipeError(srcErr):
+			cause = errors.Join(dstErr, srcErr)
+		}
+		bg := context.WithoutCancel(ctx)
+		e := &Error{Phase: failedIn, Err: cause, Moved: moved}
+		e.Destination = describeDestination(bg, dst, moved)
+		e.Source = resumeSource(bg, src, moved, o.KeepSource)
+		return res, e
+	}
+	if !o.KeepSource {
+		setPhase(PhaseStop)
+		if err := src.Stop(context.WithoutCancel(ctx)); err != nil {
+			return res, &Error{
+				Phase: PhaseStop, Err: err, Moved: true,
+				Source:      fmt.Sprintf("container %s is %s; its processes stay stopped (SIGSTOP) and must not be resumed: stop it with `docker stop %s`", src.Name(), src.State(context.WithoutCancel(ctx)), src.Name()),
+				Destination: fmt.Sprintf("container %s runs the migrated processes", dst.Name()),
+			}
+		}
+	}
+	setPhase(PhaseDone)
+	return res, nil
+}
+
+// describeDestination says what is left on the destination after a failure.
+func describeDestination(ctx context.Context, dst Destination, moved bool) string {
+	st := dst.State(ctx)
+	switch {
+	case st == "gone":
+		return fmt.Sprintf("nothing was left (container %s was removed or never made)", dst.Name())
+	case moved:
+		return fmt.Sprintf("container %s ran the restored processes and is now %s", dst.Name(), st)
+	default:
+		return fmt.Sprintf("container %s is %s; it never ran the restored processes: remove it with `docker rm -f -v %s`", dst.Name(), st, dst.Name())
+	}
+}
+
+// resumeSource makes the source run on after a failure, and says so.
+func resumeSource(ctx context.Context, src Source, moved, keepSource bool) string {
+	// A destination that ran the processes and then failed is one whose
+	// restored processes ended (the restore's watch), or whose restore was
+	// undone: either way the destination no longer runs them.
+	_ = moved
+	did, err := src.Resume(ctx)
+	st := src.State(ctx)
+	if err != nil {
+		return fmt.Sprintf("container %s is %s; resuming it failed: %v; resume its processes with `docker xcheckpoint migrate` again or restart it", src.Name(), st, err)
+	}
+	if did == "" {
+		return fmt.Sprintf("container %s is %s", src.Name(), st)
+	}
+	return fmt.Sprintf("container %s is %s (%s)", src.Name(), st, did)
+}
+
+// isPipeEcho reports whether the destination's error only echoes the
+// source's (the pipe closed with the source's error).
+func isPipeEcho(dstErr, srcErr error) bool {
+	return dstErr != nil && srcErr != nil && strings.Contains(dstErr.Error(), srcErr.Error())
+}
+
+// isOurPipeError reports whether the source's error is the pipe closed by
+// the destination's failure.
+func isOurPipeError(err error) bool {
+	return strings.Contains(err.Error(), "the destination's restore failed")
+}
+
+// countingWriter counts the bytes that go through, tells the progress, and
+// calls the tests' fault hook once.
+type countingWriter struct {
+	w          io.Writer
+	progress   Progress
+	mu         sync.Mutex
+	n          int64
+	first      func()
+	fault      func() error
+	faultAfter int64
+	faulted    bool
+	faultErr   error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.n == 0 && c.first != nil {
+		c.first()
+	}
+	if c.fault != nil && !c.faulted && c.n >= c.faultAfter {
+		c.faulted = true
+		c.faultErr = c.fault()
+	}
+	ferr := c.faultErr
+	c.mu.Unlock()
+	if ferr != nil {
+		return 0, ferr
+	}
+	n, err := c.w.Write(p)
+	c.mu.Lock()
+	c.n += int64(n)
+	total := c.n
+	c.mu.Unlock()
+	c.progress.Bytes(total)
+	return n, err
+}
+
+func (c *countingWriter) count() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Phase(string)      {}
+func (nopProgress) Bytes(int64)       {}
+func (nopProgress) Frozen(time.Time)  {}
+func (nopProgress) Running(time.Time) {}
+func (nopProgress) Done()             {}
