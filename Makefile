@@ -20,7 +20,7 @@ CROSS_TAGS ?=
 # a release (build, build-bundled, install, cross) never has them.
 PLUGIN_TAGS ?=
 
-.PHONY: docs docs-check e2e-docker28 docker28 fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
+.PHONY: bench-migrate docs docs-check e2e-docker28 docker28 fuzz help build build-bundled bundle cross-bundled install helper-image demo test unit e2e e2e-vm vm-host vm-host-stop vm-host-status bench cross lint fmt clean docker
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,8 +104,12 @@ e2e-vm: ## End-to-end tests on the cgroup v2 VM (boots it, runs TestVM*, stops i
 	./hack/test-images.sh
 	CRIU_DIR=$(CRIU_DIR) ./hack/e2e-vm.sh $(HELPER_IMAGE)
 
-bench: ## Benchmark create against Docker's and Podman's checkpoint, 16 MiB to 1 GiB (slow, not part of test)
+bench: ## Benchmark create against Docker's and Podman's checkpoint, 16 MiB to 1 GiB, and migrate against create -o - | restore --input - (slow, not part of test)
 	CRIU_DIR=$(CRIU_DIR) ./hack/bench.sh
+	./hack/bench-migrate.sh
+
+bench-migrate: build-bundled ## Benchmark migrate against create -o - | restore --input - between two Docker 28.5 daemons (16 MiB and 1 GiB)
+	./hack/bench-migrate.sh
 
 cross: ## Build the plugin for every supported OS and architecture
 	@set -e; for p in $(CROSS); do os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
