@@ -200,10 +200,8 @@ func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions)
 		if terminal && sideLog.Len() > 0 {
 			fmt.Fprint(stderr, sideLog.String())
 		}
-		var me *migrate.Error
-		if errors.As(err, &me) && (me.Moved || ctx.Err() == nil) {
-			return err
-		}
+		// A *migrate.Error names both sides' states; Ctrl-C exits 130
+		// (withExitCodes), a failure 1.
 		return err
 	}
 	line := fmt.Sprintf("Container %s moved to context %s as %s: %s in %.2fs", info.Name, opts.to, name, units.HumanSize(float64(res.Bytes)), res.Total.Seconds())
