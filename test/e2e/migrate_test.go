@@ -33,6 +33,15 @@ func migrateTarget(t *testing.T) string {
 	return name
 }
 
+// removeOnTarget removes a container of the destination at the test's end.
+func removeOnTarget(t *testing.T, ctx, name string) {
+	t.Cleanup(func() {
+		cmd := exec.Command("docker", "-c", ctx, "rm", "-f", "-v", name)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		_ = cmd.Run()
+	})
+}
+
 // onTarget runs docker against the destination.
 func onTarget(t *testing.T, ctx string, args ...string) result {
 	t.Helper()
@@ -55,7 +64,7 @@ func TestMigrate(t *testing.T) {
 	to := migrateTarget(t)
 	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 	waitCounting(t, src, 2)
-	t.Cleanup(func() { _ = exec.Command("docker", "-c", to, "rm", "-f", "-v", src).Run() })
+	removeOnTarget(t, to, src)
 	r := xcheckpoint(t, "migrate", src, "--to", to)
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Equal(strings.TrimSpace(r.stdout), src))
@@ -84,7 +93,7 @@ func TestMigrateRefused(t *testing.T) {
 	waitCounting(t, src, 1)
 	taken := testContainerName(t, "taken")
 	onTarget(t, to, "run", "-d", "--name", taken, busybox, "sleep", "600")
-	t.Cleanup(func() { _ = exec.Command("docker", "-c", to, "rm", "-f", taken).Run() })
+	removeOnTarget(t, to, taken)
 	r := xcheckpoint(t, "migrate", src, "--to", to, "--name", taken)
 	assert.Equal(t, r.exit, 1, "%s", r)
 	assert.Check(t, is.Contains(r.stderr, "already in use"))
@@ -107,7 +116,7 @@ func TestMigrateFaults(t *testing.T) {
 		t.Run(fault, func(t *testing.T) {
 			src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 			waitCounting(t, src, 2)
-			t.Cleanup(func() { _ = exec.Command("docker", "-c", to, "rm", "-f", "-v", src).Run() })
+			removeOnTarget(t, to, src)
 			r := runEnv(t, []string{"XCHECKPOINT_TEST_MIGRATE_FAULT=" + fault, "XCHECKPOINT_TEST_SEGMENT_BYTES=8192"},
 				"docker", "xcheckpoint", "migrate", src, "--to", to)
 			assert.Assert(t, r.exit != 0, "%s", r)
