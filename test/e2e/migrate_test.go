@@ -17,8 +17,8 @@ import (
 
 // migrateTarget is the destination daemon of the migrate tests
 // (XCHECKPOINT_E2E_MIGRATE_TO, a DOCKER_HOST such as the socket of
-// hack/docker28.sh), reached through a Docker context made in the tests'
-// DOCKER_CONFIG. The source is the tests' own daemon. Without it the tests
+// hack/docker28.sh), reached through a Docker context made in the test's
+// own DOCKER_CONFIG (cliConfig). The source is the tests' own daemon. Without it the tests
 // skip: migration needs two daemons at once.
 func migrateTarget(t *testing.T) string {
 	t.Helper()
@@ -35,9 +35,10 @@ func migrateTarget(t *testing.T) string {
 
 // removeOnTarget removes a container of the destination at the test's end.
 func removeOnTarget(t *testing.T, ctx, name string) {
+	dir := cliConfig(t)
 	t.Cleanup(func() {
 		cmd := exec.Command("docker", "-c", ctx, "rm", "-f", "-v", name)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dir)
 		_ = cmd.Run()
 	})
 }
