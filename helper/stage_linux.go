@@ -38,6 +38,7 @@ func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpF
 	if fail != nil {
 		return nil, fail
 	}
+	plan.Start = req.Start
 	chain, fail := storedChain(ref, req.DockerRoot, req.Name, dir, res)
 	if fail != nil {
 		return nil, fail
@@ -171,7 +172,7 @@ func netNSFromImages(dir string) (string, error) {
 // checkpoint's ancestors (stageChain), makes the copy's dumped network
 // namespace external when asked (externalNetNS), and writes the plan.
 func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink, externalNetNS bool) error {
-	if err := os.Chmod(stage, 0o700); err != nil {
+	if err := makeStageDir(stage); err != nil {
 		return err
 	}
 	images := filepath.Join(stage, helperapi.ImagesDir)
@@ -193,6 +194,16 @@ func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink
 		}
 	}
 	return writeJSON(filepath.Join(stage, helperapi.PlanFile), plan)
+}
+
+// makeStageDir makes the restore folder 0700: a restore volume is there
+// already; a folder of the new container's own layer (its overlay2 upper
+// folder, reached through Docker's data root) is made here.
+func makeStageDir(stage string) error {
+	if err := os.Mkdir(stage, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Chmod(stage, 0o700)
 }
 
 // copyImage hard-links an image file into the restore volume when both are on

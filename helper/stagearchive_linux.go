@@ -25,7 +25,7 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	failf := func(format string, a ...any) *helperapi.DumpFailure {
 		return &helperapi.DumpFailure{Message: fmt.Sprintf(format, a...)}
 	}
-	if err := os.Chmod(req.StageDir, 0o700); err != nil {
+	if err := makeStageDir(req.StageDir); err != nil {
 		return nil, failf("preparing the restore volume of container %q: %v", req.Container.Name, err)
 	}
 	images := filepath.Join(req.StageDir, helperapi.ImagesDir)
@@ -59,6 +59,7 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	if fail != nil {
 		return nil, fail
 	}
+	plan.Start = req.Start
 	if st.NetNSJoined {
 		if err := criu.ExternalizeNetNS(tmp, plan.NetNSKey); err != nil {
 			return nil, failf("leaving the network namespace to container %q: %v", req.Container.Name, err)

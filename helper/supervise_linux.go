@@ -32,8 +32,14 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sys
 // forwards signals to the restored root and exits with its status.
 // With lockNet it first locks the container's network namespace, for CRIU's
 // restore to unlock once the established connections are back (see
-// criu/netlock.go).
-func Supervise(dir string, lockNet bool) int {
+// criu/netlock.go). When the checkpoint was spent at an earlier start, it
+// starts command (the original program) afresh instead (startAfresh).
+func Supervise(dir string, lockNet bool, command []string) int {
+	if restoreSpent(dir) && len(command) > 0 {
+		err := startAfresh(dir, command)
+		fmt.Fprintln(os.Stderr, "xcheckpoint restore:", err)
+		return 127
+	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	lock := netLockState{}
@@ -100,6 +106,9 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := writableFolder(dir); err != nil {
+		return 0, err
+	}
 	images := filepath.Join(dir, helperapi.ImagesDir)
 	if _, err := os.Stat(images); err != nil {
 		msg := fmt.Sprintf("this container was restored from checkpoint %q of container %q once; its restored processes have ended and cannot be restored again (make a new container with docker xcheckpoint restore)", plan.CheckpointName, plan.Container)
@@ -146,6 +155,10 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 		return fail(&helperapi.DumpFailure{Message: fmt.Sprintf("opening the restore folder: %v", err)})
 	}
 	var notes []string
+	if err := saveSeccomp(dir, images); err != nil {
+		_ = os.Remove(filepath.Join(dir, helperapi.SeccompFile))
+		notes = append(notes, fmt.Sprintf("warning: %v: once the restored processes end, this container will refuse to start the original program afresh", err))
+	}
 	if n, err := lock.settle(images, plan.NetNSKey); err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
 	} else if n != "" {
@@ -197,6 +210,26 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	_ = os.RemoveAll(images)
 	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st, Notes: notes})
 	return pid, nil
+}
+
+// writableFolder makes the restore folder writable for the supervisor (the
+// status, CRIU's log, the images' removal) in a container whose root
+// filesystem is read-only (docker run --read-only): runc makes the root
+// mount read-only, not the overlay itself, so a bind mount of the folder
+// onto itself can be writable. The restored processes never see it (CRIU
+// rebuilds their mounts from the checkpoint); a start afresh unmounts it.
+func writableFolder(dir string) error {
+	err := unix.Access(dir, unix.W_OK)
+	if !errors.Is(err, unix.EROFS) {
+		return nil
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("making the restore folder writable in a read-only root filesystem: %w", err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("making the restore folder writable in a read-only root filesystem: %w", err)
+	}
+	return nil
 }
 
 // netLockState is what became of the network lock the plugin asked for.

@@ -193,6 +193,8 @@ type StageArchiveRequest struct {
 	Container ContainerRef   `json:"container"`
 	StageDir  string         `json:"stage_dir"`
 	Options   RestoreOptions `json:"options"`
+	// Start is StageRequest.Start.
+	Start *StartSpec `json:"start,omitempty"`
 }
 
 // StageArchiveResult is what stage-archive found in the archive and staged.

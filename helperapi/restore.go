@@ -41,20 +41,31 @@ const (
 	StatusFile = "status.json"
 	// RestoreLogFile is CRIU's restore log.
 	RestoreLogFile = "restore.log"
+	// SeccompFile holds the restored root's seccomp filters, read by the
+	// supervisor from the checkpoint before CRIU runs (SeccompFilter, JSON):
+	// the filters a program started afresh gets, as the original had them.
+	SeccompFile = "seccomp.json"
 )
 
-// SupervisorCommand is the new container's first process, the supervisor
-// started with the restore folder. With lockNetwork it locks the container's
-// network namespace as it starts (criu.NetworkLockRules), before the
-// checkpoint is even staged: a restore of established TCP connections into a
-// namespace of its own asks for it.
+// SupervisorCommand is the new container's entrypoint, the supervisor
+// started with the restore folder, then CommandSeparator: the container's
+// command (Docker's Cmd) is the original's entrypoint and command, which the
+// supervisor runs afresh once the checkpoint is spent (docker restart, a
+// restart policy). With lockNetwork it locks the container's network
+// namespace as it starts (criu.NetworkLockRules), before the checkpoint is
+// even staged: a restore of established TCP connections into a namespace of
+// its own asks for it.
 func SupervisorCommand(lockNetwork bool) []string {
 	cmd := []string{RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise"}
 	if lockNetwork {
 		cmd = append(cmd, SuperviseLockNetwork)
 	}
-	return append(cmd, RestoreMountpoint)
+	return append(cmd, RestoreMountpoint, CommandSeparator)
 }
+
+// CommandSeparator ends the supervisor's own arguments; the original
+// program's command line follows.
+const CommandSeparator = "--"
 
 // SuperviseLockNetwork is the supervisor's option that locks the network.
 const SuperviseLockNetwork = "--lock-network"
@@ -83,6 +94,9 @@ type StageRequest struct {
 	// API (a GET re-executes dockerd on Docker 20.10: about 100 ms of CPU
 	// each, taken from CRIU on a small host when polled).
 	WatchVerdict bool `json:"watch_verdict,omitempty"`
+	// Start is how the new container's program starts afresh once the
+	// checkpoint is spent, passed on in the plan.
+	Start *StartSpec `json:"start,omitempty"`
 }
 
 // RestoreOptions are the user's choices for one restore.
@@ -142,6 +156,9 @@ type RestorePlan struct {
 	Options     RestoreOptions `json:"options"`
 	// Deleted are removed from the new container's root before CRIU runs.
 	Deleted []string `json:"deleted,omitempty"`
+	// Start is how the supervisor starts the original program afresh once
+	// the checkpoint is spent (the plan stays in the restore folder).
+	Start *StartSpec `json:"start,omitempty"`
 }
 
 // Restore states in RestoreStatus.State.
@@ -171,4 +188,52 @@ type RestoreStatus struct {
 	Stats   *RestoreStats `json:"stats,omitempty"`
 	// Notes are what the user should know about a restore that succeeded.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// StartSpec is how the supervisor starts the original program afresh once the
+// checkpoint is spent (docker start, docker restart, a restart policy): what
+// Docker applied to the original container and cannot apply to the restored
+// one, whose settings CRIU needs (root, more capabilities, /proc unmasked, no
+// seccomp filter or AppArmor profile). The plugin passes it in the restore
+// plan and keeps it in a label of the container; it holds no environment
+// (the container's own Env, in its configuration, serves). The original's
+// seccomp filters come from the checkpoint itself (SeccompFile).
+type StartSpec struct {
+	// Entrypoint is the original's entrypoint: the container's Cmd is the
+	// original's entrypoint followed by its command.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Privileged: the original had every capability; Capabilities is then
+	// empty.
+	Privileged bool `json:"privileged,omitempty"`
+	// Capabilities are the original's capabilities (CAP_ names): the
+	// program's bounding set.
+	Capabilities    []string `json:"capabilities"`
+	NoNewPrivileges bool     `json:"no_new_privileges,omitempty"`
+	// MaskedPaths and ReadonlyPaths are the original's (Docker's defaults
+	// unless systempaths=unconfined).
+	MaskedPaths   []string `json:"masked_paths,omitempty"`
+	ReadonlyPaths []string `json:"readonly_paths,omitempty"`
+	// User is the original's user (docker run --user: NAME or UID, with
+	// :GROUP), empty for root; the restored container's own user is root,
+	// which CRIU needs. GroupAdd are its supplementary groups (--group-add).
+	User     string   `json:"user,omitempty"`
+	GroupAdd []string `json:"group_add,omitempty"`
+	// SetHome: the original's environment has no HOME, which runc set from
+	// the user's passwd entry; the supervisor does the same for User.
+	SetHome bool `json:"set_home,omitempty"`
+	// AppArmorProfile is the original's AppArmor profile (empty where the
+	// host has no AppArmor, or unconfined).
+	AppArmorProfile string `json:"apparmor_profile,omitempty"`
+	// AddedMounts are the tmpfs mounts the restored container has for CRIU
+	// only (/run, /tmp where the original had none): unmounted before the
+	// program starts afresh.
+	AddedMounts []string `json:"added_mounts,omitempty"`
+}
+
+// SeccompFilter is one seccomp filter program of a process (a chain, oldest
+// first, in SeccompFile): its BPF instructions as the kernel takes them
+// (struct sock_filter, 8 bytes each) and the flags it was installed with.
+type SeccompFilter struct {
+	Program []byte `json:"program"`
+	Flags   uint32 `json:"flags,omitempty"`
 }

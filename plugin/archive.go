@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -70,6 +71,9 @@ func rootfsChanges(ctx context.Context, api client.APIClient, id string) ([]help
 	}
 	out := make([]helperapi.FileChange, 0, len(changes))
 	for _, c := range changes {
+		if ours(c.Path) {
+			continue // a restored container's restore folder: its own, never carried
+		}
 		out = append(out, helperapi.FileChange{Path: c.Path, Kind: int(c.Kind)})
 	}
 	return out, nil
@@ -268,4 +272,15 @@ func describeArchive(a *helperapi.ArchiveResult) string {
 		s += fmt.Sprintf("; written by the helper in %s (CPU %s, %s cores)", a.Wall.Round(time.Millisecond), a.CPU.Round(time.Millisecond), cpuPerWall(a))
 	}
 	return s
+}
+
+// ours tells whether a path of a restored container is the restore's own
+// (its restore folder, the runtime's mount point).
+func ours(p string) bool {
+	for _, m := range []string{helperapi.RestoreMountpoint, helperapi.RuntimeMountpoint} {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			return true
+		}
+	}
+	return false
 }

@@ -2,14 +2,11 @@ package plugin
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/caps"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 	"io"
 	"path"
 	"slices"
@@ -20,6 +17,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/completion"
+	dockeropts "github.com/docker/cli/opts"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
@@ -31,6 +29,10 @@ import (
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/caps"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 )
 
 type restoreOptions struct {
@@ -63,6 +65,9 @@ type restoreOptions struct {
 	// value, -1 for auto (see watchFor).
 	watchFlag string
 	watch     time.Duration
+	// restart is --restart: the new container's restart policy instead of
+	// the original's.
+	restart string
 }
 
 func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
@@ -125,6 +130,7 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVarP(&opts.input, "input", "i", "", "Restore the checkpoint archive FILE (- for stdin) instead of a stored checkpoint")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "No progress bar while sending the archive (--input)")
 	f.BoolVar(&opts.ignoreCPU, "ignore-cpu", false, "Restore even when the checkpoint was taken on a CPU with instructions this host's CPU lacks")
+	f.StringVar(&opts.restart, "restart", "", "Restart policy of the new container instead of the original's (as docker run --restart)")
 	f.StringVar(&opts.watchFlag, "watch", "auto", "After the restore, watch the new container this long and fail if its processes end (auto: 2s when the checkpoint comes from another CPU, else 0)")
 	addHelperImageFlag(f, &opts.helperImage)
 	return cmd
@@ -153,11 +159,16 @@ func (o restoreOptions) validate() error {
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --criu-log-level %d: want 0 to 4", o.logLevel)
 	}
-	if o.native && (o.name != "" || len(o.publish) > 0 || o.network != "" || o.replace || o.tcpEstablished || o.fileLocks || o.printStats || o.ignoreCPU) {
+	if o.native && (o.name != "" || len(o.publish) > 0 || o.network != "" || o.replace || o.tcpEstablished || o.fileLocks || o.printStats || o.ignoreCPU || o.restart != "") {
 		return errors.New("--native restores into CONTAINER itself with Docker's own restore: it takes no other restore option")
 	}
 	if o.replace && o.name != "" {
 		return errors.New("--replace gives the new container CONTAINER's name: it cannot be combined with --name")
+	}
+	if o.restart != "" {
+		if _, err := parseRestartPolicy(o.restart); err != nil {
+			return fmt.Errorf("invalid --restart %q: %w", o.restart, err)
+		}
 	}
 	if _, _, err := nat.ParsePortSpecs(o.publish); err != nil {
 		return fmt.Errorf("invalid --publish: %w", err)
@@ -242,7 +253,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	if addr := originalStaticAddress(orig); addr != "" && !keepsStaticAddress(netCfg) && opts.network == "" {
 		fmt.Fprintf(stderr, "Note: container %s holds its fixed address %s: the new container gets another (--replace keeps it).\n", origName, addr)
 	}
-	id, err := createContainer(ctx, s, cfg, hc, netCfg, name, "the checkpoint")
+	id, err := createContainer(ctx, s, cfg, hc, netCfg, name)
 	if err != nil {
 		return err
 	}
@@ -275,20 +286,26 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}
 	trace.step("restore volume")
 	// One helper checks the checkpoint and stages it into the new container.
-	// Meanwhile the new container starts (unless the original must stop
-	// first, which waits for a checkpoint known to be good): its supervisor
-	// waits for the restore plan, which the helper writes last. The helper
-	// then stays to pass the supervisor's verdict on (WatchVerdict). Not
-	// earlier: while Docker starts a container, it holds that container's
-	// lock, and the inspect and copies above would wait for the whole start.
+	// With a restore volume, the new container starts meanwhile (unless the
+	// original must stop first, which waits for a checkpoint known to be
+	// good): its supervisor waits for the restore plan, which the helper
+	// writes last. Staged into the container's own layer, the checkpoint
+	// must be whole before the container starts. The helper then stays to
+	// pass the supervisor's verdict on (WatchVerdict). Not earlier: while
+	// Docker starts a container, it holds that container's lock, and the
+	// inspect and copies above would wait for the whole start.
 	var started chan error
-	if !stopFirst {
+	startNew := func() {
 		started = make(chan error, 1)
 		go func() {
 			err := s.API.ContainerStart(ctx, id, container.StartOptions{})
 			trace.mark("new container started")
 			started <- err
 		}()
+	}
+	inLayer := !restoreFolderIsVolume(hc)
+	if !stopFirst && !inLayer {
+		startNew()
 	}
 	waitStarted := func() error {
 		if started == nil {
@@ -299,13 +316,21 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 		return err
 	}
 	defer func() { _ = waitStarted() }()
+	startSpec, err := startSpecOf(cfg)
+	if err != nil {
+		return err
+	}
 	stage := startStage(ctx, s, orig.ID, helperapi.StageRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref,
 		Name: opts.checkpoint, StageDir: stageDir, Options: ropts, Deleted: deleted, WatchVerdict: true,
+		Start: startSpec,
 	}, stageMounts)
 	defer stage.stop()
 	staged, stageErr := stage.staged()
 	trace.mark("checkpoint staged")
+	if stageErr == nil && !stopFirst && inLayer {
+		startNew()
+	}
 	startErr := waitStarted()
 	if stageErr != nil {
 		return stageErr
@@ -561,7 +586,18 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	if img, err := s.API.ImageInspect(context.Background(), orig.Config.Image); err == nil && img.ID == orig.Image {
 		cfg.Image = orig.Config.Image
 	}
-	cfg.Cmd = nil
+	// The supervisor is the entrypoint; the original's entrypoint and
+	// command are the command, which docker inspect and docker ps show and
+	// the supervisor runs afresh once the checkpoint is spent.
+	start := originalStart(orig)
+	cfg.Cmd = originalCommand(orig)
+	delete(cfg.Labels, labels.LabelRestartPolicy)
+	if start.User != "" {
+		// CRIU needs root (Docker gives a user other than root no
+		// capabilities); the restored processes get their own credentials
+		// back, and a program started afresh the original's user (StartSpec).
+		cfg.User = "0:0"
+	}
 	cfg.Volumes = nil
 	cfg.Healthcheck = orig.Config.Healthcheck
 	if cfg.Tty || cfg.OpenStdin {
@@ -573,14 +609,12 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	hc.VolumesFrom = nil
 	hc.ContainerIDFile = ""
 	hc.AutoRemove = false
-	// A restored container cannot start again once its restored processes
-	// end (the checkpoint images are removed from it after the restore): a
-	// restart policy would only restart the supervisor, which exits at once,
-	// in a loop. The original's policy is kept in a label.
-	if p := orig.HostConfig.RestartPolicy; !p.IsNone() && p.Name != "" {
-		cfg.Labels[labels.LabelRestartPolicy] = restartPolicyString(p)
+	// Once its restored processes end, the container starts afresh like the
+	// original would: it keeps the original's restart policy.
+	hc.RestartPolicy, err = restoredRestartPolicy(orig, opts.restart)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	hc.CapAdd = union(orig.HostConfig.CapAdd, helperCfg.Extra.Restore.Capabilities)
 	hc.CapDrop = caps.WithoutCapabilities(orig.HostConfig.CapDrop, helperCfg.Extra.Restore.Capabilities)
 	var secOpts []string
@@ -630,17 +664,31 @@ func restoredConfig(orig container.InspectResponse, opts restoreOptions, runtime
 	// with "Fail to make dir". The restored processes see the original's
 	// root, not these mounts (CRIU binds the root without its submounts);
 	// where an image lacks the folder, runc makes it as a mount point, empty.
+	// A program started afresh does not see them either (StartSpec).
 	if _, ok := tmpfs["/run"]; !ok && !hasMount(hc.Mounts, "/run") {
 		tmpfs["/run"] = "rw,nosuid,nodev,size=16m"
+		start.AddedMounts = append(start.AddedMounts, "/run")
 	}
 	if _, ok := tmpfs["/tmp"]; !ok && !hasMount(hc.Mounts, "/tmp") {
 		tmpfs["/tmp"] = "rw,nosuid,nodev"
+		start.AddedMounts = append(start.AddedMounts, "/tmp")
 	}
 	hc.Tmpfs = tmpfs
+	startLabel, err := json.Marshal(start)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg.Labels[labels.LabelStart] = string(startLabel)
 	hc.Mounts = append(hc.Mounts,
-		mount.Mount{Type: mount.TypeVolume, Source: runtimeVol, Target: helperapi.RuntimeMountpoint, ReadOnly: true, VolumeOptions: &mount.VolumeOptions{NoCopy: true}},
-		mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint, VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{labels.LabelRestoredFrom: cfg.Labels[labels.LabelRestoredFrom]}}},
-	)
+		mount.Mount{Type: mount.TypeVolume, Source: runtimeVol, Target: helperapi.RuntimeMountpoint, ReadOnly: true, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+	if !stagesInLayer(s.Info) {
+		// Where the helper cannot reach the container's own layer, the
+		// restore folder is a volume of its own, left behind by a plain
+		// docker rm (see stageTarget). A read-only root filesystem needs
+		// none: the supervisor binds the folder writable for itself.
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint,
+			VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{labels.LabelRestoredFrom: cfg.Labels[labels.LabelRestoredFrom]}}})
+	}
 	if len(opts.publish) > 0 {
 		exposed, bindings, err := nat.ParsePortSpecs(opts.publish)
 		if err != nil {
@@ -712,12 +760,109 @@ func originalStaticAddress(orig container.InspectResponse) string {
 	return ep.IPAMConfig.IPv6Address
 }
 
-// restartPolicyString is a restart policy as docker run --restart takes it.
-func restartPolicyString(p container.RestartPolicy) string {
-	if p.IsOnFailure() && p.MaximumRetryCount > 0 {
-		return fmt.Sprintf("%s:%d", p.Name, p.MaximumRetryCount)
+// originalStart is how the original program starts (StartSpec): read from
+// the label of an original that was itself restored, else from its
+// configuration.
+func originalStart(orig container.InspectResponse) helperapi.StartSpec {
+	var spec helperapi.StartSpec
+	if l := orig.Config.Labels[labels.LabelStart]; l != "" && json.Unmarshal([]byte(l), &spec) == nil {
+		return spec // with the first restore's AddedMounts, copied below
 	}
-	return string(p.Name)
+	hc := orig.HostConfig
+	spec = helperapi.StartSpec{
+		Entrypoint:    orig.Config.Entrypoint,
+		Privileged:    hc.Privileged,
+		MaskedPaths:   hc.MaskedPaths,
+		ReadonlyPaths: hc.ReadonlyPaths,
+		User:          orig.Config.User,
+		GroupAdd:      hc.GroupAdd,
+		SetHome:       !slices.ContainsFunc(orig.Config.Env, func(e string) bool { return strings.HasPrefix(e, "HOME=") }),
+	}
+	if p := orig.AppArmorProfile; p != "" && p != "unconfined" {
+		spec.AppArmorProfile = p
+	}
+	if slices.ContainsFunc(hc.CapAdd, func(c string) bool { return caps.NormalizeCap(c) == "CAP_ALL" }) {
+		// Every capability: the new container's own set serves.
+		spec.Privileged = true
+	}
+	if !spec.Privileged {
+		spec.Capabilities = effectiveCapabilities(hc.CapAdd, hc.CapDrop)
+	}
+	for _, o := range hc.SecurityOpt {
+		k, v, _ := strings.Cut(strings.ReplaceAll(o, "=", ":"), ":")
+		if k == "no-new-privileges" && (v == "" || v == "true") {
+			spec.NoNewPrivileges = true
+		}
+	}
+	return spec
+}
+
+// originalCommand is the original's entrypoint followed by its command (an
+// original that was itself restored has them in its command already).
+func originalCommand(orig container.InspectResponse) []string {
+	if orig.Config.Labels[labels.LabelStart] != "" {
+		return slices.Clone(orig.Config.Cmd)
+	}
+	return append(slices.Clone([]string(orig.Config.Entrypoint)), orig.Config.Cmd...)
+}
+
+// dockerDefaultCapabilities are those Docker gives a container that asks
+// for no other.
+var dockerDefaultCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+
+// effectiveCapabilities are a container's capabilities, as Docker computes
+// them from its defaults, --cap-add and --cap-drop (ALL in either).
+func effectiveCapabilities(add, drop []string) []string {
+	has := func(list []string, c string) bool {
+		return slices.ContainsFunc(list, func(x string) bool { return caps.NormalizeCap(x) == caps.NormalizeCap(c) })
+	}
+	var out []string
+	if !has(drop, "ALL") {
+		for _, c := range dockerDefaultCapabilities {
+			if !has(drop, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	for _, c := range add {
+		if !has(out, c) {
+			out = append(out, caps.NormalizeCap(c))
+		}
+	}
+	return out
+}
+
+// restoredRestartPolicy is the new container's restart policy: --restart,
+// else the original's (kept in a label by earlier versions, which gave a
+// restored container none).
+func restoredRestartPolicy(orig container.InspectResponse, flag string) (container.RestartPolicy, error) {
+	p := orig.HostConfig.RestartPolicy
+	if l := orig.Config.Labels[labels.LabelRestartPolicy]; l != "" && (p.IsNone() || p.Name == "") {
+		flag = cmp.Or(flag, l)
+	}
+	if flag != "" {
+		rp, err := parseRestartPolicy(flag)
+		if err != nil {
+			return rp, fmt.Errorf("invalid --restart %q: %w", flag, err)
+		}
+		return rp, nil
+	}
+	if p.Name == "" {
+		p.Name = container.RestartPolicyDisabled
+	}
+	return p, nil
+}
+
+// parseRestartPolicy reads a restart policy as docker run --restart takes it,
+// and checks it as the daemon will.
+func parseRestartPolicy(v string) (container.RestartPolicy, error) {
+	p, err := dockeropts.ParseRestartPolicy(v)
+	if err == nil {
+		err = container.ValidateRestartPolicy(p)
+	}
+	return p, err
 }
 
 func hasMount(ms []mount.Mount, target string) bool {
@@ -757,7 +902,9 @@ func copyChanges(ctx context.Context, s *helperrun.Session, orig container.Inspe
 	for _, m := range orig.Mounts {
 		mountpoints = append(mountpoints, m.Destination)
 	}
-	for _, m := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys"} {
+	// The restore folder of an original that was itself restored is its
+	// own, never carried.
+	for _, m := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys", helperapi.RestoreMountpoint, helperapi.RuntimeMountpoint} {
 		mountpoints = append(mountpoints, m)
 	}
 	under := func(p string, roots []string) bool {

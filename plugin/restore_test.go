@@ -2,9 +2,8 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"strings"
 	"testing"
 
@@ -19,6 +18,8 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 )
 
 func TestRestoreOptionsErrors(t *testing.T) {
@@ -79,11 +80,19 @@ func TestRestoredConfig(t *testing.T) {
 	cfg, hc, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm"}, "xcheckpoint-runtime-1", s)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(cfg.Image, "nginx"))
-	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "/.xcheckpoint-restore"}))
-	assert.Check(t, is.Len(cfg.Cmd, 0))
+	// The supervisor, then the original's command, which it runs afresh
+	// once the checkpoint is spent, and which docker inspect shows.
+	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "/.xcheckpoint-restore", "--"}))
+	assert.Check(t, is.DeepEqual([]string(cfg.Cmd), []string{"nginx"}))
+	var start helperapi.StartSpec
+	assert.NilError(t, json.Unmarshal([]byte(cfg.Labels[labels.LabelStart]), &start))
+	assert.Check(t, is.DeepEqual(start, helperapi.StartSpec{Capabilities: []string{"CAP_NET_ADMIN"}, NoNewPrivileges: true, User: "101", SetHome: true,
+		AddedMounts: []string{"/run", "/tmp"}}))
 	assert.Check(t, is.DeepEqual(cfg.Env, []string{"A=1"}))
 	assert.Check(t, is.Equal(cfg.WorkingDir, "/srv"))
-	assert.Check(t, is.Equal(cfg.User, "101"))
+	// The supervisor is root (CRIU needs it); the original's user is the
+	// StartSpec's.
+	assert.Check(t, is.Equal(cfg.User, "0:0"))
 	assert.Check(t, is.Equal(cfg.Labels["app"], "web"))
 	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestoredFrom], "web/warm"))
 	assert.Check(t, is.Len(cfg.Volumes, 0))
@@ -98,10 +107,10 @@ func TestRestoredConfig(t *testing.T) {
 	assert.Check(t, hc.MaskedPaths != nil && len(hc.MaskedPaths) == 0)
 	assert.Check(t, hc.ReadonlyPaths != nil && len(hc.ReadonlyPaths) == 0)
 	assert.Check(t, is.Len(hc.Binds, 0))
-	// No restart policy (a restored container cannot start again); the
-	// original's is kept in a label.
-	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyDisabled))
-	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestartPolicy], "always"))
+	// The original's restart policy: the container starts afresh as the
+	// original would.
+	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyAlways))
+	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestartPolicy], ""))
 	assert.Check(t, is.Equal(hc.Memory, int64(64<<20)))
 	assert.Check(t, is.DeepEqual(hc.PortBindings, nat.PortMap{"80/tcp": {{HostPort: "8080"}}}))
 	assert.Check(t, is.Equal(hc.Tmpfs["/run"], "rw,nosuid,nodev,size=16m"))
@@ -142,9 +151,9 @@ func TestRestoredConfigStaticAddress(t *testing.T) {
 	}}
 	assert.Check(t, is.Equal(originalStaticAddress(orig), "172.30.0.10"))
 
-	cfg, _, netCfg, err := restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
+	_, hc, netCfg, err := restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestartPolicy], "on-failure:3"))
+	assert.Check(t, is.DeepEqual(hc.RestartPolicy, orig.HostConfig.RestartPolicy))
 	ep := netCfg.EndpointsConfig["back"]
 	assert.Assert(t, ep != nil)
 	assert.Check(t, is.DeepEqual(ep.Aliases, []string{"web"}))
@@ -168,7 +177,7 @@ func TestRestoredConfigNetworkLock(t *testing.T) {
 	s := &helperrun.Session{API: &fakeClient{}}
 	cfg, _, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true}, "v", s)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "--lock-network", "/.xcheckpoint-restore"}))
+	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "--lock-network", "/.xcheckpoint-restore", "--"}))
 
 	cfg, _, _, err = restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true, network: "back"}, "v", s)
 	assert.NilError(t, err)
@@ -178,11 +187,106 @@ func TestRestoredConfigNetworkLock(t *testing.T) {
 	host.HostConfig.NetworkMode = "host"
 	cfg, _, _, err = restoredConfig(host, restoreOptions{checkpoint: "warm", tcpEstablished: true}, "v", s)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "/.xcheckpoint-restore"}), "never the host's network")
+	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "/.xcheckpoint-restore", "--"}), "never the host's network")
 
 	cfg, _, _, err = restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true, network: "host"}, "v", s)
 	assert.NilError(t, err)
 	assert.Check(t, !strings.Contains(strings.Join(cfg.Entrypoint, " "), "--lock-network"), "never the host's network")
+}
+
+// A restored container starts like its original: the original's entrypoint
+// and command, restart policy (or --restart), capabilities and masks; and a
+// container restored from a restored container like the first original.
+func TestRestoredConfigStartsLikeOriginal(t *testing.T) {
+	s := &helperrun.Session{API: &fakeClient{}}
+	orig := sampleOriginal()
+	orig.Config.Entrypoint = []string{"/docker-entrypoint.sh"}
+	orig.Config.Cmd = []string{"nginx", "-g", "daemon off;"}
+	orig.HostConfig.CapAdd, orig.HostConfig.CapDrop = []string{"sys_ptrace"}, []string{"NET_RAW", "CAP_MKNOD"}
+	orig.HostConfig.SecurityOpt = nil
+	orig.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	orig.HostConfig.MaskedPaths = []string{"/proc/kcore"}
+	orig.HostConfig.ReadonlyPaths = []string{"/proc/sys"}
+	cfg, hc, _, err := restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual([]string(cfg.Cmd), []string{"/docker-entrypoint.sh", "nginx", "-g", "daemon off;"}))
+	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyUnlessStopped))
+	var start helperapi.StartSpec
+	assert.NilError(t, json.Unmarshal([]byte(cfg.Labels[labels.LabelStart]), &start))
+	assert.Check(t, is.DeepEqual(start, helperapi.StartSpec{
+		Entrypoint: []string{"/docker-entrypoint.sh"},
+		Capabilities: []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID",
+			"CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_SYS_PTRACE"},
+		MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{"/proc/sys"},
+		User: "101", SetHome: true, AddedMounts: []string{"/run", "/tmp"},
+	}))
+	assert.Check(t, !strings.Contains(cfg.Labels[labels.LabelStart], "A=1"), "no environment in a label")
+	// HOME in the environment is the program's own; an AppArmor profile is
+	// carried, unconfined is not one.
+	orig.Config.Env = append(orig.Config.Env, "HOME=/srv")
+	orig.AppArmorProfile = "docker-default"
+	cfg, _, _, err = restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	start = helperapi.StartSpec{}
+	assert.NilError(t, json.Unmarshal([]byte(cfg.Labels[labels.LabelStart]), &start))
+	assert.Check(t, !start.SetHome)
+	assert.Check(t, is.Equal(start.AppArmorProfile, "docker-default"))
+	orig.AppArmorProfile = "unconfined"
+	cfg, hc, _, err = restoredConfig(orig, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, !strings.Contains(cfg.Labels[labels.LabelStart], "apparmor"))
+
+	_, hc, _, err = restoredConfig(orig, restoreOptions{checkpoint: "warm", restart: "on-failure:2"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(hc.RestartPolicy, container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 2}))
+
+	// Restoring the restored container: the first original's start.
+	restored := sampleOriginal()
+	restored.Config, restored.HostConfig = cfg, hc
+	cfg2, hc2, _, err := restoredConfig(restored, restoreOptions{checkpoint: "again"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(cfg2.Entrypoint, cfg.Entrypoint))
+	assert.Check(t, is.DeepEqual(cfg2.Cmd, cfg.Cmd))
+	assert.Check(t, is.Equal(cfg2.Labels[labels.LabelStart], cfg.Labels[labels.LabelStart]))
+	assert.Check(t, is.Equal(hc2.RestartPolicy.Name, container.RestartPolicyOnFailure))
+
+	// A container restored by an earlier version: no policy, the
+	// original's in a label.
+	old := sampleOriginal()
+	old.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	old.Config.Labels = map[string]string{labels.LabelRestartPolicy: "always"}
+	cfg, hc, _, err = restoredConfig(old, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(hc.RestartPolicy.Name, container.RestartPolicyAlways))
+	assert.Check(t, is.Equal(cfg.Labels[labels.LabelRestartPolicy], ""))
+
+	_, _, _, err = restoredConfig(orig, restoreOptions{checkpoint: "warm", restart: "sometimes"}, "v", s)
+	assert.Check(t, is.ErrorContains(err, "invalid --restart"))
+	assert.Check(t, is.ErrorContains(restoreOptions{checkpoint: "warm", restart: "sometimes"}.validate(), "invalid --restart"))
+	assert.Check(t, is.ErrorContains(restoreOptions{checkpoint: "warm", native: true, restart: "always"}.validate(), "--native"))
+}
+
+// In Docker's classic overlay2 store the restore folder is a folder of the
+// new container's own layer, not a volume left behind by docker rm.
+func TestRestoredConfigNoRestoreVolume(t *testing.T) {
+	s := &helperrun.Session{API: &fakeClient{}, Info: system.Info{Driver: "overlay2", DockerRootDir: "/var/lib/docker"}}
+	_, hc, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	for _, m := range hc.Mounts {
+		assert.Check(t, m.Target != helperapi.RestoreMountpoint, "a restore volume: %+v", m)
+	}
+	assert.Check(t, stagesInLayer(s.Info))
+	assert.Check(t, !restoreFolderIsVolume(hc))
+	// A read-only root: no volume either (the supervisor binds its folder
+	// writable for itself).
+	ro := sampleOriginal()
+	ro.HostConfig.ReadonlyRootfs = true
+	_, hc, _, err = restoredConfig(ro, restoreOptions{checkpoint: "warm"}, "v", s)
+	assert.NilError(t, err)
+	assert.Check(t, hc.ReadonlyRootfs)
+	assert.Check(t, !restoreFolderIsVolume(hc))
+	assert.Check(t, !stagesInLayer(system.Info{Driver: "overlay2", DriverStatus: [][2]string{{"driver-type", "io.containerd.snapshotter.v1"}}}))
+	assert.Check(t, !stagesInLayer(system.Info{Driver: "btrfs"}))
 }
 
 func TestRestoredConfigRefusals(t *testing.T) {

@@ -2,11 +2,11 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,11 +14,14 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-units"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 )
 
 // restoreArchive is restore --input: the checkpoint comes from an archive
@@ -89,7 +92,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
-	id, err := createContainer(ctx, s, cfg, hc, netCfg, name, "the archive")
+	id, err := createContainer(ctx, s, cfg, hc, netCfg, name)
 	if err != nil {
 		return err
 	}
@@ -113,9 +116,13 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	defer up.close()
 	ref := helperapi.ContainerRef{ID: id, Name: name}
+	startSpec, err := startSpecOf(cfg)
+	if err != nil {
+		return err
+	}
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
-		Options: opts.helperOptions(),
+		Options: opts.helperOptions(), Start: startSpec,
 	}
 	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts}, up.progress)
 	up.sent()
@@ -159,13 +166,8 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	return reportRestored(dockerCLI, opts, st, id, name, origName, ac.Checkpoint, start)
 }
 
-// createContainer creates the new container, says that it gets no restart
-// policy when the original had one (restoredConfig keeps it in a label), and
-// passes Docker's warnings on. from names what to restore again from.
-func createContainer(ctx context.Context, s *helperrun.Session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name, from string) (string, error) {
-	if p := cfg.Labels[labels.LabelRestartPolicy]; p != "" {
-		fmt.Fprintf(s.CLI.Err(), "Note: the new container gets no restart policy (the original's is %q): once its restored processes end it cannot start again; restore again from %s instead.\n", p, from)
-	}
+// createContainer creates the new container and passes Docker's warnings on.
+func createContainer(ctx context.Context, s *helperrun.Session, cfg *container.Config, hc *container.HostConfig, netCfg *network.NetworkingConfig, name string) (string, error) {
 	created, err := s.API.ContainerCreate(ctx, cfg, hc, netCfg, nil, name)
 	if err != nil {
 		return "", fmt.Errorf("creating container %s: %w", name, err)
@@ -174,6 +176,41 @@ func createContainer(ctx context.Context, s *helperrun.Session, cfg *container.C
 		fmt.Fprintln(s.CLI.Err(), "Warning:", w)
 	}
 	return created.ID, nil
+}
+
+// startSpecOf is the StartSpec restoredConfig put in the new container's
+// label, for the restore plan.
+func startSpecOf(cfg *container.Config) (*helperapi.StartSpec, error) {
+	var spec helperapi.StartSpec
+	if err := json.Unmarshal([]byte(cfg.Labels[labels.LabelStart]), &spec); err != nil {
+		return nil, fmt.Errorf("the new container's %s label: %w", labels.LabelStart, err)
+	}
+	return &spec, nil
+}
+
+// restoreFolderIsVolume tells whether the new container's restore folder is
+// a volume (restoredConfig), not a folder of its own layer.
+func restoreFolderIsVolume(hc *container.HostConfig) bool {
+	return slices.ContainsFunc(hc.Mounts, func(m mount.Mount) bool { return m.Target == helperapi.RestoreMountpoint })
+}
+
+// stagesInLayer tells whether the helper can stage a checkpoint into the new
+// container's own writable layer, through Docker's data root: with the
+// overlay2 driver of Docker's classic image store, whose layer folders it can
+// name (GraphDriver.Data.UpperDir). The restore folder is then no mount but
+// a folder of the container, gone with it. Other stores, and containers with
+// a read-only root filesystem, get an anonymous volume, which a plain docker
+// rm leaves.
+func stagesInLayer(info system.Info) bool {
+	if info.Driver != "overlay2" {
+		return false
+	}
+	for _, kv := range info.DriverStatus {
+		if kv[0] == "driver-type" && strings.Contains(kv[1], "containerd") {
+			return false
+		}
+	}
+	return true
 }
 
 // removeUnfinished removes a new container whose restore failed, with its
@@ -186,10 +223,23 @@ func removeUnfinished(ctx context.Context, s *helperrun.Session, id, name string
 	}
 }
 
-// stageTarget is where a helper reaches the new container's restore volume:
+// stageTarget is where a helper reaches the new container's restore folder:
+// its own layer (stagesInLayer: the container must not run while the helper
+// writes there, overlayfs would not see the files), or its restore volume,
 // through Docker's data root when the volume lives there (the local driver),
 // or mounted into the helper.
 func stageTarget(ctx context.Context, s *helperrun.Session, id string) (string, []mount.Mount, error) {
+	c, err := s.API.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", nil, fmt.Errorf("inspecting the new container: %w", err)
+	}
+	if c.HostConfig != nil && !restoreFolderIsVolume(c.HostConfig) {
+		upper := c.GraphDriver.Data["UpperDir"]
+		if root := strings.TrimSuffix(s.Info.DockerRootDir, "/"); root == "" || !strings.HasPrefix(upper, root+"/") {
+			return "", nil, fmt.Errorf("the new container's layer (%q) is not under Docker's data root %q", upper, s.Info.DockerRootDir)
+		}
+		return upper + helperapi.RestoreMountpoint, nil, nil
+	}
 	stageVol, err := restoreVolume(ctx, s, id)
 	if err != nil {
 		return "", nil, err

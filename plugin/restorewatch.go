@@ -3,14 +3,17 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
 // defaultWatchOtherCPU is how long a restore watches the new container when
@@ -55,7 +58,11 @@ func warnCPU(w io.Writer, st *helperapi.StageResult) {
 // watchRestored watches the restored container for d: a container whose
 // processes end that soon did not survive its restore, and the user hears
 // why (a signal pointing at the host: SIGILL, SIGSEGV, SIGBUS) instead of
-// "restored". The container is kept, stopped, for its logs.
+// "restored". The container is kept, stopped, for its logs. Under a restart
+// policy Docker starts it again at once (the original program afresh, not
+// the restored processes) and it looks alive: the end is told by Docker's
+// wait, which fires at the exit before the restart, or else by the
+// container's restart count.
 func watchRestored(ctx context.Context, s *helperrun.Session, id, name string, st *helperapi.StageResult, d time.Duration) error {
 	if d <= 0 {
 		return nil
@@ -64,10 +71,10 @@ func watchRestored(ctx context.Context, s *helperrun.Session, id, name string, s
 	defer cancel()
 	start := time.Now()
 	waitC, errC := s.API.ContainerWait(wctx, id, container.WaitConditionNotRunning)
-	ended := false
+	ended, code := false, 0
 	select {
-	case <-waitC:
-		ended = true
+	case r := <-waitC:
+		ended, code = true, int(r.StatusCode)
 	case <-errC:
 	case <-wctx.Done():
 	}
@@ -75,18 +82,61 @@ func watchRestored(ctx context.Context, s *helperrun.Session, id, name string, s
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if wctx.Err() != nil {
-			return nil // still running after d
-		}
-		// A wait that broke says nothing of the container: look once.
-	}
-	c, err := s.API.ContainerInspect(ctx, id)
-	if err != nil || c.State == nil || c.State.Running {
-		return nil
+		// The watch ended, or a wait broke: look once.
 	}
 	after := time.Since(start).Round(10 * time.Millisecond)
+	c, err := s.API.ContainerInspect(ctx, id)
+	if err != nil || c.ContainerJSONBase == nil || c.State == nil {
+		if ended {
+			return fmt.Errorf("container %s was restored, but its processes ended %s later: %s", name, after, explainEnd(code, st))
+		}
+		return nil
+	}
+	restarted := c.RestartCount > 0 || c.State.Restarting
+	if !ended && !restarted && c.State.Running {
+		return nil // still running after d
+	}
+	if !ended {
+		code = c.State.ExitCode
+	}
+	if restarted || (c.State.Running && ended) {
+		// The wait's code and the state's may be those of the run Docker
+		// started again: the die event has the restored processes' own.
+		if dc, ok := dieCode(ctx, s, id, start); ok {
+			code = dc
+		}
+		policy := ""
+		if c.HostConfig != nil {
+			policy = string(c.HostConfig.RestartPolicy.Name)
+		}
+		return fmt.Errorf("container %s was restored, but its processes ended %s later: %s%s\nDocker started it again under its restart policy (%s): it runs the original program afresh, not the restored processes. `docker logs %s` shows both; `docker rm -f %s` removes it",
+			name, after, explainEnd(code, st), containerLogTail(ctx, s, id), policy, name, name)
+	}
 	return fmt.Errorf("container %s was restored, but its processes ended %s later: %s%s\nThe container is kept, stopped, for `docker logs %s`; remove it with `docker rm %s`",
-		name, after, explainEnd(c.State.ExitCode, st), containerLogTail(ctx, s, id), name, name)
+		name, after, explainEnd(code, st), containerLogTail(ctx, s, id), name, name)
+}
+
+// dieCode is the exit code of the container's first end since a moment
+// before since, from Docker's die event.
+func dieCode(ctx context.Context, s *helperrun.Session, id string, since time.Time) (int, bool) {
+	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	from, until := since.Add(-2*time.Second), time.Now().Add(time.Second)
+	msgs, errs := s.API.Events(ectx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", from.Unix(), from.Nanosecond()),
+		Until:   fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond()),
+		Filters: filters.NewArgs(filters.Arg("container", id), filters.Arg("event", string(events.ActionDie))),
+	})
+	for {
+		select {
+		case m := <-msgs:
+			if c, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil {
+				return c, true
+			}
+		case <-errs:
+			return 0, false
+		}
+	}
 }
 
 // linuxSignals name the signals of the daemon host (Linux numbers, whatever

@@ -2,19 +2,19 @@ package plugin
 
 import (
 	"context"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-
+	"github.com/docker/docker/api/types/events"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
 func TestParseWatch(t *testing.T) {
@@ -70,6 +70,7 @@ func TestExplainEnd(t *testing.T) {
 type waitClient struct {
 	*fakeClient
 	exitAfter time.Duration
+	die       string
 }
 
 func (w waitClient) ContainerWait(ctx context.Context, id string, _ container.WaitCondition) (<-chan container.WaitResponse, <-chan error) {
@@ -88,6 +89,20 @@ func (w waitClient) ContainerWait(ctx context.Context, id string, _ container.Wa
 		}
 	}()
 	return resC, errC
+}
+
+// Events reports one die with exit code 139 when dieCode is set (the wait
+// then answers with the code of the run Docker started again).
+func (w waitClient) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	msgs, errs := make(chan events.Message, 1), make(chan error, 1)
+	if w.die != "" {
+		msgs <- events.Message{Action: events.ActionDie, Actor: events.Actor{ID: "id", Attributes: map[string]string{"exitCode": w.die}}}
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		errs <- io.EOF
+	}()
+	return msgs, errs
 }
 
 func (w waitClient) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
@@ -114,8 +129,33 @@ func TestWatchRestored(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "41"))
 	assert.Check(t, is.ErrorContains(err, "docker rm web2"))
 
+	// Under a restart policy: Docker's wait fires at the exit, and the
+	// container is running again (afresh) when we look.
+	restarted := &fakeClient{containerInspectFunc: func(string) (container.InspectResponse, error) {
+		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{
+			State: &container.State{Status: "running", Running: true}, RestartCount: 1,
+			HostConfig: &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}},
+		}}, nil
+	}}
+	s = &helperrun.Session{API: waitClient{fakeClient: restarted, exitAfter: 20 * time.Millisecond}}
+	err = watchRestored(ctx, s, "id", "web2", st, time.Second)
+	assert.Check(t, is.ErrorContains(err, "its processes ended"))
+	assert.Check(t, is.ErrorContains(err, "killed by SIGILL"), "the code of the wait, not of the running container")
+	// The die event's code wins (Docker's wait may answer for the new run).
+	s = &helperrun.Session{API: waitClient{fakeClient: restarted, exitAfter: 20 * time.Millisecond, die: "139"}}
+	err = watchRestored(ctx, s, "id", "web2", st, time.Second)
+	assert.Check(t, is.ErrorContains(err, "exit code 139, killed by SIGSEGV"))
+	assert.Check(t, is.ErrorContains(err, "restart policy (unless-stopped): it runs the original program afresh"))
+	// A wait that missed the end (it broke): the restart count tells.
+	s = &helperrun.Session{API: waitClient{fakeClient: restarted, exitAfter: -1}}
+	err = watchRestored(ctx, s, "id", "web2", st, 50*time.Millisecond)
+	assert.Check(t, is.ErrorContains(err, "restart policy (unless-stopped)"))
+
 	// Still running when the watch ends: all is well.
-	s = &helperrun.Session{API: waitClient{fakeClient: ended(132), exitAfter: -1}}
+	running := &fakeClient{containerInspectFunc: func(string) (container.InspectResponse, error) {
+		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Status: "running", Running: true}}}, nil
+	}}
+	s = &helperrun.Session{API: waitClient{fakeClient: running, exitAfter: -1}}
 	assert.Check(t, watchRestored(ctx, s, "id", "web2", st, 50*time.Millisecond))
 	// No watch: the daemon is not even asked.
 	f := ended(132)

@@ -10,10 +10,19 @@ const (
 	// LabelRestoredFrom is set on a container made by restore:
 	// CONTAINER/CHECKPOINT it was restored from.
 	LabelRestoredFrom = "com.docker.xcheckpoint.restored-from"
-	// LabelRestartPolicy is set on a container made by restore when the
-	// original had a restart policy, which the restored container does not
-	// get (it cannot start again once its restored processes end).
+	// LabelRestartPolicy was set by earlier versions on a container made
+	// by restore whose original had a restart policy, which it did not get;
+	// restoring such a container gives the new one that policy. Restore
+	// now carries the policy over and sets no such label.
 	LabelRestartPolicy = "com.docker.xcheckpoint.restart-policy"
+	// LabelStart is set on a container made by restore: how its original
+	// program starts afresh once the checkpoint is spent (JSON
+	// helperapi.StartSpec: the original's entrypoint, user, capabilities,
+	// no-new-privileges, masked and read-only paths, AppArmor profile;
+	// never its environment). The container's entrypoint is the supervisor
+	// and its command the original's entrypoint and command: see
+	// docs/restore.md, "What differs in a restored container".
+	LabelStart = "com.docker.xcheckpoint.start"
 	// LabelRuntime marks the volume holding CRIU and the supervisor for
 	// restored containers (filled from the helper image).
 	LabelRuntime = "com.docker.xcheckpoint.runtime"
