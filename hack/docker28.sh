@@ -10,6 +10,9 @@
 #
 #   hack/docker28.sh start [MODE...]   build the root if needed, start, load the images
 #   hack/docker28.sh stop [MODE...]    stop the daemon(s) and their containers
+#   hack/docker28.sh restart [MODE...] stop the daemon(s), keeping their containers
+#                                      (as a host's reboot does), and start them
+#                                      again: restart policies apply
 #   hack/docker28.sh status [MODE...]  running or not, and what answers
 #   hack/docker28.sh env MODE          print DOCKER_HOST=unix://... and, for the
 #                                      e2e tests, XCHECKPOINT_E2E_HOST_ROOT=(its
@@ -252,16 +255,17 @@ load_images() { # MODE
 	done
 }
 
-stop_one() { # MODE
-	local mode=$1 pid mntns p i
+stop_one() { # MODE [keep]
+	local mode=$1 keep=${2:-} pid mntns p i
 	instance "$mode"
 	if ! pid=$(inst_pid); then
 		rm -f "$INST/pid"
 		return 0
 	fi
 	# The daemon's containers first (all of them are this instance's own),
-	# then dockerd (its pid 1 in the namespaces is unshare's child).
-	if answers; then
+	# unless kept, then dockerd (its pid 1 in the namespaces is unshare's
+	# child), which stops those it still runs as a shutdown does.
+	if [ -z "$keep" ] && answers; then
 		DOCKER_HOST=unix://$SOCK docker ps -aq | xargs -r env DOCKER_HOST=unix://$SOCK docker rm -f >/dev/null 2>&1 || true
 	fi
 	mntns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)
@@ -304,6 +308,10 @@ start)
 stop)
 	for m in $(modes "$@"); do stop_one "$m"; done
 	[ ! -d "$ROOT.old" ] || ls "$FORKY_DIR"/instances/*/pid >/dev/null 2>&1 || rm -rf "$ROOT.old"
+	;;
+restart)
+	[ "$(id -u)" = 0 ] || die "run as root (namespaces, mounts)"
+	for m in $(modes "$@"); do stop_one "$m" keep; start_one "$m"; done
 	;;
 status)
 	rc=0

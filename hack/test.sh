@@ -39,7 +39,10 @@ step "end-to-end tests against Docker 28.5 (Debian forky), overlay2 and the cont
 # more per daemon would not fit. The subset covers check, version, create,
 # restore (new container, --input, --native), archives, ls and inspect, and
 # what differs on Docker 28 (capability refusal at create, the network
-# namespace, the image store, images without /tmp). Where a test verifies a
+# namespace, the image store, images without /tmp, a restored container
+# started afresh under runc 1.3's seccomp and capabilities and the restore
+# volume of the containerd store, --watch against its wait under a restart
+# policy). Where a test verifies a
 # checkpoint with Docker's own restore, which fails there for every checkpoint
 # (moby issue 50750), the archive tests restore it with ours instead and the
 # others skip, saying why.

@@ -10,11 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-	"gotest.tools/v3/poll"
 )
 
 var countReplyRE = regexp.MustCompile(`^count=(\d+) reply=(\d+)$`)
@@ -178,39 +176,4 @@ func hideHostCRIU(t *testing.T) {
 		_, err := os.Lstat(filepath.Join(dir, "criu"))
 		assert.Assert(t, os.IsNotExist(err), "a criu is still on containerd's PATH in %s", dir)
 	}
-}
-
-// TestRestoreRestartPolicy: the restored container gets no restart policy
-// (the original's is in a label) and says so; once its restored processes
-// end, `docker start` brings it to a clear message and exit 1, not a loop.
-func TestRestoreRestartPolicy(t *testing.T) {
-	name := startContainer(t, "orig", "--restart", "on-failure:5", busybox, "sh", "-c", counterLoop)
-	waitCounting(t, name, 2)
-	r := xcheckpoint(t, "create", "--external-netns", name, "again")
-	assert.Equal(t, r.exit, 0, r.String())
-	restored := restoredName(t, name+"-again")
-	r = xcheckpoint(t, "restore", name, "again")
-	assert.Equal(t, r.exit, 0, r.String())
-	assert.Check(t, is.Contains(r.stderr, `gets no restart policy (the original's is "on-failure:5")`))
-	assert.Equal(t, docker(t, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", restored), "no")
-	assert.Equal(t, docker(t, "inspect", "-f", `{{index .Config.Labels "com.docker.xcheckpoint.restart-policy"}}`, restored), "on-failure:5")
-	waitCounting(t, restored, 0)
-
-	// The restored shell ends with an error (as a crash would).
-	root := restoredByUs(t, restored)
-	assert.NilError(t, exec.Command("kill", "-9", root).Run())
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if s := state(t, restored); s != "running" {
-			return poll.Success()
-		}
-		return poll.Continue("waiting for the restored container to end")
-	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
-	assert.Equal(t, docker(t, "inspect", "-f", "{{.State.ExitCode}}", restored), "137")
-
-	rr := runEnv(t, nil, "docker", "start", "-a", restored)
-	assert.Check(t, is.Equal(rr.exit, 1), rr.String())
-	assert.Check(t, is.Contains(rr.stderr+rr.stdout, "its restored processes have ended and cannot be restored again"))
-	time.Sleep(time.Second)
-	assert.Equal(t, state(t, restored), "exited", "no restart loop")
-	assert.Equal(t, docker(t, "inspect", "-f", "{{.RestartCount}}", restored), "0")
 }
