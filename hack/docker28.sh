@@ -265,12 +265,22 @@ stop_one() { # MODE [keep]
 	# The daemon's containers first (all of them are this instance's own),
 	# unless kept, then dockerd (its pid 1 in the namespaces is unshare's
 	# child), which stops those it still runs as a shutdown does.
+	local inits=""
 	if [ -z "$keep" ] && answers; then
 		DOCKER_HOST=unix://$SOCK docker ps -aq | xargs -r env DOCKER_HOST=unix://$SOCK docker rm -f >/dev/null 2>&1 || true
+	elif answers; then
+		# Kept containers end as in a reboot: their first processes (each
+		# the init of its pid namespace, whose end ends every process in
+		# it) are killed once dockerd is gone, which may not have stopped
+		# them all in the time it is given below.
+		inits=$(DOCKER_HOST=unix://$SOCK docker ps -q | xargs -r env DOCKER_HOST=unix://$SOCK docker inspect -f '{{.State.Pid}}' 2>/dev/null || true)
 	fi
 	mntns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)
 	kill -TERM "$(cat "$INST/run/docker.pid" 2>/dev/null || echo 0)" 2>/dev/null || true
 	for i in $(seq 1 100); do answers || break; sleep 0.1; done
+	for p in $inits; do
+		[ "$p" -gt 0 ] 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+	done
 	# Whatever is left in the instance's mount namespace (containerd, shims)
 	# is the instance's: found by its namespace, never by name.
 	for p in /proc/[0-9]*; do
