@@ -11,7 +11,7 @@ set -euo pipefail
 
 dir=${1:?usage: criu-root.sh DIR}
 suite=${CRIU_SUITE:-forky}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+mirror=$("$(dirname "$0")/debian-mirror.sh") # the machine's own (its apt sources)
 full=$dir/full
 min=$dir/rootfs
 

@@ -61,19 +61,10 @@ log() { printf 'docker28: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 now() { date +%s; }
 
-# mirror: the Debian mirror of this machine's apt sources (deb822 or one-line
-# format); forky is served by the same mirror as bookworm.
+# mirror: the Debian mirror of this machine's apt sources; forky is served by
+# the same mirror as bookworm.
 mirror() {
-	local uri
-	uri=$(
-		{
-			awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' /etc/apt/sources.list.d/*.sources 2>/dev/null
-			awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' \
-				/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
-		} | grep -v -- '-security' | grep -m1 '/debian/*$' || true
-	)
-	[ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources"
-	printf '%s\n' "${uri%/}"
+	"$(dirname "$0")/debian-mirror.sh" || die "no Debian mirror to build the forky root from"
 }
 
 root_stamp() {
