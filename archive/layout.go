@@ -45,6 +45,22 @@ const (
 	ManifestVersion = 1
 )
 
+// Files and folders of Podman's and CRI-O's archives that ours do not have
+// (Podman 4.3's exportCheckpoint, CRI-O's, checkpointctl's lib/metadata.go).
+const (
+	ArtifactsDir     = "artifacts"
+	PreCheckpointDir = "pre-checkpoint"
+	DevShmTar        = "devshm-checkpoint.tar"
+	PodmanLog        = "ctr.log"
+	CRIOLog          = "container.log"
+	CRIOStatus       = "status.dump"
+	CRIOConfig       = "cri-container-config.json"
+	PodOptions       = "pod.options"
+	PodDump          = "pod.dump"
+	StatsRestore     = "stats-restore"
+	RestoreLog       = "restore.log"
+)
+
 // Spec annotations naming the engine. checkpointctl 1.6 knows Podman
 // ("libpod"), CRI-O and, for anything else, containerd (which runs Docker's
 // containers): it then takes the container's name from the CRI annotation.
@@ -83,6 +99,10 @@ type Manifest struct {
 	Checkpoint string         `json:"checkpoint"`
 	Created    time.Time      `json:"created"`
 	Files      []ManifestFile `json:"files"`
+	// Foreign is set by Read for an archive without a manifest (Podman's,
+	// CRI-O's): its files were checked for name, type and size, not
+	// checksummed; Files lists them with the SHA-256 Read computed.
+	Foreign bool `json:"-"`
 }
 
 // ManifestFile is one file of the archive.
