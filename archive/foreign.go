@@ -20,6 +20,10 @@ import (
 // devshm-checkpoint.tar, ctr.log, pre-checkpoint/, status.dump, ...). They
 // carry no manifest: nothing checksums their contents.
 
+// ErrNotForeign is returned by ParseForeign for an archive whose spec.dump
+// says docker xcheckpoint made it (one made before docker-container.json).
+var ErrNotForeign = errors.New("the archive was made by docker xcheckpoint, not by another engine")
+
 // ForeignCheckpoint is the checkpoint name given to a foreign archive, which
 // names none.
 const ForeignCheckpoint = "checkpoint"
@@ -123,9 +127,17 @@ type ForeignContainer struct {
 	Volumes []PodmanNamedVolume
 	// Ports are published ports.
 	Ports []PodmanPortMapping
+	// Mountpoints are files the engine bound into its container (Podman's
+	// and CRI-O's /run/.containerenv), relative to the root: the new
+	// container needs them as mount points, the restore binds /dev/null there.
+	Mountpoints []string
 	// Lost says what the new Docker container cannot carry over.
 	Lost []string
 }
+
+// EngineFiles are the files other engines bind into their containers, which
+// a Docker container does not have.
+var EngineFiles = []string{"/run/.containerenv"}
 
 // CRI-O's annotations: io.container.manager is "cri-o", the container's
 // name is in its metadata, the image in its own annotations.
@@ -156,6 +168,13 @@ func ParseForeign(config, spec []byte) (*ForeignContainer, error) {
 		User:   strconv.FormatUint(uint64(s.Process.User.UID), 10) + ":" + strconv.FormatUint(uint64(s.Process.User.GID), 10),
 		Labels: c.Labels, Volumes: c.NamedVolumes, Ports: c.PortMappings,
 	}
+	for _, m := range s.Mounts {
+		for _, e := range EngineFiles {
+			if m.Destination == e {
+				f.Mountpoints = append(f.Mountpoints, strings.TrimPrefix(e, "/"))
+			}
+		}
+	}
 	ann := s.Annotations
 	switch mgr := ann[AnnotationManager]; {
 	case mgr == "libpod":
@@ -163,7 +182,7 @@ func ParseForeign(config, spec []byte) (*ForeignContainer, error) {
 	case mgr == "cri-o" || ann[annotationCRIOName] != "" || ann[annotationCRIOMetadata] != "":
 		f.Engine = EngineCRIO
 	case mgr == EngineName:
-		return nil, fmt.Errorf("%w: it says it was made by docker xcheckpoint but has no %s: it was altered", ErrInvalid, ManifestName)
+		return nil, ErrNotForeign
 	case mgr != "":
 		f.Engine = mgr
 	default:

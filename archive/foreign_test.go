@@ -57,6 +57,7 @@ func TestReadPodmanArchive(t *testing.T) {
 	assert.Check(t, is.Equal(fc.User, "0:0"))
 	assert.Check(t, is.Len(fc.Lost, 1))
 	assert.Check(t, is.Contains(fc.Lost[0], `Podman's network "podman"`))
+	assert.Check(t, is.DeepEqual(fc.Mountpoints, []string{"run/.containerenv"}))
 }
 
 // crioArchive is a CRI-O container archive in the layout checkpointctl
@@ -142,7 +143,6 @@ func TestParseForeignRefuses(t *testing.T) {
 		{"spec not JSON", []byte("{}"), []byte("["), "spec.dump"},
 		{"no process", []byte(`{"rootfsImageName":"x"}`), []byte(`{}`), "spec.dump has no process"},
 		{"no image", []byte(`{"name":"a"}`), spec(map[string]string{AnnotationManager: "libpod"}, "sh"), "names no image"},
-		{"ours without manifest", []byte(`{"rootfsImageName":"x"}`), spec(map[string]string{AnnotationManager: EngineName}, "sh"), "it was altered"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +151,8 @@ func TestParseForeignRefuses(t *testing.T) {
 			assert.Check(t, is.ErrorContains(err, tc.want))
 		})
 	}
+	_, err := ParseForeign([]byte(`{"rootfsImageName":"x"}`), spec(map[string]string{AnnotationManager: EngineName}, "sh"))
+	assert.Check(t, is.ErrorIs(err, ErrNotForeign))
 }
 
 func tarLink(name, to string) tar.Header {

@@ -560,17 +560,67 @@ func refused(err error) bool {
 // which volumes and which deleted paths. An archive without CRIU images is
 // refused (errNoImages). The caller removes tmp if it fails.
 func receiveCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
-	m, err := readCheckpoint(ctx, in, tmp, res)
+	var fr foreignRead
+	m, err := readCheckpoint(ctx, in, tmp, res, &fr)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
 		return nil, errNoImages
 	}
+	if m.Foreign {
+		if err := receivedForeign(tmp, res, &fr); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
-func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
+// foreignRead is what readCheckpoint keeps of a foreign archive.
+type foreignRead struct {
+	config, spec  []byte
+	preCheckpoint bool
+}
+
+// receivedForeign checks what a foreign archive (Podman's, CRI-O's) holds
+// beyond what the reader checked, names its engine and container, and
+// rewrites the host's storage facts out of its CRIU images
+// (criu.PortableImage: containers/storage makes a container's root 0555,
+// Docker 0755).
+func receivedForeign(tmp string, res *helperapi.ImportResult, fr *foreignRead) error {
+	fc, err := archive.ParseForeign(fr.config, fr.spec)
+	if err != nil {
+		return err
+	}
+	if fr.preCheckpoint {
+		return fmt.Errorf("%w: the %s checkpoint builds on a pre-checkpoint (%s/), which docker xcheckpoint does not restore", archive.ErrInvalid, fc.Engine, archive.PreCheckpointDir)
+	}
+	res.Foreign, res.SourceContainer = fc.Engine, fc.Name
+	work, err := os.MkdirTemp(filepath.Dir(tmp), ".portable-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		src := filepath.Join(tmp, e.Name())
+		p, err := criu.PortableImage(src, work)
+		if err != nil {
+			return err
+		}
+		if p != src {
+			if err := os.Rename(p, src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult, fr *foreignRead) (*archive.Manifest, error) {
 	return archive.Read(in, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -603,9 +653,26 @@ func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperap
 		case strings.HasPrefix(e.Name, archive.VolumesDir+"/"):
 			res.Volumes = append(res.Volumes, strings.TrimSuffix(strings.TrimPrefix(e.Name, archive.VolumesDir+"/"), ".tar"))
 			return nil
+		case e.Name == archive.ConfigDump || e.Name == archive.SpecDump:
+			// Kept for a foreign archive's container (metadata files: the
+			// reader bounds their size); verified, not stored.
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			if e.Name == archive.ConfigDump {
+				fr.config = b
+			} else {
+				fr.spec = b
+			}
+			return nil
+		case strings.HasPrefix(e.Name, archive.PreCheckpointDir+"/"):
+			fr.preCheckpoint = true
+			return nil
 		default:
-			// config.dump, spec.dump, network.status, stats-dump (a copy of
-			// checkpoint/stats-dump), deleted.files: verified, not stored.
+			// network.status, stats-dump (a copy of checkpoint/stats-dump),
+			// and other engines' files (artifacts/, devshm-checkpoint.tar,
+			// ctr.log, ...): verified, not stored.
 			return nil
 		}
 		// Names were checked by the reader: one plain file name, no "..".
@@ -637,7 +704,8 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
 	}
-	manifest, err := receiveCheckpoint(ctx, in, tmp, &helperapi.ImportResult{})
+	got := &helperapi.ImportResult{}
+	manifest, err := receiveCheckpoint(ctx, in, tmp, got)
 	if err != nil {
 		if refused(err) {
 			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused: %v", err)}
@@ -658,6 +726,9 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 			ref.Name = m.Container.Name
 		}
 	}
+	if got.Foreign != "" && got.SourceContainer != "" {
+		ref.Name = got.SourceContainer
+	}
 	ckpts := filepath.Join(root, "containers", ref.ID, "checkpoints")
 	if err := os.MkdirAll(ckpts, 0o700); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
@@ -665,7 +736,11 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 	if err := os.Rename(tmp, filepath.Join(ckpts, name)); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
 	}
-	return Inspect(helperapi.InspectRequest{Protocol: req.Protocol, DockerRoot: root, Container: ref, Name: name})
+	details, fail := Inspect(helperapi.InspectRequest{Protocol: req.Protocol, DockerRoot: root, Container: ref, Name: name})
+	if details != nil {
+		details.Foreign = got.Foreign
+	}
+	return details, fail
 }
 
 // archiveIDPattern is a container ID as Docker writes it.

@@ -200,6 +200,10 @@ type ImportResult struct {
 	// Deleted are the paths deleted.files lists: the container had deleted
 	// them from its image.
 	Deleted []string `json:"deleted,omitempty"`
+	// Foreign names the engine (Podman, CRI-O) whose archive this was: it
+	// had no checksum manifest, so its files were checked for name, type
+	// and size only.
+	Foreign string `json:"foreign,omitempty"`
 }
 
 // StageArchiveRequest asks the helper to read the archive on stdin, check it
@@ -224,6 +228,8 @@ type StageArchiveResult struct {
 	// HasRootfs and Volumes say what the plugin applies through Docker's API.
 	HasRootfs bool     `json:"has_rootfs,omitempty"`
 	Volumes   []string `json:"volumes,omitempty"`
+	// Foreign is ImportResult.Foreign.
+	Foreign string `json:"foreign,omitempty"`
 }
 
 // DeletePathsRequest asks the helper to delete Paths in the root filesystem
