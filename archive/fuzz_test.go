@@ -20,6 +20,9 @@ func FuzzRead(f *testing.F) {
 	}
 	f.Add(raw(f, []rawEntry{reg("checkpoint/../../x", "x")}, nil))
 	f.Add(raw(f, []rawEntry{{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "checkpoint/a", Linkname: "/"}}}, nil))
+	// Other engines' archives, which have no manifest.
+	f.Add(podmanArchive(f))
+	f.Add(crioArchive(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := Limits{MaxFileSize: 1 << 20, MaxTotalSize: 4 << 20, MaxFiles: 64}
 		var total int64
@@ -74,6 +77,49 @@ func FuzzHead(f *testing.F) {
 		back, rerr := io.ReadAll(whole)
 		if rerr != nil || !bytes.Equal(back, data) {
 			t.Fatalf("the whole input does not come back (%v)", rerr)
+		}
+	})
+}
+
+// FuzzForeign: restore --input reads a foreign archive's config.dump and
+// spec.dump before anything checks the archive, and builds a container from
+// them. Whatever the bytes: no panic, every byte consumed comes back, no
+// metadata file bigger than allowed, and what ParseForeign accepts names an
+// image and a command.
+func FuzzForeign(f *testing.F) {
+	f.Add(podmanArchive(f))
+	f.Add(crioArchive(f))
+	f.Add(sample(f, None))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, spec, whole, err := ForeignHead(bytes.NewReader(data))
+		back, rerr := io.ReadAll(whole)
+		if rerr != nil || !bytes.Equal(back, data) {
+			t.Fatalf("the whole input does not come back (%v)", rerr)
+		}
+		if err != nil {
+			return
+		}
+		if len(cfg) > maxMetaSize || len(spec) > maxMetaSize {
+			t.Fatalf("metadata of %d and %d bytes handed out", len(cfg), len(spec))
+		}
+		fc, err := ParseForeign(cfg, spec)
+		if err != nil {
+			return
+		}
+		if (fc.Image == "" && fc.ImageID == "") || len(fc.Args) == 0 || fc.Name == "" {
+			t.Fatalf("accepted without image, command or name: %+v", fc)
+		}
+	})
+}
+
+// FuzzParseForeign: the two JSON files alone.
+func FuzzParseForeign(f *testing.F) {
+	f.Add([]byte(`{"rootfsImageName":"x","name":"a"}`), []byte(`{"process":{"args":["sh"]},"annotations":{"io.container.manager":"libpod"}}`))
+	f.Add([]byte(`{"id":"1"}`), []byte(`{"process":{"args":["sh"]},"annotations":{"io.container.manager":"cri-o","io.kubernetes.cri-o.Metadata":"{\"name\":\"c\"}","io.kubernetes.cri-o.ImageName":"i"}}`))
+	f.Fuzz(func(t *testing.T, cfg, spec []byte) {
+		fc, err := ParseForeign(cfg, spec)
+		if err == nil && ((fc.Image == "" && fc.ImageID == "") || len(fc.Args) == 0 || fc.Name == "") {
+			t.Fatalf("accepted without image, command or name: %+v", fc)
 		}
 	})
 }

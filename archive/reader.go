@@ -47,13 +47,20 @@ const maxZstdWindow = 128 << 20
 var metaFiles = map[string]bool{
 	ConfigDump: true, SpecDump: true, NetworkStatus: true, StatsDump: true,
 	ContainerJSON: true, DeletedFiles: true, ManifestName: true, DockerContainer: true,
+	CRIOStatus: true, CRIOConfig: true, PodOptions: true, PodDump: true,
 }
 
-// topFiles are the files allowed at the archive's top level.
+// topFiles are the files allowed at the archive's top level: ours, and
+// those Podman and CRI-O add to theirs (foreign.go).
 var topFiles = map[string]bool{
 	ConfigDump: true, SpecDump: true, NetworkStatus: true, StatsDump: true, DumpLog: true,
 	ContainerJSON: true, RootfsDiff: true, DeletedFiles: true, ManifestName: true, DockerContainer: true,
+	DevShmTar: true, PodmanLog: true, CRIOLog: true, CRIOStatus: true, CRIOConfig: true,
+	PodOptions: true, PodDump: true, StatsRestore: true, RestoreLog: true,
 }
+
+// dirs are the folders allowed at the top level; files sit one level below.
+var dirs = map[string]bool{CheckpointDir: true, VolumesDir: true, ArtifactsDir: true, PreCheckpointDir: true}
 
 // leafRE is a file name inside checkpoint/ or volumes/: CRIU's image names
 // (pages-1.img, tmpfs-dev-54.tar.gz.img) and volume names.
@@ -68,7 +75,7 @@ func ValidVolumeName(name string) bool {
 // validName refuses any name outside the layout: absolute paths, "..", deeper
 // folders, odd characters. A folder's name ends in "/".
 func validName(name string) error {
-	if name == CheckpointDir+"/" || name == VolumesDir+"/" {
+	if strings.HasSuffix(name, "/") && dirs[strings.TrimSuffix(name, "/")] {
 		return nil
 	}
 	if name == "" || len(name) > 255 || strings.ContainsAny(name, "\\\x00") || path.Clean(name) != name || strings.HasPrefix(name, "/") {
@@ -80,7 +87,7 @@ func validName(name string) error {
 		if topFiles[leaf] {
 			return nil
 		}
-	case CheckpointDir + "/":
+	case CheckpointDir + "/", ArtifactsDir + "/", PreCheckpointDir + "/":
 		if leafRE.MatchString(leaf) && !strings.Contains(leaf, "..") {
 			return nil
 		}
@@ -134,7 +141,9 @@ func decompress(r io.Reader, concurrency int) (io.ReadCloser, string, error) {
 // (fn need not read it all). Once the manifest, the last entry, was read, it
 // checks that the archive holds exactly the files the manifest lists, with
 // their sizes and SHA-256. It returns the manifest, or an error wrapping
-// ErrInvalid that names the bad file. A caller that stores what fn receives
+// ErrInvalid that names the bad file. An archive of Podman or CRI-O, which
+// has no manifest, passes every other check and gets a manifest made up by
+// Read with Foreign set (see foreignManifest). A caller that stores what fn receives
 // must treat it as unverified until Read returned without error.
 func Read(r io.Reader, lim Limits, fn func(Entry, io.Reader) error) (*Manifest, error) {
 	dr, _, err := Decompress(r)
@@ -160,7 +169,7 @@ func Read(r io.Reader, lim Limits, fn func(Entry, io.Reader) error) (*Manifest, 
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if hdr.Name != CheckpointDir+"/" && hdr.Name != VolumesDir+"/" {
+			if !strings.HasSuffix(hdr.Name, "/") || !dirs[strings.TrimSuffix(hdr.Name, "/")] {
 				return nil, fmt.Errorf("%w: folder %q is not allowed", ErrInvalid, hdr.Name)
 			}
 			continue
@@ -214,12 +223,12 @@ func Read(r io.Reader, lim Limits, fn func(Entry, io.Reader) error) (*Manifest, 
 		seen[hdr.Name] = ManifestFile{Name: hdr.Name, Size: hdr.Size, SHA256: hex.EncodeToString(h.Sum(nil))}
 		order = append(order, hdr.Name)
 	}
-	if manifest == nil {
-		return nil, fmt.Errorf("%w: no %s at its end: the archive is truncated, or was not made by docker xcheckpoint", ErrInvalid, ManifestName)
-	}
 	// Compressed streams carry checksums at their end: read it.
 	if _, err := io.Copy(io.Discard, io.LimitReader(dr, 1<<20)); err != nil {
 		return nil, damaged(err)
+	}
+	if manifest == nil {
+		return foreignManifest(seen, order)
 	}
 	if err := manifest.check(seen, order); err != nil {
 		return nil, err

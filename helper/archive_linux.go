@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
@@ -143,6 +145,11 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	if err := aw.Dir(archive.CheckpointDir); err != nil {
 		return nil, err
 	}
+	portable, err := os.MkdirTemp("", "xcheckpoint-portable-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(portable)
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var top []string
 	for _, e := range entries {
@@ -153,16 +160,18 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 		if !e.Type().IsRegular() {
 			return nil, fmt.Errorf("checkpoint file %s is not a regular file", e.Name())
 		}
-		if err := addFile(archive.CheckpointDir+"/"+e.Name(), filepath.Join(src.dir, e.Name())); err != nil {
+		// Another engine's restore needs the host's storage facts out of the
+		// images (criu.PortableImage); the checkpoint folder keeps them.
+		p, err := criu.PortableImage(filepath.Join(src.dir, e.Name()), portable)
+		if err != nil {
+			return nil, err
+		}
+		if err := addFile(archive.CheckpointDir+"/"+e.Name(), p); err != nil {
 			return nil, fmt.Errorf("archiving %s: %w", e.Name(), err)
 		}
 	}
 	facts := src.opts.Facts
-	if err := addJSON(archive.ConfigDump, archive.ConfigDumpData{
-		ID: facts.ID, Name: facts.Name, RootfsImage: facts.Image, RootfsImageRef: facts.ImageID,
-		RootfsImageName: facts.Image, OCIRuntime: facts.Runtime, CreatedTime: facts.Created,
-		CheckpointedAt: time.Now().UTC(),
-	}); err != nil {
+	if err := addJSON(archive.ConfigDump, configDump(facts, src.opts.Volumes, time.Now().UTC())); err != nil {
 		return nil, err
 	}
 	if err := addJSON(archive.SpecDump, annotatedSpec(src.spec, facts)); err != nil {
@@ -220,6 +229,64 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	return res, nil
 }
 
+// configDump is config.dump: what checkpointctl shows and what Podman's
+// restore --import creates the container from.
+func configDump(facts helperapi.ArchiveFacts, vols []helperapi.ArchiveVolume, now time.Time) archive.ConfigDumpData {
+	c := archive.ConfigDumpData{
+		ID: facts.ID, Name: facts.Name, RootfsImage: facts.Image, RootfsImageRef: facts.ImageID,
+		RootfsImageName: facts.Image, RawImageName: facts.Image,
+		RootfsImageID: strings.TrimPrefix(facts.ImageID, "sha256:"),
+		IDMappings:    &archive.PodmanIDMappings{HostUIDMapping: true, HostGIDMapping: true},
+		Entrypoint:    facts.Entrypoint, Command: facts.Command, Labels: facts.Labels,
+		ShmSize: facts.ShmSize, LogDriver: "k8s-file",
+		OCIRuntime: facts.Runtime, CreatedTime: facts.Created, CheckpointedAt: now,
+	}
+	c.StopSignal = uint(unix.SIGTERM)
+	if facts.StopSignal != "" {
+		if n := unix.SignalNum(strings.ToUpper(facts.StopSignal)); n != 0 {
+			c.StopSignal = uint(n)
+		} else if n := unix.SignalNum("SIG" + strings.ToUpper(facts.StopSignal)); n != 0 {
+			c.StopSignal = uint(n)
+		} else if n, err := strconv.Atoi(facts.StopSignal); err == nil && n > 0 {
+			c.StopSignal = uint(n)
+		}
+	}
+	c.StopTimeout = 10 // Docker's default, as Podman's
+	if facts.StopTimeout != nil && *facts.StopTimeout >= 0 {
+		c.StopTimeout = uint(*facts.StopTimeout)
+	}
+	switch mode := facts.NetworkMode; {
+	case mode == "host":
+		c.NetworkMode = "host"
+	case mode == "none":
+		c.NetworkMode, c.CreateNetNS = "none", true
+	default:
+		// "default", "bridge" or a network's name: Podman's own bridge
+		// networks, Docker's default network becoming Podman's.
+		c.NetworkMode, c.CreateNetNS = "bridge", true
+		c.Networks = map[string]archive.PodmanNetworkOpts{}
+		for _, n := range facts.Networks {
+			name := n.Name
+			if name == archive.DockerDefaultNetwork {
+				name = archive.PodmanDefaultNetwork
+			}
+			c.Networks[name] = archive.PodmanNetworkOpts{InterfaceName: "eth0"}
+		}
+		if len(c.Networks) == 0 {
+			c.Networks[archive.PodmanDefaultNetwork] = archive.PodmanNetworkOpts{InterfaceName: "eth0"}
+		}
+	}
+	for _, p := range facts.Ports {
+		c.PortMappings = append(c.PortMappings, archive.PodmanPortMapping{
+			HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Range: 1, Protocol: p.Protocol,
+		})
+	}
+	for _, v := range vols {
+		c.NamedVolumes = append(c.NamedVolumes, archive.PodmanNamedVolume{Name: v.Name, Dest: v.Destination})
+	}
+	return c
+}
+
 // annotatedSpec is spec.dump: the OCI spec runc ran the container with (or a
 // minimal one when it is unknown), with annotations naming the engine and the
 // container, which checkpointctl shows.
@@ -236,6 +303,10 @@ func annotatedSpec(spec *specs.Spec, facts helperapi.ArchiveFacts) *specs.Spec {
 	ann[archive.AnnotationEngine] = archive.EngineName
 	ann[archive.AnnotationContainerName] = facts.Name
 	s.Annotations = ann
+	// Docker's hooks run dockerd's own binary (/proc/PID/exe
+	// libnetwork-setkey): another engine, or Docker on another host, must
+	// not run them. docker-container.json keeps Docker's configuration.
+	s.Hooks = nil
 	return &s
 }
 
@@ -489,17 +560,67 @@ func refused(err error) bool {
 // which volumes and which deleted paths. An archive without CRIU images is
 // refused (errNoImages). The caller removes tmp if it fails.
 func receiveCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
-	m, err := readCheckpoint(ctx, in, tmp, res)
+	var fr foreignRead
+	m, err := readCheckpoint(ctx, in, tmp, res, &fr)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
 		return nil, errNoImages
 	}
+	if m.Foreign {
+		if err := receivedForeign(tmp, res, &fr); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
-func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult) (*archive.Manifest, error) {
+// foreignRead is what readCheckpoint keeps of a foreign archive.
+type foreignRead struct {
+	config, spec  []byte
+	preCheckpoint bool
+}
+
+// receivedForeign checks what a foreign archive (Podman's, CRI-O's) holds
+// beyond what the reader checked, names its engine and container, and
+// rewrites the host's storage facts out of its CRIU images
+// (criu.PortableImage: containers/storage makes a container's root 0555,
+// Docker 0755).
+func receivedForeign(tmp string, res *helperapi.ImportResult, fr *foreignRead) error {
+	fc, err := archive.ParseForeign(fr.config, fr.spec)
+	if err != nil {
+		return err
+	}
+	if fr.preCheckpoint {
+		return fmt.Errorf("%w: the %s checkpoint builds on a pre-checkpoint (%s/), which docker xcheckpoint does not restore", archive.ErrInvalid, fc.Engine, archive.PreCheckpointDir)
+	}
+	res.Foreign, res.SourceContainer = fc.Engine, fc.Name
+	work, err := os.MkdirTemp(filepath.Dir(tmp), ".portable-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		src := filepath.Join(tmp, e.Name())
+		p, err := criu.PortableImage(src, work)
+		if err != nil {
+			return err
+		}
+		if p != src {
+			if err := os.Rename(p, src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperapi.ImportResult, fr *foreignRead) (*archive.Manifest, error) {
 	return archive.Read(in, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -532,9 +653,26 @@ func readCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helperap
 		case strings.HasPrefix(e.Name, archive.VolumesDir+"/"):
 			res.Volumes = append(res.Volumes, strings.TrimSuffix(strings.TrimPrefix(e.Name, archive.VolumesDir+"/"), ".tar"))
 			return nil
+		case e.Name == archive.ConfigDump || e.Name == archive.SpecDump:
+			// Kept for a foreign archive's container (metadata files: the
+			// reader bounds their size); verified, not stored.
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			if e.Name == archive.ConfigDump {
+				fr.config = b
+			} else {
+				fr.spec = b
+			}
+			return nil
+		case strings.HasPrefix(e.Name, archive.PreCheckpointDir+"/"):
+			fr.preCheckpoint = true
+			return nil
 		default:
-			// config.dump, spec.dump, network.status, stats-dump (a copy of
-			// checkpoint/stats-dump), deleted.files: verified, not stored.
+			// network.status, stats-dump (a copy of checkpoint/stats-dump),
+			// and other engines' files (artifacts/, devshm-checkpoint.tar,
+			// ctr.log, ...): verified, not stored.
 			return nil
 		}
 		// Names were checked by the reader: one plain file name, no "..".
@@ -566,7 +704,8 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
 	}
-	manifest, err := receiveCheckpoint(ctx, in, tmp, &helperapi.ImportResult{})
+	got := &helperapi.ImportResult{}
+	manifest, err := receiveCheckpoint(ctx, in, tmp, got)
 	if err != nil {
 		if refused(err) {
 			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused: %v", err)}
@@ -587,6 +726,9 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 			ref.Name = m.Container.Name
 		}
 	}
+	if got.Foreign != "" && got.SourceContainer != "" {
+		ref.Name = got.SourceContainer
+	}
 	ckpts := filepath.Join(root, "containers", ref.ID, "checkpoints")
 	if err := os.MkdirAll(ckpts, 0o700); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
@@ -594,7 +736,11 @@ func InspectArchive(ctx context.Context, req helperapi.InspectArchiveRequest, in
 	if err := os.Rename(tmp, filepath.Join(ckpts, name)); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating a work folder: %v", err)}
 	}
-	return Inspect(helperapi.InspectRequest{Protocol: req.Protocol, DockerRoot: root, Container: ref, Name: name})
+	details, fail := Inspect(helperapi.InspectRequest{Protocol: req.Protocol, DockerRoot: root, Container: ref, Name: name})
+	if details != nil {
+		details.Foreign = got.Foreign
+	}
+	return details, fail
 }
 
 // archiveIDPattern is a container ID as Docker writes it.

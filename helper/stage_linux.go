@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
@@ -117,6 +118,16 @@ func planRestore(dir string, ref helperapi.ContainerRef, name string, opts helpe
 		return nil, plan, f
 	}
 	plan.ExtMounts = criu.RestoreExtMounts(dumped)
+	if !ours {
+		// Podman and CRI-O bind a file of their own at /run/.containerenv,
+		// which a Docker container does not have: the restored processes
+		// find an empty file there.
+		for _, f := range archive.EngineFiles {
+			if id, ok := dumped[f]; ok {
+				plan.ExtMounts[id] = "/dev/null"
+			}
+		}
+	}
 	if res.NetNS == "" {
 		if res.NetNS, err = netNSFromImages(dir); err != nil {
 			return nil, plan, damaged(err)

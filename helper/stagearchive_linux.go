@@ -54,6 +54,8 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	source := helperapi.ContainerRef{ID: "archive", Name: "(unknown)"}
 	if m, _, err := readMetadata(tmp); err == nil && m.Container.Name != "" {
 		source.Name = m.Container.Name
+	} else if imp.SourceContainer != "" {
+		source.Name = imp.SourceContainer
 	}
 	st, plan, fail := planRestore(tmp, source, name, req.Options, imp.Deleted)
 	if fail != nil {
@@ -81,6 +83,6 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	}
 	return &helperapi.StageArchiveResult{
 		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
-		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes,
+		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, Foreign: imp.Foreign,
 	}, nil
 }

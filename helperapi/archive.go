@@ -104,6 +104,24 @@ type ArchiveFacts struct {
 	Created  time.Time         `json:"created"`
 	Networks []ArchiveNetwork  `json:"networks,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// What config.dump says for Podman's restore: the command, the stop
+	// signal and timeout, /dev/shm's size, Docker's network mode, and the
+	// published ports.
+	Entrypoint  []string      `json:"entrypoint,omitempty"`
+	Command     []string      `json:"command,omitempty"`
+	StopSignal  string        `json:"stop_signal,omitempty"`
+	StopTimeout *int          `json:"stop_timeout,omitempty"`
+	ShmSize     int64         `json:"shm_size,omitempty"`
+	NetworkMode string        `json:"network_mode,omitempty"`
+	Ports       []ArchivePort `json:"ports,omitempty"`
+}
+
+// ArchivePort is a published port: ContainerPort/Protocol on HostIP:HostPort.
+type ArchivePort struct {
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      uint16 `json:"host_port"`
+	ContainerPort uint16 `json:"container_port"`
+	Protocol      string `json:"protocol"`
 }
 
 // ArchiveNetwork is one network of the container.
@@ -182,6 +200,10 @@ type ImportResult struct {
 	// Deleted are the paths deleted.files lists: the container had deleted
 	// them from its image.
 	Deleted []string `json:"deleted,omitempty"`
+	// Foreign names the engine (Podman, CRI-O) whose archive this was: it
+	// had no checksum manifest, so its files were checked for name, type
+	// and size only.
+	Foreign string `json:"foreign,omitempty"`
 }
 
 // StageArchiveRequest asks the helper to read the archive on stdin, check it
@@ -208,6 +230,8 @@ type StageArchiveResult struct {
 	// HasRootfs and Volumes say what the plugin applies through Docker's API.
 	HasRootfs bool     `json:"has_rootfs,omitempty"`
 	Volumes   []string `json:"volumes,omitempty"`
+	// Foreign is ImportResult.Foreign.
+	Foreign string `json:"foreign,omitempty"`
 }
 
 // DeletePathsRequest asks the helper to delete Paths in the root filesystem

@@ -72,6 +72,8 @@ type CheckpointDetails struct {
 	// Processes are in tree order: each after its parent.
 	Processes []Process         `json:"processes"`
 	Mounts    []CheckpointMount `json:"mounts,omitempty"`
+	// Foreign is ImportResult.Foreign, for an archive.
+	Foreign string `json:"foreign,omitempty"`
 }
 
 // Process is one dumped process.

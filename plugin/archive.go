@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 
@@ -42,6 +44,13 @@ func archiveFacts(c container.InspectResponse) helperapi.ArchiveFacts {
 	if c.Config != nil {
 		f.Image = c.Config.Image
 		f.Labels = c.Config.Labels
+		f.Entrypoint, f.Command = c.Config.Entrypoint, c.Config.Cmd
+		f.StopSignal, f.StopTimeout = c.Config.StopSignal, c.Config.StopTimeout
+	}
+	if c.ContainerJSONBase != nil && c.HostConfig != nil {
+		f.ShmSize = c.HostConfig.ShmSize
+		f.NetworkMode = string(c.HostConfig.NetworkMode)
+		f.Ports = archivePorts(c.HostConfig.PortBindings)
 	}
 	if c.NetworkSettings != nil {
 		names := make([]string, 0, len(c.NetworkSettings.Networks))
@@ -60,6 +69,28 @@ func archiveFacts(c container.InspectResponse) helperapi.ArchiveFacts {
 		}
 	}
 	return f
+}
+
+// archivePorts are the published ports with a fixed host port (a random
+// one, "", is the daemon's choice and is not carried over).
+func archivePorts(b nat.PortMap) []helperapi.ArchivePort {
+	keys := make([]string, 0, len(b))
+	for p := range b {
+		keys = append(keys, string(p))
+	}
+	sort.Strings(keys)
+	var out []helperapi.ArchivePort
+	for _, k := range keys {
+		p := nat.Port(k)
+		for _, hb := range b[p] {
+			hp, err := strconv.ParseUint(hb.HostPort, 10, 16)
+			if err != nil || hp == 0 || p.Int() <= 0 {
+				continue
+			}
+			out = append(out, helperapi.ArchivePort{HostIP: hb.HostIP, HostPort: uint16(hp), ContainerPort: uint16(p.Int()), Protocol: p.Proto()})
+		}
+	}
+	return out
 }
 
 // rootfsChanges are the container's filesystem changes from Docker's changes

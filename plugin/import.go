@@ -146,6 +146,9 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	if res.SourceContainer != "" {
 		from += " of container " + res.SourceContainer
 	}
+	if res.Foreign != "" {
+		warnForeign(stderr, opts.file, res.Foreign, nil)
+	}
 	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s received, %.2fs.\n",
 		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.N)), time.Since(start).Seconds())
 	fmt.Fprintf(stderr, "Restore it with: docker start --checkpoint %s %s\n", res.Name, ref.Name)

@@ -137,11 +137,14 @@ func writeDetails(w io.Writer, d *helperapi.CheckpointDetails, treeOnly bool, no
 	field("Checkpoint", d.Name)
 	field("Container", fmt.Sprintf("%s (%s)", d.Container.Name, helperrun.ShortID(d.Container.ID)))
 	field("Image", d.Image)
-	if !d.Created.IsZero() {
+	if !d.Created.IsZero() && d.Foreign == "" { // a foreign archive's files are as old as their reading
 		field("Created", fmt.Sprintf("%s (%s ago)", d.Created.UTC().Format("2006-01-02 15:04:05 UTC"), units.HumanDuration(now.Sub(d.Created))))
 	}
 	maker := "docker checkpoint (Docker's own)"
-	if d.Tool == helperapi.ToolXCheckpoint {
+	switch {
+	case d.Foreign != "":
+		maker = d.Foreign + " (no checksum manifest: its files were checked for name, type and size, not checksummed)"
+	case d.Tool == helperapi.ToolXCheckpoint:
 		maker = "docker xcheckpoint " + d.PluginVersion
 	}
 	if d.CriuVersion != "" {

@@ -84,7 +84,10 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 			"With --input, the checkpoint comes from an archive (create --output, export), on\n" +
 			"any daemon: the new container is made from the configuration the archive carries,\n" +
 			"its image must be on the daemon (or pullable), and the archive is checked against\n" +
-			"its manifest before anything runs.\n\n" +
+			"its manifest before anything runs. Archives of Podman (`podman container checkpoint\n" +
+			"-e`) and of the kubelet (CRI-O) restore too: the container is made from their\n" +
+			"config.dump and spec.dump, and their files, which no manifest lists, are checked\n" +
+			"for name, type and size only.\n\n" +
 			"The restore is refused when the checkpoint was taken on a CPU with instructions\n" +
 			"this host's lacks (a process using them would die of SIGILL): see --ignore-cpu.",
 		Example: "  docker xcheckpoint restore web warm\n" +

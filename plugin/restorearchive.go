@@ -46,15 +46,26 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		where = "on stdin"
 	}
 	head, whole, err := archive.Head(in, archive.DockerContainer)
+	var ac archivedContainer
+	var foreign *archive.ForeignContainer
 	if errors.Is(err, archive.ErrNoHead) {
-		return fmt.Errorf("%s carries no Docker configuration to recreate its container from (no %s first: made by another tool, or by docker xcheckpoint before 0.3); restore it through a container you create from the same image: docker xcheckpoint import %s --container CONTAINER, then docker xcheckpoint restore CONTAINER CHECKPOINT",
-			opts.input, archive.DockerContainer, opts.input)
-	}
-	if err != nil {
+		// Podman's or CRI-O's: the container from their config.dump and spec.dump.
+		var cfgDump, specDump []byte
+		cfgDump, specDump, whole, err = archive.ForeignHead(whole)
+		if err == nil {
+			foreign, err = archive.ParseForeign(cfgDump, specDump)
+		}
+		if errors.Is(err, archive.ErrNotForeign) {
+			return fmt.Errorf("%s carries no Docker configuration to recreate its container from (no %s first: made by docker xcheckpoint before 0.3); restore it through a container you create from the same image: docker xcheckpoint import %s --container CONTAINER, then docker xcheckpoint restore CONTAINER CHECKPOINT",
+				opts.input, archive.DockerContainer, opts.input)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the archive %s: it has no %s first (not made by docker xcheckpoint 0.3 or later), nor the container of another engine: %w", where, archive.DockerContainer, err)
+		}
+		ac = archivedContainer{Checkpoint: archive.ForeignCheckpoint, Container: foreignContainer(foreign)}
+	} else if err != nil {
 		return fmt.Errorf("reading the archive %s: %w", where, err)
-	}
-	ac, err := parseDockerContainer(head)
-	if err != nil {
+	} else if ac, err = parseDockerContainer(head); err != nil {
 		return fmt.Errorf("reading the archive %s: %w", where, err)
 	}
 	if err := helperapi.ValidateName(ac.Checkpoint); err != nil {
@@ -84,6 +95,9 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	stderr := dockerCLI.Err()
 	start := time.Now()
 	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s from %s into a new container %s...\n", ac.Checkpoint, origName, archiveName(opts.input), name)
+	if foreign != nil {
+		warnForeign(stderr, archiveName(opts.input), foreign.Engine, foreign.Lost)
+	}
 	runtimeVol, err := ensureRuntimeVolume(ctx, s)
 	if err != nil {
 		return err
@@ -144,6 +158,11 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	// Only now, with the changes in place, may the supervisor restore.
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		return err
+	}
+	if foreign != nil {
+		if err := prepareForeign(ctx, s, id, foreign); err != nil {
+			return err
+		}
 	}
 	if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("starting container %s: %w", name, err)
