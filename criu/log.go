@@ -53,6 +53,10 @@ var hintRules = []hintRule{
 		return "a process in the container runs as a user other than root, and CRIU reads its resource limits only with CAP_SYS_RESOURCE, " +
 			"which this daemon host withholds from containers (`docker xcheckpoint check` shows it): no tool can checkpoint this container here, Docker's own checkpoint included"
 	}},
+	{regexp.MustCompile(`Failed to get stats for IPC ([a-z ]+): Permission denied`), func(m []string) string {
+		return "the container holds System V " + m[1] + " of a user other than root (PostgreSQL's shared memory belongs to postgres), which CRIU reads only with CAP_IPC_OWNER: " +
+			"this helper did not have it (an older or pinned helper image, or the daemon withheld it: `docker xcheckpoint check` shows the helper's capabilities)"
+	}},
 	{regexp.MustCompile(`(?i)No space left on device`), func([]string) string {
 		return "the daemon host's disk is full where Docker keeps its data: free some space and retry"
 	}},

@@ -94,6 +94,13 @@ func TestDiagnoseHints(t *testing.T) {
 			wantHint: []string{"runs as a user other than root", "CAP_SYS_RESOURCE", "docker xcheckpoint check"},
 		},
 		{
+			// Seen on the cgroup v2 VM: PostgreSQL 15 as postgres, dumped by a
+			// helper without CAP_IPC_OWNER (its segment is postgres's, mode 0600).
+			doc:      "System V shared memory of another user, no CAP_IPC_OWNER",
+			errLine:  "(00.412345) Error (criu/ipc_ns.c:444): Failed to get stats for IPC shared memory: Permission denied",
+			wantHint: []string{"System V shared memory", "CAP_IPC_OWNER", "docker xcheckpoint check"},
+		},
+		{
 			doc:      "ip missing from the helper image",
 			errLine:  `(00.010280) Error (criu/util.c:690): execvp("ip", ...) failed: No such file or directory`,
 			wantHint: []string{"could not run ip inside the helper image", "make helper-image"},

@@ -48,7 +48,7 @@ func TestCheck(t *testing.T) {
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Regexp(`(?m)^WARNING +memory dirty tracking +not supported$`, r.stdout))
 	assert.Check(t, is.Contains(r.stdout, "pre-dump and incremental checkpoints are unavailable"))
-	assert.Check(t, is.Regexp(`(?m)^OK +helper capabilities +all 7 of config.json$`, r.stdout))
+	assert.Check(t, is.Regexp(`(?m)^OK +helper capabilities +all 8 of config.json$`, r.stdout))
 	assert.Check(t, is.Regexp(`(?m)^OK +kernel +\d+\.\d+`, r.stdout))
 	// This machine's bounding set lacks CAP_SYS_RESOURCE: said, with its cost.
 	assert.Check(t, is.Regexp(`(?m)^WARNING +optional capabilities +CAP_SYS_RESOURCE withheld$`, r.stdout))
