@@ -68,8 +68,9 @@ type Entry struct {
 	Frozen time.Duration `json:"frozen_ns,omitempty"`
 	// Size is the checkpoint's or the archive's bytes.
 	Size int64 `json:"size,omitempty"`
-	// Output is where an archive went (a file, "-" for stdout).
-	Output string `json:"output,omitempty"`
+	// Archive is the archive written or read (create --output, export,
+	// import, restore --input): a file, or "-" for stdout or stdin.
+	Archive string `json:"archive,omitempty"`
 }
 
 // Journal is the journal file in a folder.
