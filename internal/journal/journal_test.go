@@ -127,7 +127,7 @@ func TestConcurrentAppend(t *testing.T) {
 	got, skipped, err := j.Read()
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(skipped, 0))
-	assert.Check(t, is.Len(got, writers*each))
+	assert.Check(t, is.Equal(len(got), writers*each))
 	seen := map[string]bool{}
 	for _, e := range got {
 		assert.Check(t, !seen[e.Checkpoint], "%s twice", e.Checkpoint)
@@ -169,7 +169,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	got, skipped, err := j.Read()
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(skipped, 0), "no torn line")
-	assert.Check(t, is.Len(got, procs*each))
+	assert.Check(t, is.Equal(len(got), procs*each))
 	// Each process's entries appear in the order it wrote them, and the
 	// last one of each is there (nothing written into a rotated-away file).
 	last := map[string]int{}
