@@ -57,8 +57,8 @@ func historyEntries(t *testing.T, env []string, args ...string) []map[string]str
 // Then the same limit from the CLI config's plugins.xcheckpoint section, and
 // a flag that lifts it: the checkpoint is stored.
 func TestHelperMemoryLimitTooSmall(t *testing.T) {
-	ctr := startContainer(t, "", fixture, "fixture", "memory", "256")
-	waitCounting(t, ctr, 1)
+	ctr := startContainer(t, "", fixture, "fixture", "memory", "32")
+	waitCounting(t, ctr, 0)
 	env := ownConfig(t, map[string]any{"plugins": map[string]any{"xcheckpoint": map[string]string{"helper-memory": "6m"}}})
 
 	for _, c := range []struct {
