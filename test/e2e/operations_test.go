@@ -23,9 +23,7 @@ func ownConfig(t *testing.T, configJSON map[string]any) []string {
 	t.Helper()
 	dir := t.TempDir()
 	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "cli-plugins"), 0o755))
-	plugin, err := os.Readlink(filepath.Join(configDir, "cli-plugins", "docker-xcheckpoint"))
-	assert.NilError(t, err)
-	assert.NilError(t, os.Symlink(plugin, filepath.Join(dir, "cli-plugins", "docker-xcheckpoint")))
+	assert.NilError(t, os.Symlink(pluginPath, filepath.Join(dir, "cli-plugins", "docker-xcheckpoint")))
 	if configJSON != nil {
 		b, err := json.Marshal(configJSON)
 		assert.NilError(t, err)
