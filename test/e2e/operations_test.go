@@ -51,7 +51,8 @@ func historyEntries(t *testing.T, env []string, args ...string) []map[string]str
 
 // A memory limit too small for the dump: the command fails naming the limit,
 // the container runs on (neither frozen nor paused: its counter advances),
-// nothing is stored, no helper is left, and the journal records the failure.
+// nothing is stored, and the journal records the failure (TestMain checks
+// that no helper is left).
 // Then the same limit from the CLI config's plugins.xcheckpoint section, and
 // a flag that lifts it: the checkpoint is stored.
 func TestHelperMemoryLimitTooSmall(t *testing.T) {
@@ -75,7 +76,6 @@ func TestHelperMemoryLimitTooSmall(t *testing.T) {
 		assert.Check(t, is.Len(checkpoints(t, ctr), 0))
 		assert.Check(t, is.Equal(docker(t, "inspect", "-f", "{{.State.Status}} paused={{.State.Paused}}", ctr), "running paused=false"))
 		assertKeepsRunning(t, ctr)
-		assert.Check(t, is.Equal(helperContainers(), ""))
 	}
 	hist := historyEntries(t, env, "--filter", "container="+ctr)
 	assert.Assert(t, is.Len(hist, 1))
