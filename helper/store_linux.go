@@ -236,6 +236,7 @@ func summarize(root string, ref helperapi.ContainerRef, name string) helperapi.C
 	if s.Memory, err = criu.MemoryBytes(dir); err != nil {
 		problems = append(problems, err.Error())
 	}
+	s.Parent = checkpointParents(filepath.Dir(dir), []string{name})[name]
 	s.Problem = strings.Join(problems, "; ")
 	return s
 }

@@ -39,6 +39,9 @@ type CheckpointSummary struct {
 	Memory int64 `json:"memory"`
 	// Options are the notable dump options: tcp, locks, stopped, ...
 	Options []string `json:"options,omitempty"`
+	// Parent is the checkpoint of the same container this one is built on
+	// (create --parent), from its parent link or our metadata.
+	Parent string `json:"parent,omitempty"`
 	// Tool is ToolXCheckpoint or ToolDocker (Docker's own checkpoint).
 	Tool        string `json:"tool"`
 	CriuVersion string `json:"criu_version,omitempty"`

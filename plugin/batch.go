@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
@@ -117,6 +118,7 @@ func createBatch(ctx context.Context, dockerCLI command.Cli, opts createOptions)
 		}
 	}
 
+	recordBatch(ctx, dockerCLI, opts, targets, start)
 	rows := make([]dumpStatsRow, 0, len(targets))
 	var failed []string
 	for _, t := range targets {
@@ -216,7 +218,8 @@ func runChunk(ctx context.Context, s *helperrun.Session, opts createOptions, par
 		label = chunk[0].info.ID
 	}
 	req := opts.dumpRequest(s.Info.DockerRootDir, parallel, infos)
-	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, helperrun.Helper{Target: label}, func(ev helperapi.Event) {
+	start := time.Now()
+	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, helperrun.Helper{Target: label, Limits: opts.limits}, func(ev helperapi.Event) {
 		t := byID[ev.Container]
 		switch {
 		case t == nil:
@@ -238,6 +241,7 @@ func runChunk(ctx context.Context, s *helperrun.Session, opts createOptions, par
 			fmt.Fprintf(stderr, "  %s: failed: %s\n", t.info.Name, ev.Error.Message)
 		}
 	})
+	var oom *bool
 	for _, t := range chunk {
 		switch {
 		case t.result != nil:
@@ -256,6 +260,14 @@ func runChunk(ctx context.Context, s *helperrun.Session, opts createOptions, par
 			t.failure = fmt.Sprintf("the helper reported no outcome for container %q", t.name())
 		}
 		if t.failure != "" {
+			// Asked of the daemon once for the batch's one helper.
+			if oom == nil {
+				hit := opts.limits.Memory > 0 && out.ID != "" && oomKilled(context.WithoutCancel(ctx), s.API, out.ID, start)
+				oom = &hit
+			}
+			if *oom {
+				t.failure = withOOM(opts.limits, errors.New(t.failure)).Error()
+			}
 			fmt.Fprintf(stderr, "Error: %s\n", t.failure)
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
 )
 
 type createOptions struct {
@@ -67,6 +68,11 @@ type createOptions struct {
 	// onDumpStart, set by migrate, is called when CRIU is about to freeze
 	// the container.
 	onDumpStart func()
+	// limits are the helper's resource limits (flags, then the CLI config).
+	limits limits.Limits
+	// printPath: stdout gets the archive's path, not the checkpoint's name
+	// (one archive of a folder's batch).
+	printPath bool
 }
 
 func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
@@ -81,7 +87,12 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"Several containers at once: `create [--name CHECKPOINT] CONTAINER CONTAINER...`\n" +
 			"or `create --all [--filter KEY=VALUE]`. One helper container checkpoints them,\n" +
 			"--parallel at a time; stdout gets one line per container, a failure of one does\n" +
-			"not stop the others; the exit status is 2 when some failed, 1 when all failed.",
+			"not stop the others; the exit status is 2 when some failed, 1 when all failed.\n" +
+			"With --output DIR/ (a folder) they are written one after the other as archives,\n" +
+			"DIR/CONTAINER-CHECKPOINT.tar.zst.\n\n" +
+			"--helper-cpus, --helper-memory, --helper-blkio-weight and --helper-device-write-bps\n" +
+			"limit the helper container (default: none, or the CLI config's plugins.xcheckpoint\n" +
+			"settings): the container stays frozen longer when CRIU gets less CPU or I/O.",
 		Example: "  docker xcheckpoint create web warm\n" +
 			"  docker xcheckpoint create --tcp-established api\n" +
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
@@ -90,6 +101,8 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"  docker xcheckpoint create --pre-dump db pre && docker xcheckpoint create --parent pre --auto-dedup db final\n" +
 			"  docker xcheckpoint create --all --filter label=com.example.tier=front --parallel 4\n" +
 			"  docker xcheckpoint create web -o web.tar.zst\n" +
+			"  docker xcheckpoint create --all --name nightly -o /backup/nightly/\n" +
+			"  docker xcheckpoint create --helper-cpus 1 --helper-memory 1g db\n" +
 			"  docker -c prod xcheckpoint create api --output - | ssh backup 'cat > api.ckpt'",
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -110,6 +123,10 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 		},
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.limits, err = helperLimits(cmd, dockerCLI); err != nil {
+				return err
+			}
 			switch {
 			case opts.all:
 				opts.batch = true
@@ -139,6 +156,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.StringVar(&opts.cgroupMode, "manage-cgroups-mode", "soft", "CRIU's cgroup handling: "+strings.Join(helperapi.CgroupModes, ", "))
 	addCriuLogLevelFlag(f, &opts.logLevel)
 	addHelperImageFlag(f, &opts.helperImage)
+	addHelperLimitFlags(f)
 	f.BoolVar(&opts.externalNetNS, "external-netns", false, "Leave the network namespace out of the checkpoint, so that docker xcheckpoint restore can restore it into a new container (needed before Docker 23; Docker's own restore of it then fails there)")
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's dump statistics and the total time on stdout, instead of the name")
 	f.StringVar(&opts.format, "format", "", "With --print-stats or several containers: 'table', 'json', or a Go template")
@@ -206,8 +224,11 @@ func (o *createOptions) validate(now time.Time) error {
 	if o.output == "" && (o.keep || o.ignoreRootfs || o.ignoreVolumes) {
 		return errors.New("--keep, --ignore-rootfs and --ignore-volumes apply to --output only")
 	}
-	if o.output != "" && o.batch {
-		return errors.New("--output writes one container's checkpoint: name one container")
+	if o.output != "" && o.batch && !outputFolder(o.output) {
+		return errors.New("--output writes one container's checkpoint: name one container, or a folder (--output DIR/) for one archive per container")
+	}
+	if o.batch && o.output != "" && o.printStats {
+		return errors.New("--print-stats applies to one container's archive, not to a folder of archives")
 	}
 	if o.output == "-" && o.printStats {
 		return errors.New("--print-stats prints on stdout, which --output - uses for the archive")
@@ -224,10 +245,20 @@ func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) e
 	}
 	// Ctrl-C cancels ctx (withExitCodes): the helper undoes its work, and
 	// the command exits 130.
+	if !opts.limits.IsZero() {
+		fmt.Fprintf(dockerCLI.Err(), "Helper limits: %s.\n", opts.limits)
+	}
+	if opts.batch && opts.output != "" {
+		return createArchives(ctx, dockerCLI, opts)
+	}
 	if opts.batch {
 		return createBatch(ctx, dockerCLI, opts)
 	}
-	return create(ctx, dockerCLI, opts)
+	ctx, rec := startRecord(ctx, dockerCLI, "create", opts.containers[0], opts.name)
+	rec.entry.Archive = opts.output
+	err := create(ctx, dockerCLI, opts)
+	rec.finish(ctx, err)
+	return err
 }
 
 func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []inspect.ContainerInfo) helperapi.DumpRequest {
@@ -274,10 +305,12 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if err != nil {
 		return err
 	}
+	recordOf(ctx).daemonName(s.Info.Name)
 	info, err := inspectTarget(ctx, s, opts.containers[0])
 	if err != nil {
 		return err
 	}
+	recordOf(ctx).container(info.Name, info.ID)
 	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
@@ -311,7 +344,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
 	var outcome *helperapi.Event
-	h := helperrun.Helper{Target: info.ID}
+	h := helperrun.Helper{Target: info.ID, Limits: opts.limits}
 	if dest != nil {
 		h.Archive = dest
 	}
@@ -332,17 +365,18 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			}
 		}
 	})
+	oom := func(err error) error { return explainOOM(ctx, s.API, opts.limits, out.ID, start, err) }
 	if outcome != nil && outcome.Kind == helperapi.KindFailed && outcome.Error != nil {
-		return explainFailure(ctx, dockerCLI, info, opts, outcome.Error, runErr)
+		return oom(explainFailure(ctx, dockerCLI, info, opts, outcome.Error, runErr))
 	}
 	if f := out.Refusal(); f != nil {
-		return explainFailure(ctx, dockerCLI, info, opts, f, runErr)
+		return oom(explainFailure(ctx, dockerCLI, info, opts, f, runErr))
 	}
 	if runErr != nil && !out.Started {
 		return runErr
 	}
 	if runErr != nil && outcome == nil {
-		return afterHelperError(ctx, s, info, runErr, !opts.leaveRunning)
+		return oom(afterHelperError(ctx, s, info, runErr, !opts.leaveRunning))
 	}
 	if outcome == nil {
 		return fmt.Errorf("the helper reported success without a result")
@@ -365,6 +399,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 	}
 	total := time.Since(start)
+	recordOf(ctx).dumped(res)
 	printSummary(stderr, res, total, "")
 	if opts.preDump {
 		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
@@ -382,6 +417,10 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 		fctx := formatter.Context{Output: dockerCLI.Out(), Format: format}
 		return writeStats(fctx, []dumpStatsRow{{container: info.Name, checkpoint: res.Name, result: res, total: total}})
+	}
+	if opts.printPath {
+		fmt.Fprintln(dockerCLI.Out(), opts.output)
+		return nil
 	}
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil

@@ -69,7 +69,11 @@ func runExport(ctx context.Context, dockerCLI command.Cli, opts exportOptions) e
 		// As `docker save`: stdout, unless it is a terminal.
 		opts.output = "-"
 	}
-	return export(ctx, dockerCLI, opts)
+	ctx, rec := startRecord(ctx, dockerCLI, "export", opts.container, opts.name)
+	rec.entry.Archive = opts.output
+	err := export(ctx, dockerCLI, opts)
+	rec.finish(ctx, err)
+	return err
 }
 
 func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) error {
@@ -85,6 +89,8 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		return err
 	}
 	ref := helperapi.ContainerRef{ID: raw.ID, Name: helperrun.TrimSlash(raw.Name)}
+	recordOf(ctx).container(ref.Name, ref.ID)
+	recordOf(ctx).daemonName(s.Info.Name)
 	dest, err := newArchiveOutput(dockerCLI, opts.output, opts.quiet)
 	if err != nil {
 		return err
@@ -126,6 +132,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	if err := dest.commit(res); err != nil {
 		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.lost())
 	}
+	recordOf(ctx).stored(opts.name, res.Bytes)
 	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds())
 	return nil
 }

@@ -63,7 +63,11 @@ func runImport(ctx context.Context, dockerCLI command.Cli, opts importOptions) e
 			return usageError{err}
 		}
 	}
-	return importArchive(ctx, dockerCLI, opts)
+	ctx, rec := startRecord(ctx, dockerCLI, "import", opts.container, opts.name)
+	rec.entry.Archive = opts.file
+	err := importArchive(ctx, dockerCLI, opts)
+	rec.finish(ctx, err)
+	return err
 }
 
 // openArchive opens the archive file (- for standard input, never a
@@ -104,6 +108,8 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	if err != nil {
 		return err
 	}
+	recordOf(ctx).container(ref.Name, ref.ID)
+	recordOf(ctx).daemonName(s.Info.Name)
 	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
@@ -139,6 +145,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		}
 		return fmt.Errorf("importing %s into container %q: %w; the checkpoint was not kept", opts.file, ref.Name, err)
 	}
+	recordOf(ctx).stored(res.Name, res.Size)
 	if deleted := up.local.deleted(); len(deleted) > 0 {
 		deletePaths(ctx, s, ref, deleted)
 	}

@@ -190,7 +190,11 @@ func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions)
 	if opts.watch, err = parseWatch(opts.watchFlag); err != nil {
 		return usageError{err}
 	}
-	return restore(ctx, dockerCLI, opts)
+	ctx, rec := startRecord(ctx, dockerCLI, "restore", opts.container, opts.checkpoint)
+	rec.entry.Archive = opts.input
+	err = restore(ctx, dockerCLI, opts)
+	rec.finish(ctx, err)
+	return err
 }
 
 // restoreTimeout bounds the wait for the supervisor's verdict.
@@ -218,6 +222,7 @@ func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) er
 	}
 	origName := helperrun.TrimSlash(orig.Name)
 	ref := helperapi.ContainerRef{ID: orig.ID, Name: origName}
+	recordOf(ctx).container(origName, orig.ID)
 	stderr := dockerCLI.Err()
 	if opts.native {
 		return restoreNativeCheckpoint(ctx, dockerCLI, s, orig, opts)

@@ -30,6 +30,8 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newExportCommand(dockerCLI),
 		newImportCommand(dockerCLI),
 		newMigrateCommand(dockerCLI),
+		newPruneCommand(dockerCLI),
+		newHistoryCommand(dockerCLI),
 		newCheckCommand(dockerCLI),
 		newVersionCommand(dockerCLI),
 	)

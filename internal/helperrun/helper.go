@@ -26,6 +26,7 @@ import (
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
 )
 
 // ErrHelperImageMissing is returned when the helper image is not on the daemon.
@@ -72,6 +73,8 @@ type Helper struct {
 	// daemonID identifies the daemon in the memory of withheld optional
 	// capabilities (see optionalcaps.go); empty: nothing is remembered.
 	DaemonID string
+	// Limits are the user's resource limits for this helper (none by default).
+	Limits limits.Limits
 }
 
 // helperOutcome is what a helper container produced.
@@ -86,6 +89,8 @@ type Outcome struct {
 	Started bool
 	// withheld lists the optional capabilities the helper ran without.
 	Withheld []string
+	// ID is the helper container's ID once it was created.
+	ID string
 }
 
 // refusal returns the helper's failure when its last event is an error (it
@@ -185,6 +190,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 	}
 	hostCfg.CapAdd = caps.WithoutCapabilities(append(hostCfg.CapAdd, optional...), h.CapDrop)
 	hostCfg.Mounts = append(hostCfg.Mounts, h.Mounts...)
+	h.Limits.Apply(&hostCfg.Resources)
 	// If this process or its connection to the daemon dies, nobody is left to
 	// stop the helper: it aborts its work (unfreezing the target, removing
 	// partial files) when its stdin closes, which Docker does when our attach
@@ -228,6 +234,13 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 		return out, fmt.Errorf("creating helper container from %q: %w", h.Image, err)
 	}
 	id := created.ID
+	out.ID = id
+	if !h.Limits.IsZero() && h.Notify != nil {
+		// The daemon drops a limit its kernel cannot enforce, with a warning.
+		for _, w := range created.Warnings {
+			fmt.Fprintf(h.Notify, "Warning: helper limits (%s): %s\n", h.Limits, w)
+		}
+	}
 	// daemonRemoves is set once the helper has given its verdict: its process
 	// is exiting and the daemon removes it (AutoRemove) without us waiting.
 	daemonRemoves := false
@@ -367,10 +380,10 @@ wait:
 				// The helper waits for us to fetch its last segments; it exits (and
 				// the daemon removes it) when the attach closes, as this returns.
 				if err := fetcher.wait(); err != nil {
-					return Outcome{Final: final, ExitCode: exitCode, Started: true}, err
+					return Outcome{Final: final, ExitCode: exitCode, Started: true, ID: id}, err
 				}
 			}
-			return Outcome{Final: final, ExitCode: exitCode, Started: true}, nil
+			return Outcome{Final: final, ExitCode: exitCode, Started: true, ID: id}, nil
 		case st := <-waitCh:
 			exitCode = st.StatusCode
 			if st.Error != nil {
@@ -429,7 +442,7 @@ wait:
 		attach.Close()
 		<-streamDone
 	}
-	out = Outcome{Final: final, Stderr: stderr.String(), ExitCode: exitCode, Started: true}
+	out = Outcome{Final: final, Stderr: stderr.String(), ExitCode: exitCode, Started: true, ID: id}
 	if retErr == nil && final == nil {
 		msg := strings.TrimSpace(out.Stderr)
 		if msg == "" && protoErr != nil {
