@@ -295,7 +295,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			return err
 		}
 		defer dest.abort()
-		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw)}
+		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.direct.Offered()}
 		if req.Archive.DockerContainer, err = dockerContainerJSON(raw, opts.name); err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	var outcome *helperapi.Event
 	h := helperrun.Helper{Target: info.ID}
 	if dest != nil {
-		h.Archive = dest
+		h.Archive, h.Direct = dest, dest.direct
 	}
 	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
 		switch ev.Kind {
@@ -370,7 +370,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
 	}
 	if dest != nil {
-		fmt.Fprintf(stderr, "Archive written to %s: %s.\n", dest.where(), describeArchive(res.Archive))
+		fmt.Fprintf(stderr, "Archive written to %s: %s; %s.\n", dest.where(), describeArchive(res.Archive), dest.direct.How(true))
 		if opts.output == "-" || opts.archiveTo != nil {
 			return nil
 		}

@@ -113,11 +113,17 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	}
 	defer up.close()
 	ref := helperapi.ContainerRef{ID: id, Name: name}
+	// Where the daemon sees the file, the helper reads it there.
+	var direct *helperrun.Direct
+	if opts.input != "-" {
+		direct = helperrun.OfferDirect(opts.input, true)
+		defer direct.Remove()
+	}
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
-		Options: opts.helperOptions(),
+		Options: opts.helperOptions(), Direct: direct.Offered(),
 	}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts}, up.progress)
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct}, up.progress)
 	up.sent()
 	if f := out.Failure(); f != nil {
 		return fmt.Errorf("restoring %s: %w", archiveName(opts.input), f)
@@ -131,7 +137,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if res.Checkpoint != ac.Checkpoint {
 		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
 	}
-	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.N)), units.HumanSize(float64(res.Received)), res.Processes)
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes), %s.\n", units.HumanSize(float64(up.counted.N)), units.HumanSize(float64(res.Received)), res.Processes, direct.How(false))
 	warnDumpOptions(stderr, opts, &res.StageResult)
 	warnCPU(stderr, &res.StageResult)
 	// Only now, with the changes in place, may the supervisor restore.
