@@ -71,6 +71,7 @@ func writeArchiveFile(ctx context.Context, src archiveSource, em *helperapi.Emit
 		return nil, err
 	}
 	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
+	res.PeakRSS = peakRSS()
 	res.Segments = count()
 	res.Direct = direct != nil
 	return res, nil

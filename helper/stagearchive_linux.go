@@ -88,6 +88,6 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	}
 	return &helperapi.StageArchiveResult{
 		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
-		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes,
+		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, PeakRSS: peakRSS(),
 	}, nil
 }

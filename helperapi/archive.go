@@ -142,6 +142,9 @@ type ArchiveResult struct {
 	// tar, compression, hashing. CPU above Wall means more than one core.
 	Wall time.Duration `json:"wall_ns"`
 	CPU  time.Duration `json:"cpu_ns"`
+	// PeakRSS is the helper process's peak resident memory (bytes) when it
+	// had written the archive.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 }
 
 // ExportRequest asks for a stored checkpoint as an archive on stdout.
@@ -213,6 +216,9 @@ type StageArchiveResult struct {
 	SourceContainer string `json:"source_container,omitempty"`
 	// Received is the size of the archive's files.
 	Received int64 `json:"received"`
+	// PeakRSS is the helper process's peak resident memory (bytes) once it
+	// had read the archive.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 	// HasRootfs and Volumes say what the plugin applies through Docker's API.
 	HasRootfs bool     `json:"has_rootfs,omitempty"`
 	Volumes   []string `json:"volumes,omitempty"`

@@ -29,6 +29,7 @@ import (
 // against its manifest before anything starts. Nothing is stored in Docker's
 // checkpoint store.
 func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	trace := newStepTrace(dockerCLI.Err(), "restore --input")
 	in, size, closeIn := opts.inputReader, int64(-1), func() {}
 	if in == nil {
 		var err error
@@ -60,14 +61,17 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	orig := ac.Container
 	origName := helperrun.TrimSlash(orig.Name)
 	opts.checkpoint = ac.Checkpoint
+	trace.step("archive head")
 
 	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
+	trace.step("daemon info")
 	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
+	trace.step("helper image")
 	if err := ensureImage(ctx, s, orig, true); err != nil {
 		return err
 	}
@@ -78,6 +82,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err := nameFree(ctx, s, name); err != nil {
 		return err
 	}
+	trace.step("image and name checks")
 	stderr := dockerCLI.Err()
 	start := time.Now()
 	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s from %s into a new container %s...\n", ac.Checkpoint, origName, archiveName(opts.input), name)
@@ -93,6 +98,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
+	trace.step("runtime volume and create")
 	keep := false
 	defer func() {
 		if !keep {
@@ -103,6 +109,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
+	trace.step("restore volume")
 
 	// The filesystem changes and volume contents are applied through
 	// Docker's API, from a local copy kept as the archive goes by, once the
@@ -115,7 +122,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	ref := helperapi.ContainerRef{ID: id, Name: name}
 	// Where the daemon sees the file, the helper reads it there.
 	var direct *helperrun.Direct
-	if opts.input != "-" {
+	if opts.input != "-" && opts.inputReader == nil {
 		direct = helperrun.OfferDirect(opts.input, true)
 		defer direct.Remove()
 	}
@@ -123,8 +130,9 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(), Direct: direct.Offered(),
 	}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct}, up.progress)
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct, Trace: trace}, up.progress)
 	up.sent()
+	trace.step("stage archive (helper)")
 	if f := out.Failure(); f != nil {
 		return fmt.Errorf("restoring %s: %w", archiveName(opts.input), f)
 	}
@@ -144,13 +152,17 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err := applyFiles(ctx, s, ref, up.local); err != nil {
 		return err
 	}
+	trace.step("copy filesystem changes")
+	trace.memory(res.PeakRSS)
 	if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("starting container %s: %w", name, err)
 	}
+	trace.step("start container")
 	st, err := waitRestored(ctx, s, id)
 	if err != nil {
 		return err
 	}
+	trace.step("wait for CRIU verdict")
 	if st.State != helperapi.RestoreDone {
 		return errors.New(explainRestoreFailure(origName, ac.Checkpoint, st.Failure))
 	}

@@ -77,6 +77,8 @@ type Helper struct {
 	// whether stdin carries the archive and whether segments are fetched
 	// through the API or read back from Direct's local file.
 	Direct *Direct
+	// Trace, when set, marks the helper's steps (docker -D).
+	Trace Tracer
 }
 
 // helperOutcome is what a helper container produced.
@@ -243,6 +245,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 		return out, fmt.Errorf("creating helper container from %q: %w", h.Image, err)
 	}
 	id := created.ID
+	h.mark("helper created")
 	// daemonRemoves is set once the helper has given its verdict: its process
 	// is exiting and the daemon removes it (AutoRemove) without us waiting.
 	daemonRemoves := false
@@ -291,6 +294,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 		return out, fmt.Errorf("starting helper container from %q: %w", h.Image, err)
 	}
 	out.Started = true
+	h.mark("helper started")
 
 	// A failure to store what the helper sends, or to read what we send it,
 	// stops the helper as a Ctrl-C would.
@@ -366,6 +370,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 			}
 			switch ev.Kind {
 			case helperapi.KindDirect:
+				h.mark("helper's answer to the folder offered")
 				if h.Direct != nil && ev.Direct != nil && !h.Direct.Answered() {
 					h.Direct.Accept(*ev.Direct)
 					if ev.Direct.Used && fetcher != nil {
@@ -382,6 +387,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 					onEvent(ev)
 				}
 			case helperapi.KindResult, helperapi.KindError:
+				h.mark("helper's verdict")
 				if final == nil {
 					e := ev
 					final = &e
@@ -520,4 +526,14 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// Tracer marks when something happened (docker -D's step trace).
+type Tracer interface{ Mark(string) }
+
+// mark marks a step of the helper on h.Trace, when set.
+func (h Helper) mark(what string) {
+	if h.Trace != nil {
+		h.Trace.Mark(what)
+	}
 }
