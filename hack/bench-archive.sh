@@ -14,7 +14,15 @@
 # - podman:      `podman container checkpoint --leave-running -e FILE.tar.zst
 #                --compress zstd C`.
 #
-# Each archive's size is read from the file, which is then removed.
+# Each archive is then restored into a new container, timed the same way:
+#
+# - xcheckpoint: `docker -D xcheckpoint restore --input FILE.tar.zst --name NEW`
+# - podman:      `podman container restore --import FILE.tar.zst --name NEW`
+#
+# Ours run with the docker CLI's -D, which prints the plugin's and the
+# helper's peak resident memory (getrusage) once the archive was written
+# or read: both go to the table and the JSON. Each archive's size is read
+# from the file, which is then removed with the new container.
 #
 #   BENCH_ARCHIVE="1024"       resident MiB of the archive workloads ("" to skip)
 #   BENCH_ARCHIVE_ROUNDS=N     rounds (default BENCH_ROUNDS)
@@ -24,8 +32,19 @@ archive_rounds=${BENCH_ARCHIVE_ROUNDS:-${rounds:-3}}
 archive_tools=(xcheckpoint podman)
 archive_workloads=()
 # abytes[WL,TOOL]: archive sizes (bytes); acpu[WL], awall[WL]: the helper's
-# CPU and wall time (s) while writing ours; aload[WL]: load averages.
-declare -A abytes acpu awall aload
+# CPU and wall time (s) while writing ours; aload[WL]: load averages;
+# arss[WL,create|restore,plugin|helper]: peak RSS (MiB) of ours.
+declare -A abytes acpu awall aload arss adirect
+xcheckpoint_debug=(env DOCKER_CONFIG="$tmp/config" docker -D xcheckpoint)
+
+# archive_rss WL WHAT FILE: the "peak RSS: plugin X MiB, helper Y MiB" line.
+archive_rss() {
+	local line
+	line=$(grep -o 'peak RSS: plugin [0-9.]* MiB, helper [0-9.]* MiB' "$3" | tail -n 1)
+	[ -n "$line" ] || return 0
+	arss[$1,$2,plugin]+=" $(echo "$line" | awk '{ print $4 }')"
+	arss[$1,$2,helper]+=" $(echo "$line" | awk '{ print $7 }')"
+}
 
 # one_archive WORKLOAD TOOL ROUND DOCKER_CONTAINER PODMAN_CONTAINER
 one_archive() {
@@ -33,12 +52,19 @@ one_archive() {
 	case $tool in
 	xcheckpoint)
 		f=$tmp/archive-x$r.tar.zst
-		if measure "$wl" "$tool" "$r" "${xcheckpoint[@]}" create --leave-running -o "$f" --print-stats --format json "$dc" "a$r"; then
+		if measure "$wl" "$tool" "$r" "${xcheckpoint_debug[@]}" create --leave-running -o "$f" --print-stats --format json "$dc" "a$r"; then
 			abytes[$wl,$tool]+=" $(stat -c %s "$f")"
 			v=$(grep -o '"ArchiveCPUMs": *[0-9]*' "$tmp/out" | grep -o '[0-9]*$')
 			[ -z "$v" ] || acpu[$wl]+=" $(awk -v ms="$v" 'BEGIN { printf "%.3f", ms / 1e3 }')"
 			v=$(grep -o '"ArchiveWallMs": *[0-9]*' "$tmp/out" | grep -o '[0-9]*$')
 			[ -z "$v" ] || awall[$wl]+=" $(awk -v ms="$v" 'BEGIN { printf "%.3f", ms / 1e3 }')"
+			archive_rss "$wl" create "$tmp/err"
+			grep -q 'written in place by the helper' "$tmp/err" && adirect[$wl]+=" yes" || adirect[$wl]+=" no"
+			docker_containers+=("$dc-i$r")
+			if measure "restore-input-${wl#archive-}" "$tool" "$r" "${xcheckpoint_debug[@]}" restore --input "$f" --name "$dc-i$r"; then
+				archive_rss "$wl" restore "$tmp/err"
+			fi
+			docker rm -f -v "$dc-i$r" >/dev/null 2>&1 || true
 		fi
 		rm -f "$f"
 		;;
@@ -46,6 +72,9 @@ one_archive() {
 		f=$tmp/archive-p$r.tar.zst
 		if measure "$wl" "$tool" "$r" podman container checkpoint --leave-running -e "$f" --compress zstd "$pc"; then
 			abytes[$wl,$tool]+=" $(stat -c %s "$f")"
+			podman_containers+=("$pc-i$r")
+			measure "restore-input-${wl#archive-}" "$tool" "$r" podman container restore --import "$f" --name "$pc-i$r" || true
+			podman rm -f "$pc-i$r" >/dev/null 2>&1 || true
 		fi
 		rm -f "$f"
 		;;
@@ -127,7 +156,32 @@ archive_table() {
 		done
 	done
 	printf 'CPU/wall: the helper'"'"'s CPU time over its wall time while it read, compressed, hashed and wrote the archive (above 1: more than one core).\n'
+	printf '\nRestore of that archive into a new container, whole-command wall time, median seconds\n'
+	printf '(ours: docker -D xcheckpoint restore --input FILE --name NEW; podman: container restore --import FILE --name NEW)\n\n'
+	printf '%-22s %6s  %11s %8s %11s\n' workload rounds xcheckpoint podman ours/podman
+	local rwl
+	for wl in "${archive_workloads[@]}"; do
+		rwl="restore-input-${wl#archive-}"
+		for tool in "${archive_tools[@]}"; do
+			# shellcheck disable=SC2086
+			med[$rwl,$tool]=$(median ${runs[$rwl,$tool]:-})
+		done
+		printf '%-22s %6s  %11s %8s %11s\n' "$rwl" "$archive_rounds" "$(cell "$rwl" xcheckpoint)" "$(cell "$rwl" podman)" \
+			"$(xr "${med[$rwl,xcheckpoint]}" "${med[$rwl,podman]}")"
+		printf '%s: every run (s):' "$rwl"
+		for tool in "${archive_tools[@]}"; do printf '  %s:%s' "$tool" "${runs[$rwl,$tool]:- -}"; done
+		printf '\n'
+	done
+	printf '\nPeak resident memory of ours (MiB, getrusage; largest of the rounds), and whether the helper wrote the archive in place\n\n'
+	printf '%-16s %14s %14s %15s %15s  %s\n' workload "create plugin" "create helper" "restore plugin" "restore helper" "in place"
+	for wl in "${archive_workloads[@]}"; do
+		printf '%-16s %14s %14s %15s %15s  %s\n' "$wl" "$(maxof ${arss[$wl,create,plugin]:-})" "$(maxof ${arss[$wl,create,helper]:-})" \
+			"$(maxof ${arss[$wl,restore,plugin]:-})" "$(maxof ${arss[$wl,restore,helper]:-})" "${adirect[$wl]:- -}"
+	done
 }
+
+# maxof N...: the largest (empty without any).
+maxof() { [ $# -gt 0 ] && printf '%s\n' "$@" | sort -g | tail -n 1; }
 
 # archive_json: the "archive" member of the bench's JSON.
 archive_json() {
@@ -142,17 +196,25 @@ archive_json() {
 				"$(json_num "$(median ${runs[$wl,$tool]:-})")" "$(json_list ${runs[$wl,$tool]:-})" "${fails[$wl,$tool]:-0}" \
 				"$(json_num "$(median ${abytes[$wl,$tool]:-} | cut -d. -f1)")" "$(json_list ${abytes[$wl,$tool]:-})"
 			[ -z "${skip[$wl,$tool]:-}" ] || printf ', "skipped": %s' "$(json_str "${skip[$wl,$tool]}")"
+			# shellcheck disable=SC2086
+			printf ', "restore_input_median_s": %s, "restore_input_runs_s": %s' \
+				"$(json_num "$(median ${runs[restore-input-${wl#archive-},$tool]:-})")" "$(json_list ${runs[restore-input-${wl#archive-},$tool]:-})"
 			if [ "$tool" = xcheckpoint ]; then
 				# shellcheck disable=SC2086
 				printf ', "helper_cpu_s": %s, "helper_wall_s": %s, "cpu_over_wall_median": %s' \
 					"$(json_list ${acpu[$wl]:-})" "$(json_list ${awall[$wl]:-})" "$(json_num "$(archive_cpu_wall "$wl")")"
+				# shellcheck disable=SC2086
+				printf ', "peak_rss_mib": {"create_plugin": %s, "create_helper": %s, "restore_plugin": %s, "restore_helper": %s}, "in_place": %s' \
+					"$(json_list ${arss[$wl,create,plugin]:-})" "$(json_list ${arss[$wl,create,helper]:-})" \
+					"$(json_list ${arss[$wl,restore,plugin]:-})" "$(json_list ${arss[$wl,restore,helper]:-})" "$(json_str "${adirect[$wl]:-}")"
 			fi
 			printf '}'
 			tsep=,
 		done
 		# shellcheck disable=SC2086
-		printf '},\n      "ratios": {"xcheckpoint_over_podman": %s, "size_xcheckpoint_over_podman": %s}}' \
+		printf '},\n      "ratios": {"xcheckpoint_over_podman": %s, "restore_input_xcheckpoint_over_podman_import": %s, "size_xcheckpoint_over_podman": %s}}' \
 			"$(json_num "$(ratio "$(median ${runs[$wl,xcheckpoint]:-})" "$(median ${runs[$wl,podman]:-})")")" \
+			"$(json_num "$(ratio "$(median ${runs[restore-input-${wl#archive-},xcheckpoint]:-})" "$(median ${runs[restore-input-${wl#archive-},podman]:-})")")" \
 			"$(json_num "$(ratio "$(median ${abytes[$wl,xcheckpoint]:-})" "$(median ${abytes[$wl,podman]:-})")")"
 		sep=,
 	done

@@ -32,28 +32,50 @@ import (
 // helper's own filesystem (the plugin fetches it). Tests change it.
 var ArchiveFile = helperapi.ArchiveFile
 
-// writeArchiveFile writes src as an archive into the segment files of
-// ArchiveFile (see segmentWriter), and measures the helper's wall and CPU time
-// while it does.
+// writeArchiveFile writes src as an archive: straight into the plugin's
+// file when it offered its folder and the helper sees it (see
+// helperapi.DirectOffer), otherwise into the segment files of ArchiveFile
+// (see segmentWriter) for the plugin to fetch. It measures the helper's wall
+// and CPU time while it does.
 func writeArchiveFile(ctx context.Context, src archiveSource, em *helperapi.Emitter) (*helperapi.ArchiveResult, error) {
-	if PrivateMounts {
-		if err := privateRoot(); err != nil {
-			return nil, fmt.Errorf("making the helper's mounts private before sending the archive: %w", err)
-		}
+	direct, err := directOutput(src.opts.Direct, em, "")
+	if err != nil {
+		return nil, err
 	}
-	first, largest := segmentBytes()
-	sw := &segmentWriter{prefix: ArchiveFile, first: first, max: largest, em: em}
+	var out interface {
+		io.Writer
+		Close() error
+	}
+	var count func() int
+	cleanup := func() {}
+	if direct != nil {
+		dw := &directWriter{f: direct, em: em, every: helperapi.DirectSegmentBytes}
+		out, count = dw, func() int { return dw.count }
+		// The plugin removes its file on failure.
+		cleanup = func() { direct.Close() }
+	} else {
+		if PrivateMounts {
+			if err := privateRoot(); err != nil {
+				return nil, fmt.Errorf("making the helper's mounts private before sending the archive: %w", err)
+			}
+		}
+		first, largest := segmentBytes()
+		sw := &segmentWriter{prefix: ArchiveFile, first: first, max: largest, em: em}
+		out, count, cleanup = sw, func() int { return sw.count }, sw.remove
+	}
 	start, cpu0 := time.Now(), cpuTime()
-	res, err := writeArchive(ctx, sw, src, em)
+	res, err := writeArchive(ctx, out, src, em)
 	if err == nil {
-		err = sw.Close()
+		err = out.Close()
 	}
 	if err != nil {
-		sw.remove()
+		cleanup()
 		return nil, err
 	}
 	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
-	res.Segments = sw.count
+	res.PeakRSS = peakRSS()
+	res.Segments = count()
+	res.Direct = direct != nil
 	return res, nil
 }
 
@@ -421,6 +443,11 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 		return nil, fail
 	}
 	defer os.RemoveAll(tmpParent)
+	ctx, in, closeIn, err := archiveInput(ctx, req.Direct, in, em)
+	if err != nil {
+		return nil, &helperapi.DumpFailure{Message: err.Error()}
+	}
+	defer closeIn()
 	tmp := filepath.Join(tmpParent, "import")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("creating the work folder: %v", err)}
@@ -428,6 +455,9 @@ func Import(ctx context.Context, req helperapi.ImportRequest, in io.Reader, em *
 	res := &helperapi.ImportResult{}
 	em.Progress("receiving the archive for container %s", req.Container.Name)
 	manifest, err := receiveCheckpoint(ctx, in, tmp, res)
+	if err == nil {
+		err = context.Cause(ctx)
+	}
 	if err != nil {
 		if refused(err) {
 			return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("the archive was refused, nothing was stored: %v", err)}

@@ -112,6 +112,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// peakRSS is this process's peak resident memory so far, in bytes.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
+}
+
 // PrivateMounts is set by the helper's main (in its container, never in
 // tests): before writing an archive, the helper then stops receiving mounts
 // from the daemon's mount namespace (see privateRoot).

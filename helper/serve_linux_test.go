@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestServeErrors(t *testing.T) {
 		{doc: "unknown command", command: "frobnicate", code: 2},
 		{doc: "no request (a plugin of before protocol 4)", command: helperapi.CmdList, code: 1, message: "no request on stdin"},
 		{doc: "not a frame", command: helperapi.CmdList, stdin: []byte(`{"protocol":3}`), code: 1, message: "does not begin with a request frame"},
-		{doc: "another protocol", command: helperapi.CmdList, stdin: wrongProtocol, code: 1, message: "the plugin speaks helper protocol 3, this helper 4"},
+		{doc: "another protocol", command: helperapi.CmdList, stdin: wrongProtocol, code: 1, message: fmt.Sprintf("the plugin speaks helper protocol %d, this helper %d", helperapi.ProtocolVersion-1, helperapi.ProtocolVersion)},
 		{doc: "malformed request", command: helperapi.CmdList, stdin: badJSON, code: 1, message: "malformed request from the plugin"},
 	}
 	for _, tc := range tests {

@@ -38,9 +38,17 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 		return nil, failf("preparing the restore volume of container %q: %v", req.Container.Name, err)
 	}
 	defer os.RemoveAll(tmp)
+	ctx, in, closeIn, err := archiveInput(ctx, req.Direct, in, em)
+	if err != nil {
+		return nil, failf("%v", err)
+	}
+	defer closeIn()
 	em.Progress("receiving the archive into container %s", req.Container.Name)
 	imp := &helperapi.ImportResult{}
 	manifest, err := receiveCheckpoint(ctx, in, tmp, imp)
+	if err == nil {
+		err = context.Cause(ctx)
+	}
 	if err != nil {
 		if refused(err) {
 			return nil, failf("the archive was refused, nothing was restored: %v", err)
@@ -83,6 +91,6 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	}
 	return &helperapi.StageArchiveResult{
 		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
-		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, Foreign: imp.Foreign,
+		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, Foreign: imp.Foreign, PeakRSS: peakRSS(),
 	}, nil
 }

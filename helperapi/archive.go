@@ -70,6 +70,9 @@ type ArchiveOptions struct {
 	// object), written first in the archive as docker-container.json:
 	// restore --input creates the new container from it.
 	DockerContainer json.RawMessage `json:"docker_container,omitempty"`
+	// Direct, when set, offers the plugin's output folder: the helper writes
+	// the archive into Direct.File there when it proves it sees that folder.
+	Direct *DirectOffer `json:"direct,omitempty"`
 }
 
 // FileChange is one entry of Docker's changes API: Kind 0 modified, 1 added,
@@ -149,11 +152,17 @@ type ArchiveResult struct {
 	Stored bool `json:"stored,omitempty"`
 	// Segments is how many segment files the archive was announced in.
 	Segments int `json:"segments"`
+	// Direct says that the helper wrote the archive straight into the
+	// plugin's file (DirectOffer) instead of segments fetched through the API.
+	Direct bool `json:"direct,omitempty"`
 	// Wall and CPU are the helper's wall time and its CPU time (user and
 	// system, all threads) while it wrote the archive: reading the files,
 	// tar, compression, hashing. CPU above Wall means more than one core.
 	Wall time.Duration `json:"wall_ns"`
 	CPU  time.Duration `json:"cpu_ns"`
+	// PeakRSS is the helper process's peak resident memory (bytes) when it
+	// had written the archive.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 }
 
 // ExportRequest asks for a stored checkpoint as an archive on stdout.
@@ -182,6 +191,8 @@ type ImportRequest struct {
 	Container  ContainerRef `json:"container"`
 	// Name is the checkpoint's name; empty takes the one the archive carries.
 	Name string `json:"name,omitempty"`
+	// Direct, when set, offers the archive file where it is (see DirectOffer).
+	Direct *DirectOffer `json:"direct,omitempty"`
 }
 
 // ImportResult describes an imported checkpoint.
@@ -217,6 +228,8 @@ type StageArchiveRequest struct {
 	Options   RestoreOptions `json:"options"`
 	// Start is StageRequest.Start.
 	Start *StartSpec `json:"start,omitempty"`
+	// Direct, when set, offers the archive file where it is (see DirectOffer).
+	Direct *DirectOffer `json:"direct,omitempty"`
 }
 
 // StageArchiveResult is what stage-archive found in the archive and staged.
@@ -227,6 +240,9 @@ type StageArchiveResult struct {
 	SourceContainer string `json:"source_container,omitempty"`
 	// Received is the size of the archive's files.
 	Received int64 `json:"received"`
+	// PeakRSS is the helper process's peak resident memory (bytes) once it
+	// had read the archive.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 	// HasRootfs and Volumes say what the plugin applies through Docker's API.
 	HasRootfs bool     `json:"has_rootfs,omitempty"`
 	Volumes   []string `json:"volumes,omitempty"`

@@ -25,8 +25,10 @@ import (
 // containers, and events say which container they concern. 3: archives are
 // sent in segments (KindSegment). 4: the request travels on the helper's
 // stdin in a frame (WriteRequest), no longer as its argument; an event's
-// result is its command's own type, in Event.Result.
-const ProtocolVersion = 4
+// result is its command's own type, in Event.Result. 5: archives may go
+// straight between the helper and the plugin's folder (DirectOffer,
+// KindDirect).
+const ProtocolVersion = 5
 
 // EnvWatchStdin, set to 1 in the helper's environment, says that the plugin
 // holds the helper's stdin open for as long as it listens: end of input means
@@ -98,6 +100,9 @@ const (
 	// KindStaged says that a stage helper asked to watch the verdict
 	// (StageRequest.WatchVerdict) has staged the checkpoint (Stage).
 	KindStaged = "staged"
+	// KindDirect says whether the helper uses the folder the plugin offered
+	// (Direct): it comes before any byte of the archive is written or read.
+	KindDirect = "direct"
 )
 
 // Event is one line of the helper's stdout. Result holds, as JSON, the
@@ -114,6 +119,8 @@ type Event struct {
 	Error     *DumpFailure    `json:"error,omitempty"`
 	// Segment is a KindSegment event's segment.
 	Segment *SegmentInfo `json:"segment,omitempty"`
+	// Direct is a KindDirect event's verdict.
+	Direct *DirectVerdict `json:"direct,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (times in microseconds, as CRIU counts).

@@ -140,6 +140,11 @@ type archiveOutput struct {
 	// syncing is closed when that sync ended (nil: none yet).
 	unsynced int64
 	syncing  chan struct{}
+	// direct is the offer of the output's folder to the helper (nil for
+	// stdout, or when no token could be written there); once the helper
+	// took it, the helper writes tmp itself and Write only checks and
+	// counts what is read back from it.
+	direct *helperrun.Direct
 }
 
 // syncEvery is how much of the file may be written before a background
@@ -173,6 +178,8 @@ func newArchiveOutput(dockerCLI command.Cli, target string, quiet bool) (*archiv
 		// CreateTemp makes it 0600 already; say it anyway, the file holds memory.
 		_ = f.Chmod(0o600)
 		o.tmp, o.w = f, f
+		o.direct = helperrun.OfferDirect(f.Name(), false)
+		o.direct.SetLocal(f)
 	}
 	if !quiet && dockerCLI.Err().IsTerminal() {
 		o.bar = bars.NewBytesBar(dockerCLI.Err(), -1, "Receiving")
@@ -187,7 +194,10 @@ func newArchiveWriter(w io.Writer) *archiveOutput {
 }
 
 func (o *archiveOutput) Write(p []byte) (int, error) {
-	n, err := o.w.Write(p)
+	n, err := len(p), error(nil)
+	if !o.direct.Used() {
+		n, err = o.w.Write(p)
+	}
 	o.hash.Write(p[:n])
 	o.n += int64(n)
 	if o.bar != nil {
@@ -243,6 +253,12 @@ func (o *archiveOutput) commit(sent *helperapi.ArchiveResult) error {
 		o.done = true
 		return nil
 	}
+	if o.direct.Used() {
+		// Nothing but what was checked may be in the file.
+		if st, err := o.tmp.Stat(); err != nil || st.Size() != o.n {
+			return fmt.Errorf("the archive the helper wrote is not the size it announced (%d bytes)", o.n)
+		}
+	}
 	o.waitSync()
 	if err := o.tmp.Sync(); err != nil {
 		return fmt.Errorf("writing %s: %w", o.target, err)
@@ -257,9 +273,11 @@ func (o *archiveOutput) commit(sent *helperapi.ArchiveResult) error {
 	return nil
 }
 
-// abort removes the temporary file unless the archive was committed.
+// abort removes the temporary file unless the archive was committed, and
+// the proof of the folder either way.
 func (o *archiveOutput) abort() {
 	o.finishBar()
+	o.direct.Remove()
 	if o.done || o.tmp == nil {
 		return
 	}

@@ -287,48 +287,55 @@ func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []insp
 // inspectTarget inspects one container the user named and refuses what
 // cannot be checkpointed.
 func inspectTarget(ctx context.Context, s *helperrun.Session, ref string) (inspect.ContainerInfo, error) {
+	info, _, err := inspectTargetRaw(ctx, s, ref)
+	return info, err
+}
+
+// inspectTargetRaw is inspectTarget that also returns Docker's answer.
+func inspectTargetRaw(ctx context.Context, s *helperrun.Session, ref string) (inspect.ContainerInfo, container.InspectResponse, error) {
 	raw, err := s.API.ContainerInspect(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return inspect.ContainerInfo{}, fmt.Errorf("no such container: %s", ref)
+			return inspect.ContainerInfo{}, raw, fmt.Errorf("no such container: %s", ref)
 		}
-		return inspect.ContainerInfo{}, fmt.Errorf("inspecting container %q: %w", ref, err)
+		return inspect.ContainerInfo{}, raw, fmt.Errorf("inspecting container %q: %w", ref, err)
 	}
 	if raw.Config != nil && raw.Config.Labels[labels.LabelHelper] != "" {
-		return inspect.ContainerInfo{}, fmt.Errorf("container %q is a docker xcheckpoint helper, not a workload", ref)
+		return inspect.ContainerInfo{}, raw, fmt.Errorf("container %q is a docker xcheckpoint helper, not a workload", ref)
 	}
-	return inspect.FromInspect(raw)
+	info, err := inspect.FromInspect(raw)
+	return info, raw, err
 }
 
 func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) error {
+	trace := newStepTrace(dockerCLI.Err(), "create")
 	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
 	recordOf(ctx).daemonName(s.Info.Name)
-	info, err := inspectTarget(ctx, s, opts.containers[0])
+	trace.step("daemon info")
+	info, raw, err := inspectTargetRaw(ctx, s, opts.containers[0])
 	if err != nil {
 		return err
 	}
 	recordOf(ctx).container(info.Name, info.ID)
+	trace.step("inspect")
 	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
+	trace.step("helper image")
 	req := opts.dumpRequest(s.Info.DockerRootDir, 1, []inspect.ContainerInfo{info})
 	stderr := dockerCLI.Err()
 	var dest *archiveOutput
 	if opts.output != "" || opts.archiveTo != nil {
-		raw, err := s.API.ContainerInspect(ctx, info.ID)
-		if err != nil {
-			return fmt.Errorf("inspecting container %q: %w", info.Name, err)
-		}
 		if opts.archiveTo != nil {
 			dest = newArchiveWriter(opts.archiveTo)
 		} else if dest, err = newArchiveOutput(dockerCLI, opts.output, opts.quiet); err != nil {
 			return err
 		}
 		defer dest.abort()
-		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw)}
+		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.direct.Offered()}
 		if req.Archive.DockerContainer, err = dockerContainerJSON(raw, opts.name); err != nil {
 			return err
 		}
@@ -340,17 +347,19 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		if !opts.ignoreVolumes {
 			req.Archive.Volumes = archiveVolumes(raw)
 		}
+		trace.step("archive output and changes")
 	}
 	fmt.Fprintf(stderr, "Checkpointing container %s (%s) as %q...\n", info.Name, info.ShortID(), opts.name)
 	start := time.Now()
 	var outcome *helperapi.Event
-	h := helperrun.Helper{Target: info.ID, Limits: opts.limits}
+	h := helperrun.Helper{Target: info.ID, Limits: opts.limits, Trace: trace}
 	if dest != nil {
-		h.Archive = dest
+		h.Archive, h.Direct = dest, dest.direct
 	}
 	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
 		switch ev.Kind {
 		case helperapi.KindProgress:
+			trace.mark(shorten(ev.Message, 40))
 			if opts.onDumpStart != nil && strings.HasPrefix(ev.Message, "dumping container") {
 				opts.onDumpStart()
 				opts.onDumpStart = nil
@@ -359,6 +368,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 				fmt.Fprintf(stderr, "  %s\n", ev.Message)
 			}
 		case helperapi.KindDumped, helperapi.KindFailed:
+			trace.mark("dump " + ev.Kind)
 			if ev.Container == info.ID {
 				e := ev
 				outcome = &e
@@ -366,6 +376,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 	})
 	oom := func(err error) error { return explainOOM(ctx, s.API, opts.limits, out.ID, start, err) }
+	trace.step("helper")
 	if outcome != nil && outcome.Kind == helperapi.KindFailed && outcome.Error != nil {
 		return oom(explainFailure(ctx, dockerCLI, info, opts, outcome.Error, runErr))
 	}
@@ -392,6 +403,8 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		if err := dest.commit(res.Archive); err != nil {
 			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, err, dest.lost())
 		}
+		trace.step("archive kept")
+		trace.memory(res.Archive.PeakRSS)
 	}
 	if !opts.leaveRunning && !opts.holdStopped {
 		if err := stopAfterDump(ctx, dockerCLI, info); err != nil {
@@ -405,7 +418,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
 	}
 	if dest != nil {
-		fmt.Fprintf(stderr, "Archive written to %s: %s.\n", dest.where(), describeArchive(res.Archive))
+		fmt.Fprintf(stderr, "Archive written to %s: %s; %s.\n", dest.where(), describeArchive(res.Archive), dest.direct.How(true))
 		if opts.output == "-" || opts.archiveTo != nil {
 			return nil
 		}
@@ -571,4 +584,12 @@ func saveLog(info inspect.ContainerInfo, name, log string) (string, error) {
 		return "", err
 	}
 	return p, nil
+}
+
+// shorten cuts s to n bytes, with "..." when it was longer.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

@@ -103,7 +103,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	}
 	req := helperapi.ExportRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name,
-		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc},
+		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc, Direct: dest.direct.Offered()},
 	}
 	if !opts.ignoreVolumes {
 		req.Archive.Volumes = archiveVolumes(raw)
@@ -119,7 +119,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 			fmt.Fprintf(dockerCLI.Err(), "Warning: container %s is not running: its filesystem changes are not in the archive (start it, or use create --output).\n", ref.Name)
 		}
 	}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Export, req, helperrun.Helper{Target: ref.ID, Archive: dest}, nil)
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Export, req, helperrun.Helper{Target: ref.ID, Archive: dest, Direct: dest.direct}, nil)
 	if f := out.Failure(); f != nil {
 		return f
 	}
@@ -133,6 +133,6 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.lost())
 	}
 	recordOf(ctx).stored(opts.name, res.Bytes)
-	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds())
+	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs; %s.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds(), dest.direct.How(true))
 	return nil
 }

@@ -124,8 +124,14 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		return err
 	}
 	defer up.close()
-	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Import, req, helperrun.Helper{Target: ref.ID, Stdin: up}, up.progress)
+	// Where the daemon sees the file, the helper reads it there.
+	var direct *helperrun.Direct
+	if opts.file != "-" {
+		direct = helperrun.OfferDirect(opts.file, true)
+		defer direct.Remove()
+	}
+	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name, Direct: direct.Offered()}
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Import, req, helperrun.Helper{Target: ref.ID, Stdin: up, Direct: direct}, up.progress)
 	up.sent()
 	if f := out.Failure(); f != nil {
 		return fmt.Errorf("importing %s into container %q: %w", opts.file, ref.Name, f)
@@ -156,8 +162,8 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	if res.Foreign != "" {
 		warnForeign(stderr, opts.file, res.Foreign, nil)
 	}
-	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s received, %.2fs.\n",
-		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.N)), time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s archive %s, %.2fs.\n",
+		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.N)), direct.How(false), time.Since(start).Seconds())
 	fmt.Fprintf(stderr, "Restore it with: docker start --checkpoint %s %s\n", res.Name, ref.Name)
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil

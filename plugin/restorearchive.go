@@ -32,6 +32,7 @@ import (
 // against its manifest before anything starts. Nothing is stored in Docker's
 // checkpoint store.
 func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	trace := newStepTrace(dockerCLI.Err(), "restore --input")
 	in, size, closeIn := opts.inputReader, int64(-1), func() {}
 	if in == nil {
 		var err error
@@ -74,14 +75,17 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	orig := ac.Container
 	origName := helperrun.TrimSlash(orig.Name)
 	opts.checkpoint = ac.Checkpoint
+	trace.step("archive head")
 
 	s, err := helperrun.NewSession(ctx, dockerCLI, opts.helperImage)
 	if err != nil {
 		return err
 	}
+	trace.step("daemon info")
 	if err := s.Prepare(ctx); err != nil {
 		return err
 	}
+	trace.step("helper image")
 	if err := ensureImage(ctx, s, orig, true); err != nil {
 		return err
 	}
@@ -92,6 +96,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err := nameFree(ctx, s, name); err != nil {
 		return err
 	}
+	trace.step("image and name checks")
 	stderr := dockerCLI.Err()
 	start := time.Now()
 	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s from %s into a new container %s...\n", ac.Checkpoint, origName, archiveName(opts.input), name)
@@ -110,6 +115,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
+	trace.step("runtime volume and create")
 	keep := false
 	defer func() {
 		if !keep {
@@ -120,6 +126,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
+	trace.step("restore volume")
 
 	// The filesystem changes and volume contents are applied through
 	// Docker's API, from a local copy kept as the archive goes by, once the
@@ -134,12 +141,19 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if err != nil {
 		return err
 	}
+	// Where the daemon sees the file, the helper reads it there.
+	var direct *helperrun.Direct
+	if opts.input != "-" && opts.inputReader == nil {
+		direct = helperrun.OfferDirect(opts.input, true)
+		defer direct.Remove()
+	}
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
-		Options: opts.helperOptions(), Start: startSpec,
+		Options: opts.helperOptions(), Start: startSpec, Direct: direct.Offered(),
 	}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts}, up.progress)
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct, Trace: trace}, up.progress)
 	up.sent()
+	trace.step("stage archive (helper)")
 	if f := out.Failure(); f != nil {
 		return fmt.Errorf("restoring %s: %w", archiveName(opts.input), f)
 	}
@@ -152,7 +166,7 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if res.Checkpoint != ac.Checkpoint {
 		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
 	}
-	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes).\n", units.HumanSize(float64(up.counted.N)), units.HumanSize(float64(res.Received)), res.Processes)
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes), %s.\n", units.HumanSize(float64(up.counted.N)), units.HumanSize(float64(res.Received)), res.Processes, direct.How(false))
 	warnDumpOptions(stderr, opts, &res.StageResult)
 	warnCPU(stderr, &res.StageResult)
 	// Only now, with the changes in place, may the supervisor restore.
@@ -164,13 +178,17 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 			return err
 		}
 	}
+	trace.step("copy filesystem changes")
+	trace.memory(res.PeakRSS)
 	if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("starting container %s: %w", name, err)
 	}
+	trace.step("start container")
 	st, err := waitRestored(ctx, s, id)
 	if err != nil {
 		return err
 	}
+	trace.step("wait for CRIU verdict")
 	if st.State != helperapi.RestoreDone {
 		return errors.New(explainRestoreFailure(origName, ac.Checkpoint, st.Failure))
 	}

@@ -201,6 +201,15 @@ func (c *statsContext) ArchiveCPUMs() int64 {
 	return 0
 }
 
+// HelperPeakRSSBytes is the helper process's peak resident memory once it
+// had written the archive (0 without one).
+func (c *statsContext) HelperPeakRSSBytes() int64 {
+	if a := c.archive(); a != nil {
+		return a.PeakRSS
+	}
+	return 0
+}
+
 // ArchiveCPUPerWall is CPU over wall time while the archive was written, as
 // "1.83" ("-" without an archive): above 1, more than one core worked.
 func (c *statsContext) ArchiveCPUPerWall() string {

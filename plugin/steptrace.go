@@ -37,6 +37,15 @@ func (t *stepTrace) step(name string) {
 	t.last = now
 }
 
+// memory reports the peak resident memory of this plugin and of the helper
+// (helperBytes, 0 when unknown).
+func (t *stepTrace) memory(helperBytes int64) {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(t.w, "%s: peak RSS: plugin %.1f MiB, helper %.1f MiB\n", t.cmd, float64(peakRSS())/(1<<20), float64(helperBytes)/(1<<20))
+}
+
 // mark reports when something that runs beside the steps happened (a
 // container's start, a helper's progress), without ending a step.
 func (t *stepTrace) mark(name string) {
@@ -45,3 +54,6 @@ func (t *stepTrace) mark(name string) {
 	}
 	fmt.Fprintf(t.w, "%s:   %-26s %9s (at %6d ms)\n", t.cmd, name, "", time.Since(t.start).Milliseconds())
 }
+
+// Mark is mark for the helper runner (helperrun.Tracer).
+func (t *stepTrace) Mark(name string) { t.mark(name) }

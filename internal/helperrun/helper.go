@@ -75,6 +75,13 @@ type Helper struct {
 	DaemonID string
 	// Limits are the user's resource limits for this helper (none by default).
 	Limits limits.Limits
+	// Direct, when set, offers the archive's folder to the helper (a bind
+	// mount, see direct.go): the helper's KindDirect verdict then decides
+	// whether stdin carries the archive and whether segments are fetched
+	// through the API or read back from Direct's local file.
+	Direct *Direct
+	// Trace, when set, marks the helper's steps (docker -D).
+	Trace Tracer
 }
 
 // helperOutcome is what a helper container produced.
@@ -191,6 +198,9 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 	hostCfg.CapAdd = caps.WithoutCapabilities(append(hostCfg.CapAdd, optional...), h.CapDrop)
 	hostCfg.Mounts = append(hostCfg.Mounts, h.Mounts...)
 	h.Limits.Apply(&hostCfg.Resources)
+	if h.Direct != nil {
+		hostCfg.Mounts = append(hostCfg.Mounts, h.Direct.mount)
+	}
 	// If this process or its connection to the daemon dies, nobody is left to
 	// stop the helper: it aborts its work (unfreezing the target, removing
 	// partial files) when its stdin closes, which Docker does when our attach
@@ -226,6 +236,13 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 	// the deferred removal below takes care of it.
 	cctx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	created, err := h.API.ContainerCreate(cctx, cfg, hostCfg, nil, nil, name)
+	if err != nil && h.Direct != nil && errdefs.IsInvalidParameter(err) {
+		// The offered folder does not exist on the daemon host (a remote
+		// daemon, one in another mount namespace): without it, the helper
+		// finds no proof and the archive goes through the API.
+		hostCfg.Mounts = hostCfg.Mounts[:len(hostCfg.Mounts)-1]
+		created, err = h.API.ContainerCreate(cctx, cfg, hostCfg, nil, nil, name)
+	}
 	cancelCreate()
 	if err != nil {
 		if len(optional) > 0 && capsRefused(err) {
@@ -241,6 +258,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 			fmt.Fprintf(h.Notify, "Warning: helper limits (%s): %s\n", h.Limits, w)
 		}
 	}
+	h.mark("helper created")
 	// daemonRemoves is set once the helper has given its verdict: its process
 	// is exiting and the daemon removes it (AutoRemove) without us waiting.
 	daemonRemoves := false
@@ -289,6 +307,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 		return out, fmt.Errorf("starting helper container from %q: %w", h.Image, err)
 	}
 	out.Started = true
+	h.mark("helper started")
 
 	// A failure to store what the helper sends, or to read what we send it,
 	// stops the helper as a Ctrl-C would.
@@ -303,6 +322,9 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 		_, err := stdcopy.StdCopy(stdoutW, &lockedWriter{w: &stderr}, attach.Reader)
 		stdoutW.CloseWithError(err)
 	}()
+	// directCh is closed once the helper said whether it uses the offered
+	// folder (KindDirect).
+	directCh := make(chan struct{})
 	// The request first, then the archive (its end closes the helper's
 	// stdin); without an archive stdin stays open while we listen.
 	go func() {
@@ -314,6 +336,22 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 		}
 		if h.Stdin == nil {
 			return
+		}
+		if h.Direct != nil {
+			select {
+			case <-directCh:
+			case <-ctx.Done():
+				return
+			}
+			if h.Direct.Used() {
+				// The helper reads the file where it is: the archive is
+				// still read here (the local copy, the progress), and stdin
+				// stays open, sending nothing, for as long as we listen.
+				if _, err := io.Copy(io.Discard, h.Stdin); err != nil {
+					cancelRun(fmt.Errorf("reading the archive: %w", err))
+				}
+				return
+			}
 		}
 		if _, err := io.Copy(attach.Conn, h.Stdin); err != nil {
 			cancelRun(fmt.Errorf("sending the archive to the helper: %w", err))
@@ -344,6 +382,15 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 				continue
 			}
 			switch ev.Kind {
+			case helperapi.KindDirect:
+				h.mark("helper's answer to the folder offered")
+				if h.Direct != nil && ev.Direct != nil && !h.Direct.Answered() {
+					h.Direct.Accept(*ev.Direct)
+					if ev.Direct.Used && fetcher != nil {
+						fetcher.readLocal(h.Direct.local)
+					}
+					close(directCh)
+				}
 			case helperapi.KindSegment:
 				if fetcher != nil && ev.Segment != nil {
 					fetcher.add(*ev.Segment)
@@ -353,6 +400,7 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 					onEvent(ev)
 				}
 			case helperapi.KindResult, helperapi.KindError:
+				h.mark("helper's verdict")
 				if final == nil {
 					e := ev
 					final = &e
@@ -491,4 +539,14 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// Tracer marks when something happened (docker -D's step trace).
+type Tracer interface{ Mark(string) }
+
+// mark marks a step of the helper on h.Trace, when set.
+func (h Helper) mark(what string) {
+	if h.Trace != nil {
+		h.Trace.Mark(what)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/docker/docker/client"
@@ -25,6 +26,11 @@ type segmentFetcher struct {
 	closed bool
 	wake   chan struct{}
 
+	// local, once set (readLocal), is the file the helper writes the archive
+	// into itself: each announced part is read back from it and checked
+	// instead of being fetched through the API.
+	local *os.File
+
 	cancel  context.CancelFunc
 	done    chan struct{}
 	err     error
@@ -41,11 +47,17 @@ func startSegmentFetcher(ctx context.Context, api client.APIClient, id string, w
 		defer close(f.done)
 		buf := make([]byte, 1<<20)
 		for {
-			seg, ok := f.next(ctx)
+			seg, local, ok := f.next(ctx)
 			if !ok {
 				return
 			}
-			if err := f.fetch(ctx, seg, buf); err != nil {
+			fetch := f.fetch
+			if local != nil {
+				fetch = func(_ context.Context, seg helperapi.SegmentInfo, buf []byte) error {
+					return f.readBack(local, seg, buf)
+				}
+			}
+			if err := fetch(ctx, seg, buf); err != nil {
 				f.err = fmt.Errorf("fetching the archive from the helper: %w", err)
 				if ctx.Err() == nil {
 					onError(f.err)
@@ -66,6 +78,14 @@ func (f *segmentFetcher) add(seg helperapi.SegmentInfo) {
 	f.signal()
 }
 
+// readLocal says that the helper writes the archive into file itself: the
+// announced parts are read back from it. Call it before any segment is added.
+func (f *segmentFetcher) readLocal(file *os.File) {
+	f.mu.Lock()
+	f.local = file
+	f.mu.Unlock()
+}
+
 // close says that no segment follows: the fetcher ends once the queue is empty.
 func (f *segmentFetcher) close() {
 	f.mu.Lock()
@@ -81,24 +101,25 @@ func (f *segmentFetcher) signal() {
 	}
 }
 
-func (f *segmentFetcher) next(ctx context.Context) (helperapi.SegmentInfo, bool) {
+func (f *segmentFetcher) next(ctx context.Context) (helperapi.SegmentInfo, *os.File, bool) {
 	for {
 		f.mu.Lock()
 		if len(f.queue) > 0 {
 			seg := f.queue[0]
 			f.queue = f.queue[1:]
+			local := f.local
 			f.mu.Unlock()
-			return seg, true
+			return seg, local, true
 		}
 		closed := f.closed
 		f.mu.Unlock()
 		if closed {
-			return helperapi.SegmentInfo{}, false
+			return helperapi.SegmentInfo{}, nil, false
 		}
 		select {
 		case <-f.wake:
 		case <-ctx.Done():
-			return helperapi.SegmentInfo{}, false
+			return helperapi.SegmentInfo{}, nil, false
 		}
 	}
 }
@@ -128,6 +149,24 @@ func (f *segmentFetcher) fetch(ctx context.Context, seg helperapi.SegmentInfo, b
 	}
 	if n != seg.Bytes {
 		return fmt.Errorf("segment %d: %d bytes received, %d announced", seg.Index, n, seg.Bytes)
+	}
+	f.fetched++
+	f.bytes += n
+	return nil
+}
+
+// readBack passes the announced part of the archive the helper wrote into
+// file on to f.w (which checks and counts it, and writes nothing).
+func (f *segmentFetcher) readBack(file *os.File, seg helperapi.SegmentInfo, buf []byte) error {
+	if seg.Index != f.fetched {
+		return fmt.Errorf("part %d announced where %d was expected", seg.Index, f.fetched)
+	}
+	n, err := io.CopyBuffer(f.w, io.NewSectionReader(file, f.bytes, seg.Bytes), buf)
+	if err != nil {
+		return fmt.Errorf("reading back what the helper wrote: %w", err)
+	}
+	if n != seg.Bytes {
+		return fmt.Errorf("the helper announced %d bytes at offset %d of the archive, %d are there", seg.Bytes, f.bytes, n)
 	}
 	f.fetched++
 	f.bytes += n

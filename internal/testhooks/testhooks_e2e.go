@@ -92,3 +92,18 @@ func MigrateFault(w io.Writer) string {
 	}
 	return v
 }
+
+// TestDirectEnv changes how archives travel on a daemon that sees the
+// plugin's folders (see direct.go): "off" offers no folder, "wrong-token"
+// offers it with a token the helper cannot prove, so that the tests see the
+// transfer through the API on the host's daemon. Tests only; announced on
+// stderr by the commands that honour it.
+const TestDirectEnv = "XCHECKPOINT_TEST_DIRECT"
+
+func DirectMode() string {
+	v := os.Getenv(TestDirectEnv)
+	if v != "" {
+		fmt.Fprintf(os.Stderr, "Warning: %s=%s is set (tests only).\n", TestDirectEnv, v)
+	}
+	return v
+}

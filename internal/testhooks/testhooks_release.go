@@ -16,3 +16,5 @@ func RestoreFailure(io.Writer, string) error { return nil }
 const MigrateFaultAfter = 16 << 10
 
 func MigrateFault(io.Writer) string { return "" }
+
+func DirectMode() string { return "" }
