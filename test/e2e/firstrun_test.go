@@ -91,7 +91,7 @@ func TestCheckJSON(t *testing.T) {
 func TestCheckWithCapabilitiesCut(t *testing.T) {
 	r := runEnv(t, []string{"XCHECKPOINT_TEST_HELPER_CAPDROP=CAP_SYS_PTRACE,CAP_SYS_ADMIN"}, "docker", "xcheckpoint", "check")
 	assert.Check(t, is.Equal(r.exit, 3), "%s", r)
-	assert.Check(t, is.Regexp(`(?m)^MISSING +helper capabilities +5 of 7$`, r.stdout))
+	assert.Check(t, is.Regexp(`(?m)^MISSING +helper capabilities +6 of 8$`, r.stdout))
 	assert.Check(t, is.Contains(r.stdout, "the helper lacks CAP_SYS_ADMIN, CAP_SYS_PTRACE"))
 	assert.Check(t, is.Contains(r.stdout, "Checkpoints cannot be made on this daemon host"))
 	assert.Check(t, is.Contains(r.stderr, "XCHECKPOINT_TEST_HELPER_CAPDROP is set (tests only)"), "the cut is never silent")
