@@ -236,7 +236,7 @@ func TestArchiveStdoutClosed(t *testing.T) {
 	r := runEnv(t, nil, "bash", "-c", `docker xcheckpoint create -o - "$1" | head -c 100 >/dev/null; exit "${PIPESTATUS[0]}"`, "bash", ctr)
 	assert.Equal(t, r.exit, 1, "%s", r)
 	assert.Check(t, is.Contains(r.stderr, "broken pipe"))
-	assert.Check(t, is.Contains(r.stderr, "the archive on stdout is incomplete"))
+	assert.Check(t, is.Contains(r.stderr, "the archive sent to stdout is incomplete"))
 	assertKeepsRunning(t, ctr)
 	waitNoHelpersFor(t, containerID(t, ctr), time.Minute)
 	assert.Check(t, is.Len(checkpoints(t, ctr), 0))
