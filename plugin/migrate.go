@@ -430,10 +430,19 @@ func migrateFault(w io.Writer, src, dst *helperrun.Session, target string) (func
 	}
 	kill := func(s *helperrun.Session, label string) {
 		ctx := context.Background()
-		list, err := s.API.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
-			filters.Arg("label", labels.LabelHelper), filters.Arg("label", label), filters.Arg("label", labels.LabelVersion+"="+xcheckpoint.Version))})
+		// The destination's helper may not exist yet when the fault's byte
+		// count is reached (a small archive, a slow daemon): wait for it.
+		var list []container.Summary
+		var err error
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			list, err = s.API.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
+				filters.Arg("label", labels.LabelHelper), filters.Arg("label", label), filters.Arg("label", labels.LabelVersion+"="+xcheckpoint.Version))})
+			if err != nil || len(list) > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err == nil && len(list) == 0 {
-			err = fmt.Errorf("no helper with label %s to kill", label)
+			err = fmt.Errorf("no helper with label %s to kill within a minute", label)
 		}
 		for _, c := range list {
 			if err = s.API.ContainerKill(ctx, c.ID, "KILL"); err != nil {
