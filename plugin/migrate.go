@@ -431,7 +431,7 @@ func migrateFault(w io.Writer, src, dst *helperrun.Session, target string) (func
 	kill := func(s *helperrun.Session, label string) {
 		ctx := context.Background()
 		// The destination's helper may not exist yet when the fault's byte
-		// count is reached (a small archive, a slow daemon): wait for it.
+		// count is reached: wait for it.
 		var list []container.Summary
 		var err error
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
@@ -458,7 +458,10 @@ func migrateFault(w io.Writer, src, dst *helperrun.Session, target string) (func
 		case "source-helper":
 			kill(src, labels.LabelTarget+"="+target)
 		case "dest-helper":
-			kill(dst, labels.LabelCommand+"="+helperapi.CmdStageArchive)
+			// The stream goes on: the destination may need more of it (a
+			// whole compressed frame) before it creates its helper, which
+			// is killed as soon as it appears.
+			go kill(dst, labels.LabelCommand+"="+helperapi.CmdStageArchive)
 		case "stream":
 			return errors.New("the stream was cut (test fault)")
 		}
