@@ -32,6 +32,7 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 		newMigrateCommand(dockerCLI),
 		newPruneCommand(dockerCLI),
 		newHistoryCommand(dockerCLI),
+		newLogsCommand(dockerCLI),
 		newCheckCommand(dockerCLI),
 		newVersionCommand(dockerCLI),
 	)

@@ -5,6 +5,7 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,7 @@ func restoreVolume(t *testing.T) bool {
 func ourVolumes(t *testing.T, restored string) []string {
 	t.Helper()
 	vols := strings.Fields(docker(t, "inspect", "-f", `{{range .Mounts}}{{if eq .Type "volume"}}{{.Destination}} {{end}}{{end}}`, restored))
+	sort.Strings(vols) // Docker lists mounts in no set order
 	if restoreVolume(t) {
 		assert.Check(t, is.DeepEqual(vols, []string{"/.xcheckpoint", "/.xcheckpoint-restore"}))
 		return []string{"-f", "-v"}
@@ -116,6 +118,20 @@ func TestRestoreStartsAfresh(t *testing.T) {
 	// The restore's CRIU log stays in the container, readable through
 	// Docker's archive API (docker cp) even once it stopped.
 	assert.Check(t, is.Contains(docker(t, "exec", restored, "cat", "/.xcheckpoint-restore/status.json"), `"restored"`))
+	// ... and through our logs command, running or stopped.
+	r = xcheckpoint(t, "logs", "--status", restored)
+	assert.Equal(t, r.exit, 0, r.String())
+	assert.Check(t, is.Contains(r.stdout, `checkpoint "k" of container `+name))
+	assert.Check(t, is.Regexp(`State: +restored \(process [0-9]+ in the container\)`, r.stdout))
+	assert.Check(t, !strings.Contains(r.stdout, "Since:"), r.stdout)
+	r = xcheckpoint(t, "logs", restored)
+	assert.Equal(t, r.exit, 0, r.String())
+	assert.Check(t, is.Contains(r.stdout, "Restore finished successfully"))
+	r = xcheckpoint(t, "logs", "--tail", "1", restored)
+	assert.Check(t, is.Equal(strings.Count(r.stdout, "\n"), 1), r.String())
+	r = xcheckpoint(t, "logs", name)
+	assert.Check(t, r.exit != 0)
+	assert.Check(t, is.Contains(r.stderr, "was not made by docker xcheckpoint restore"))
 	// The original's seccomp filter, read from the checkpoint, kept for a
 	// start afresh.
 	assert.Check(t, is.Contains(docker(t, "exec", restored, "cat", "/.xcheckpoint-restore/seccomp.json"), `"program"`))
@@ -148,6 +164,11 @@ func TestRestoreStartsAfresh(t *testing.T) {
 		}
 		return poll.Continue("waiting for the program to start afresh again")
 	}, poll.WithTimeout(20*time.Second), poll.WithDelay(200*time.Millisecond))
+
+	docker(t, "stop", "-t", "1", restored)
+	r = xcheckpoint(t, "logs", "--status", restored)
+	assert.Equal(t, r.exit, 0, r.String())
+	assert.Check(t, is.Regexp(`Since: +started afresh at .*; stopped`, r.stdout))
 
 	// docker rm leaves no volume behind (a restore volume would carry
 	// this label).
