@@ -86,6 +86,8 @@ type archiveSource struct {
 	name string
 	opts helperapi.ArchiveOptions
 	spec *specs.Spec
+	// dockerRoot is the daemon's data root (podmanImageID looks there too).
+	dockerRoot string
 	// extra are files made for the archive only (rootfs-diff.tar, volumes),
 	// archive name to path.
 	extra map[string]string
@@ -193,7 +195,11 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 		}
 	}
 	facts := src.opts.Facts
-	if err := addJSON(archive.ConfigDump, configDump(facts, src.opts.Volumes, time.Now().UTC())); err != nil {
+	dump := configDump(facts, src.opts.Volumes, time.Now().UTC())
+	// On Docker's containerd image store the image's ID is its manifest's
+	// digest; Podman knows the image by its config's.
+	dump.RootfsImageID = podmanImageID("/proc", src.dockerRoot, facts.ImageID)
+	if err := addJSON(archive.ConfigDump, dump); err != nil {
 		return nil, err
 	}
 	if err := addJSON(archive.SpecDump, annotatedSpec(src.spec, facts)); err != nil {
@@ -384,7 +390,7 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 	if f := exportRefused(req.Container, ctrDir, req.Name, dir); f != nil {
 		return nil, f
 	}
-	src := archiveSource{dir: dir, name: req.Name, opts: req.Archive}
+	src := archiveSource{dir: dir, name: req.Name, opts: req.Archive, dockerRoot: req.DockerRoot}
 	if req.Archive.Rootfs != nil || len(req.Archive.Volumes) > 0 {
 		// The container's filesystem changes and volumes as they are now, as
 		// Docker's own restore into this container would find them.
@@ -551,7 +557,7 @@ func dumpArchive(ctx context.Context, req helperapi.DumpRequest, info inspect.Co
 	if err := writeFiles(); err != nil {
 		return fail(err)
 	}
-	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec}
+	src := archiveSource{dir: tmp, name: req.CheckpointName, opts: *req.Archive, spec: spec, dockerRoot: req.DockerRoot}
 	// Beside the checkpoint in the work folder, which is removed afterwards.
 	var err error
 	src.extra, src.deleted, err = archiveExtras(filepath.Dir(tmp), info, *req.Archive, req.DockerRoot, func(format string, a ...any) {
