@@ -24,10 +24,13 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/distribution/reference"
+
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
 )
 
@@ -73,6 +76,14 @@ type createOptions struct {
 	// printPath: stdout gets the archive's path, not the checkpoint's name
 	// (one archive of a folder's batch).
 	printPath bool
+	// createImage is --create-image: the checkpoint becomes a checkpoint
+	// image of that name (imageRef once parsed), through an archive
+	// written into image's folder.
+	createImage string
+	imageRef    reference.NamedTagged
+	image       *imageOutput
+	// compressSet: --compress was given (it does not apply to an image).
+	compressSet bool
 }
 
 func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
@@ -92,7 +103,13 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"DIR/CONTAINER-CHECKPOINT.tar.zst.\n\n" +
 			"--helper-cpus, --helper-memory, --helper-blkio-weight and --helper-device-write-bps\n" +
 			"limit the helper container (default: none, or the CLI config's plugins.xcheckpoint\n" +
-			"settings): the container stays frozen longer when CRIU gets less CPU or I/O.",
+			"settings): the container stays frozen longer when CRIU gets less CPU or I/O.\n\n" +
+			"--create-image IMAGE makes the checkpoint a checkpoint image in the daemon's image\n" +
+			"store, as Podman's --create-image does: one uncompressed layer holding the archive's\n" +
+			"files, with the annotations Podman, CRI-O and containerd read (also as labels).\n" +
+			"`docker push` carries it through a registry; `restore --from-image` and\n" +
+			"`podman container restore IMAGE` restore it. The image holds the container's\n" +
+			"memory, secrets included: push it only where you would keep a core dump.",
 		Example: "  docker xcheckpoint create web warm\n" +
 			"  docker xcheckpoint create --tcp-established api\n" +
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
@@ -101,6 +118,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"  docker xcheckpoint create --pre-dump db pre && docker xcheckpoint create --parent pre --auto-dedup db final\n" +
 			"  docker xcheckpoint create --all --filter label=com.example.tier=front --parallel 4\n" +
 			"  docker xcheckpoint create web -o web.tar.zst\n" +
+			"  docker xcheckpoint create --create-image registry.example.com/web:warm web && docker push registry.example.com/web:warm\n" +
 			"  docker xcheckpoint create --all --name nightly -o /backup/nightly/\n" +
 			"  docker xcheckpoint create --helper-cpus 1 --helper-memory 1g db\n" +
 			"  docker -c prod xcheckpoint create api --output - | ssh backup 'cat > api.ckpt'",
@@ -127,6 +145,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			if opts.limits, err = helperLimits(cmd, dockerCLI); err != nil {
 				return err
 			}
+			opts.compressSet = cmd.Flags().Changed("compress")
 			switch {
 			case opts.all:
 				opts.batch = true
@@ -168,9 +187,10 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.autoDedup, "auto-dedup", false, "With --parent: remove from the parent the pages this checkpoint replaces")
 	f.IntVar(&opts.parallel, "parallel", 0, "How many containers to checkpoint at the same time (default: the daemon host's CPU count)")
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
-	f.BoolVar(&opts.keep, "keep", false, "With --output: also store the checkpoint in Docker's checkpoint store on the daemon host")
-	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "With --output: leave the container's filesystem changes out of the archive")
-	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "With --output: leave the contents of volumes out of the archive")
+	f.StringVar(&opts.createImage, "create-image", "", "Make the checkpoint a checkpoint image named IMAGE in the daemon's image store (it holds the container's memory)")
+	f.BoolVar(&opts.keep, "keep", false, "With --output or --create-image: also store the checkpoint in Docker's checkpoint store on the daemon host")
+	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "With --output or --create-image: leave the container's filesystem changes out of the archive")
+	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "With --output or --create-image: leave the contents of volumes out of the archive")
 	_ = cmd.RegisterFlagCompletionFunc("compress", cobra.FixedCompletions(archive.Compressions, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("manage-cgroups-mode", cobra.FixedCompletions(helperapi.CgroupModes, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("parent", completeParent(dockerCLI))
@@ -221,8 +241,13 @@ func (o *createOptions) validate(now time.Time) error {
 	if err := archive.ValidateCompression(o.compress); err != nil {
 		return err
 	}
-	if o.output == "" && (o.keep || o.ignoreRootfs || o.ignoreVolumes) {
-		return errors.New("--keep, --ignore-rootfs and --ignore-volumes apply to --output only")
+	if o.createImage != "" {
+		if err := o.validateImage(); err != nil {
+			return err
+		}
+	}
+	if o.output == "" && o.createImage == "" && (o.keep || o.ignoreRootfs || o.ignoreVolumes) {
+		return errors.New("--keep, --ignore-rootfs and --ignore-volumes apply to --output and --create-image only")
 	}
 	if o.output != "" && o.batch && !outputFolder(o.output) {
 		return errors.New("--output writes one container's checkpoint: name one container, or a folder (--output DIR/) for one archive per container")
@@ -236,6 +261,28 @@ func (o *createOptions) validate(now time.Time) error {
 	if o.printStats {
 		return checkFormat(newStatsFormat(o.format))
 	}
+	return nil
+}
+
+// validateImage checks --create-image against the other options.
+func (o *createOptions) validateImage() error {
+	switch {
+	case o.output != "":
+		return errors.New("--create-image and --output both say where the checkpoint goes: give one (the image holds the archive's files)")
+	case o.batch:
+		return errors.New("--create-image makes one container's checkpoint image: name one container")
+	case o.preDump || o.parent != "":
+		return errors.New("--pre-dump and --parent work in Docker's checkpoint store only, not with --create-image: an image does not carry the parent chain")
+	case o.compressSet:
+		return errors.New("--compress applies to archives: a checkpoint image's layer is stored uncompressed (docker push compresses it)")
+	case o.printStats:
+		return errors.New("--print-stats applies to a checkpoint or an archive, not to --create-image")
+	}
+	ref, err := ckptimage.ParseRef(o.createImage)
+	if err != nil {
+		return fmt.Errorf("invalid --create-image: %w", err)
+	}
+	o.imageRef = ref
 	return nil
 }
 
@@ -256,6 +303,9 @@ func runCreate(ctx context.Context, dockerCLI command.Cli, opts createOptions) e
 	}
 	ctx, rec := startRecord(ctx, dockerCLI, "create", opts.containers[0], opts.name)
 	rec.entry.Archive = opts.output
+	if opts.createImage != "" {
+		rec.entry.Archive = imageArchiveName(opts.createImage)
+	}
 	err := create(ctx, dockerCLI, opts)
 	rec.finish(ctx, err)
 	return err
@@ -327,6 +377,15 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	trace.step("helper image")
 	req := opts.dumpRequest(s.Info.DockerRootDir, 1, []inspect.ContainerInfo{info})
 	stderr := dockerCLI.Err()
+	if opts.imageRef != nil {
+		// The archive goes to a private folder first, uncompressed: its
+		// tar stream is the image's layer.
+		if opts.image, err = newImageOutput(ctx, s, opts.imageRef); err != nil {
+			return err
+		}
+		defer opts.image.remove()
+		opts.output, opts.compress = opts.image.archive(), archive.None
+	}
 	var dest *archiveOutput
 	if opts.output != "" || opts.archiveTo != nil {
 		if opts.archiveTo != nil {
@@ -406,6 +465,18 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		trace.step("archive kept")
 		trace.memory(res.Archive.PeakRSS)
 	}
+	if opts.image != nil {
+		if err := opts.image.load(ctx, s); err != nil {
+			if !opts.leaveRunning && !opts.holdStopped {
+				// CRIU left the processes stopped for the stop that now does
+				// not come: let them go on.
+				_ = dockerCLI.Client().ContainerKill(context.WithoutCancel(ctx), info.ID, "CONT")
+				return fmt.Errorf("checkpoint %q of container %q: %w; the container was resumed and keeps running", opts.name, info.Name, err)
+			}
+			return fmt.Errorf("checkpoint %q of container %q: %w", opts.name, info.Name, err)
+		}
+		trace.step("image loaded")
+	}
 	if !opts.leaveRunning && !opts.holdStopped {
 		if err := stopAfterDump(ctx, dockerCLI, info); err != nil {
 			return err
@@ -417,7 +488,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if opts.preDump {
 		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
 	}
-	if dest != nil {
+	if dest != nil && opts.image == nil {
 		fmt.Fprintf(stderr, "Archive written to %s: %s; %s.\n", dest.where(), describeArchive(res.Archive), dest.direct.How(true))
 		if opts.output == "-" || opts.archiveTo != nil {
 			return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
 )
 
 type exportOptions struct {
@@ -27,6 +29,11 @@ type exportOptions struct {
 	// changes and volume contents out.
 	ignoreRootfs  bool
 	ignoreVolumes bool
+	// createImage is --create-image (imageRef once parsed): a checkpoint
+	// image instead of an archive file.
+	createImage string
+	imageRef    reference.NamedTagged
+	compressSet bool
 }
 
 func newExportCommand(dockerCLI command.Cli) *cobra.Command {
@@ -39,18 +46,24 @@ func newExportCommand(dockerCLI command.Cli) *cobra.Command {
 			"again on any daemon, `restore --input` restores it; checkpointctl reads it.\n\n" +
 			"The archive also carries the container's volume contents and, when it runs,\n" +
 			"its filesystem changes, as they are now (what Docker's own restore into the\n" +
-			"container would find), unless --ignore-volumes or --ignore-rootfs.",
-		Example:               "  docker xcheckpoint export web warm -o warm.tar.zst\n  docker xcheckpoint export web warm > warm.tar.zst",
+			"container would find), unless --ignore-volumes or --ignore-rootfs.\n\n" +
+			"--create-image IMAGE writes it as a checkpoint image in the daemon's image store\n" +
+			"instead (see create --create-image): one uncompressed layer holding the archive's\n" +
+			"files. The image holds the container's memory, secrets included.",
+		Example: "  docker xcheckpoint export web warm -o warm.tar.zst\n  docker xcheckpoint export web warm > warm.tar.zst\n" +
+			"  docker xcheckpoint export --create-image registry.example.com/web:warm web warm",
 		Args:                  cli.ExactArgs(2),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.container, opts.name = args[0], args[1]
+			opts.compressSet = cmd.Flags().Changed("compress")
 			return runExport(cmd.Context(), dockerCLI, opts)
 		},
 		ValidArgsFunction: completeContainerThenCheckpoints(dockerCLI, false),
 	}
 	f := cmd.Flags()
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
+	f.StringVar(&opts.createImage, "create-image", "", "Write the checkpoint as a checkpoint image named IMAGE in the daemon's image store (it holds the container's memory)")
 	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "Leave the container's filesystem changes out of the archive")
 	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "Leave the contents of the container's volumes out of the archive")
 	addHelperImageFlag(f, &opts.helperImage)
@@ -65,12 +78,28 @@ func runExport(ctx context.Context, dockerCLI command.Cli, opts exportOptions) e
 	if err := archive.ValidateCompression(opts.compress); err != nil {
 		return usageError{err}
 	}
-	if opts.output == "" {
+	if opts.createImage != "" {
+		switch {
+		case opts.output != "":
+			return usageError{errors.New("--create-image and --output both say where the checkpoint goes: give one (the image holds the archive's files)")}
+		case opts.compressSet:
+			return usageError{errors.New("--compress applies to archives: a checkpoint image's layer is stored uncompressed (docker push compresses it)")}
+		}
+		ref, err := ckptimage.ParseRef(opts.createImage)
+		if err != nil {
+			return usageError{fmt.Errorf("invalid --create-image: %w", err)}
+		}
+		opts.imageRef = ref
+	}
+	if opts.output == "" && opts.imageRef == nil {
 		// As `docker save`: stdout, unless it is a terminal.
 		opts.output = "-"
 	}
 	ctx, rec := startRecord(ctx, dockerCLI, "export", opts.container, opts.name)
 	rec.entry.Archive = opts.output
+	if opts.createImage != "" {
+		rec.entry.Archive = imageArchiveName(opts.createImage)
+	}
 	err := export(ctx, dockerCLI, opts)
 	rec.finish(ctx, err)
 	return err
@@ -91,6 +120,14 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	ref := helperapi.ContainerRef{ID: raw.ID, Name: helperrun.TrimSlash(raw.Name)}
 	recordOf(ctx).container(ref.Name, ref.ID)
 	recordOf(ctx).daemonName(s.Info.Name)
+	var image *imageOutput
+	if opts.imageRef != nil {
+		if image, err = newImageOutput(ctx, s, opts.imageRef); err != nil {
+			return err
+		}
+		defer image.remove()
+		opts.output, opts.compress = image.archive(), archive.None
+	}
 	dest, err := newArchiveOutput(dockerCLI, opts.output, opts.quiet)
 	if err != nil {
 		return err
@@ -133,6 +170,12 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.lost())
 	}
 	recordOf(ctx).stored(opts.name, res.Bytes)
+	if image != nil {
+		if err := image.load(ctx, s); err != nil {
+			return fmt.Errorf("exporting checkpoint %q of container %q: %w", opts.name, ref.Name, err)
+		}
+		return nil
+	}
 	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs; %s.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds(), dest.direct.How(true))
 	return nil
 }

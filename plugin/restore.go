@@ -50,6 +50,9 @@ type restoreOptions struct {
 	printStats     bool
 	// input is an archive (restore --input FILE|-) instead of CONTAINER CHECKPOINT.
 	input string
+	// fromImage is a checkpoint image (restore --from-image REF) instead of
+	// CONTAINER CHECKPOINT.
+	fromImage string
 	// inputReader, set by migrate (with input "-"), is read instead of stdin.
 	inputReader io.Reader
 	// tcpClose restores established TCP connections as closed (migrate, to
@@ -73,7 +76,7 @@ type restoreOptions struct {
 func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	var opts restoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore [OPTIONS] CONTAINER CHECKPOINT | --input FILE|-",
+		Use:   "restore [OPTIONS] CONTAINER CHECKPOINT | --input FILE|- | --from-image IMAGE",
 		Short: "Restore a checkpoint into a new container",
 		Long: "Restore a checkpoint of CONTAINER into a new, ordinary container that resumes\n" +
 			"where CONTAINER was: same image, configuration, filesystem changes, volumes and\n" +
@@ -88,6 +91,11 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 			"-e`) and of the kubelet (CRI-O) restore too: the container is made from their\n" +
 			"config.dump and spec.dump, and their files, which no manifest lists, are checked\n" +
 			"for name, type and size only.\n\n" +
+			"With --from-image, the checkpoint comes from a checkpoint image on the daemon\n" +
+			"(create --create-image, or Podman's `podman container checkpoint --create-image`\n" +
+			"moved with podman save | docker load, or pulled from a registry): its one layer is\n" +
+			"read with docker save and restored as an archive is. The image is named by a flag,\n" +
+			"not by a lone argument, so that a missing CHECKPOINT is never taken for an image.\n\n" +
 			"The restore is refused when the checkpoint was taken on a CPU with instructions\n" +
 			"this host's lacks (a process using them would die of SIGILL): see --ignore-cpu.",
 		Example: "  docker xcheckpoint restore web warm\n" +
@@ -95,13 +103,17 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 			"  docker xcheckpoint restore --replace web warm\n" +
 			"  docker xcheckpoint restore --native web warm\n" +
 			"  docker xcheckpoint restore --input web.tar.zst --name web\n" +
+			"  docker xcheckpoint restore --from-image registry.example.com/web:warm --name web\n" +
 			"  docker -c laptop xcheckpoint create api -o - | docker -c server xcheckpoint restore --input - --name api",
 		Args: func(cmd *cobra.Command, args []string) error {
-			if opts.input != "" {
+			if opts.input != "" || opts.fromImage != "" {
 				if len(args) != 0 {
-					return fmt.Errorf("%q takes no CONTAINER or CHECKPOINT with --input: the archive holds both", cmd.CommandPath())
+					return fmt.Errorf("%q takes no CONTAINER or CHECKPOINT with --input or --from-image: the archive or image holds both", cmd.CommandPath())
 				}
 				return nil
+			}
+			if len(args) == 1 {
+				return fmt.Errorf("%w\nTo restore a checkpoint image, name it with --from-image: docker xcheckpoint restore --from-image IMAGE --name NAME", cli.ExactArgs(2)(cmd, args))
 			}
 			return cli.ExactArgs(2)(cmd, args)
 		},
@@ -131,6 +143,7 @@ func newRestoreCommand(dockerCLI command.Cli) *cobra.Command {
 	addCriuLogLevelFlag(f, &opts.logLevel)
 	f.BoolVar(&opts.printStats, "print-stats", false, "Print CRIU's restore statistics and the total time on stdout, instead of the name")
 	f.StringVarP(&opts.input, "input", "i", "", "Restore the checkpoint archive FILE (- for stdin) instead of a stored checkpoint")
+	f.StringVar(&opts.fromImage, "from-image", "", "Restore the checkpoint image IMAGE (create --create-image, podman container checkpoint --create-image) instead of a stored checkpoint")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "No progress bar while sending the archive (--input)")
 	f.BoolVar(&opts.ignoreCPU, "ignore-cpu", false, "Restore even when the checkpoint was taken on a CPU with instructions this host's CPU lacks")
 	f.StringVar(&opts.restart, "restart", "", "Restart policy of the new container instead of the original's (as docker run --restart)")
@@ -152,7 +165,14 @@ func parseWatch(v string) (time.Duration, error) {
 }
 
 func (o restoreOptions) validate() error {
-	if o.input != "" {
+	if o.input != "" && o.fromImage != "" {
+		return errors.New("--input and --from-image both name where the checkpoint comes from: give one")
+	}
+	if o.fromImage != "" {
+		if o.native || o.replace {
+			return errors.New("--from-image restores a checkpoint image into a new container: it cannot be combined with --native or --replace")
+		}
+	} else if o.input != "" {
 		if o.native || o.replace {
 			return errors.New("--input restores an archive into a new container: it cannot be combined with --native or --replace")
 		}
@@ -192,6 +212,9 @@ func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions)
 	}
 	ctx, rec := startRecord(ctx, dockerCLI, "restore", opts.container, opts.checkpoint)
 	rec.entry.Archive = opts.input
+	if opts.fromImage != "" {
+		rec.entry.Archive = imageArchiveName(opts.fromImage)
+	}
 	err = restore(ctx, dockerCLI, opts)
 	rec.finish(ctx, err)
 	return err
@@ -201,6 +224,9 @@ func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions)
 const restoreTimeout = 5 * time.Minute
 
 func restore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
+	if opts.fromImage != "" {
+		return restoreImage(ctx, dockerCLI, opts)
+	}
 	if opts.input != "" {
 		return restoreArchive(ctx, dockerCLI, opts)
 	}
