@@ -166,8 +166,8 @@ func (v *verifying) Read(p []byte) (int, error) {
 // config.dump and spec.dump, first and manifest.json last. Podman's layers
 // list files by name, CRIU's images (checkpoint/) before config.dump: what
 // comes before the first files is spooled into a private file of spoolDir,
-// removed by Close. Entries named "./x" are renamed "x" and the layer's root
-// entry ("./") left out. Everything is read from layer, its tail too, so
+// removed by Close. Entries named "./x" are renamed "x", folders get their
+// trailing slash, and the layer's root entry ("./") is left out. Everything is read from layer, its tail too, so
 // that a verifying reader reaches its end.
 func Reorder(layer io.Reader, spoolDir string) (*Stream, error) {
 	var rec bytes.Buffer
@@ -273,6 +273,9 @@ func reorder(tr *tar.Reader, tw *tar.Writer, sp *spool) error {
 		name := strings.TrimPrefix(hdr.Name, "./")
 		if name == "" || name == "." || name == "/" {
 			continue // the layer's root
+		}
+		if hdr.Typeflag == tar.TypeDir && !strings.HasSuffix(name, "/") {
+			name += "/" // containers/storage writes folders without it
 		}
 		hdr.Name = name
 		if hdr.Typeflag == tar.TypeReg && (name == archive.ManifestName || (!flushed && isHead(name))) {
