@@ -108,8 +108,9 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 			"store, as Podman's --create-image does: one uncompressed layer holding the archive's\n" +
 			"files, with the annotations Podman, CRI-O and containerd read (also as labels).\n" +
 			"`docker push` carries it through a registry; `restore --from-image` and\n" +
-			"`podman container restore IMAGE` restore it. The image holds the container's\n" +
-			"memory, secrets included: push it only where you would keep a core dump.",
+			"`podman container restore IMAGE` restore it. With --output FILE the image goes to\n" +
+			"FILE instead, as docker load and podman load take it. The image holds the\n" +
+			"container's memory, secrets included: push it only where you would keep a core dump.",
 		Example: "  docker xcheckpoint create web warm\n" +
 			"  docker xcheckpoint create --tcp-established api\n" +
 			"  docker xcheckpoint create --leave-running=false web before-upgrade\n" +
@@ -187,7 +188,7 @@ func newCreateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.autoDedup, "auto-dedup", false, "With --parent: remove from the parent the pages this checkpoint replaces")
 	f.IntVar(&opts.parallel, "parallel", 0, "How many containers to checkpoint at the same time (default: the daemon host's CPU count)")
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
-	f.StringVar(&opts.createImage, "create-image", "", "Make the checkpoint a checkpoint image named IMAGE in the daemon's image store (it holds the container's memory)")
+	f.StringVar(&opts.createImage, "create-image", "", "Make the checkpoint a checkpoint image named IMAGE in the daemon's image store, or with --output in a file as docker load and podman load take it (it holds the container's memory)")
 	f.BoolVar(&opts.keep, "keep", false, "With --output or --create-image: also store the checkpoint in Docker's checkpoint store on the daemon host")
 	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "With --output or --create-image: leave the container's filesystem changes out of the archive")
 	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "With --output or --create-image: leave the contents of volumes out of the archive")
@@ -267,8 +268,8 @@ func (o *createOptions) validate(now time.Time) error {
 // validateImage checks --create-image against the other options.
 func (o *createOptions) validateImage() error {
 	switch {
-	case o.output != "":
-		return errors.New("--create-image and --output both say where the checkpoint goes: give one (the image holds the archive's files)")
+	case o.output != "" && outputFolder(o.output):
+		return errors.New("--create-image with --output writes one image's tarball: name a file, not a folder")
 	case o.batch:
 		return errors.New("--create-image makes one container's checkpoint image: name one container")
 	case o.preDump || o.parent != "":
@@ -380,7 +381,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if opts.imageRef != nil {
 		// The archive goes to a private folder first, uncompressed: its
 		// tar stream is the image's layer.
-		if opts.image, err = newImageOutput(ctx, s, opts.imageRef); err != nil {
+		if opts.image, err = newImageOutput(ctx, s, opts.imageRef, opts.output); err != nil {
 			return err
 		}
 		defer opts.image.remove()
@@ -465,8 +466,9 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		trace.step("archive kept")
 		trace.memory(res.Archive.PeakRSS)
 	}
+	imageDone := ""
 	if opts.image != nil {
-		if err := opts.image.load(ctx, s); err != nil {
+		if imageDone, err = opts.image.finish(ctx, s); err != nil {
 			if !opts.leaveRunning && !opts.holdStopped {
 				// CRIU left the processes stopped for the stop that now does
 				// not come: let them go on.
@@ -475,7 +477,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			}
 			return fmt.Errorf("checkpoint %q of container %q: %w", opts.name, info.Name, err)
 		}
-		trace.step("image loaded")
+		trace.step("image made")
 	}
 	if !opts.leaveRunning && !opts.holdStopped {
 		if err := stopAfterDump(ctx, dockerCLI, info); err != nil {
@@ -488,7 +490,12 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	if opts.preDump {
 		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
 	}
-	if dest != nil && opts.image == nil {
+	if imageDone != "" {
+		fmt.Fprintln(stderr, imageDone)
+		if opts.image.file == "-" {
+			return nil
+		}
+	} else if dest != nil {
 		fmt.Fprintf(stderr, "Archive written to %s: %s; %s.\n", dest.where(), describeArchive(res.Archive), dest.direct.How(true))
 		if opts.output == "-" || opts.archiveTo != nil {
 			return nil

@@ -49,7 +49,8 @@ func newExportCommand(dockerCLI command.Cli) *cobra.Command {
 			"container would find), unless --ignore-volumes or --ignore-rootfs.\n\n" +
 			"--create-image IMAGE writes it as a checkpoint image in the daemon's image store\n" +
 			"instead (see create --create-image): one uncompressed layer holding the archive's\n" +
-			"files. The image holds the container's memory, secrets included.",
+			"files; with --output too, into that file as docker load and podman load take it.\n" +
+			"The image holds the container's memory, secrets included.",
 		Example: "  docker xcheckpoint export web warm -o warm.tar.zst\n  docker xcheckpoint export web warm > warm.tar.zst\n" +
 			"  docker xcheckpoint export --create-image registry.example.com/web:warm web warm",
 		Args:                  cli.ExactArgs(2),
@@ -63,7 +64,7 @@ func newExportCommand(dockerCLI command.Cli) *cobra.Command {
 	}
 	f := cmd.Flags()
 	addArchiveOutputFlags(f, &opts.output, &opts.compress, &opts.quiet)
-	f.StringVar(&opts.createImage, "create-image", "", "Write the checkpoint as a checkpoint image named IMAGE in the daemon's image store (it holds the container's memory)")
+	f.StringVar(&opts.createImage, "create-image", "", "Write the checkpoint as a checkpoint image named IMAGE in the daemon's image store, or with --output in a file as docker load and podman load take it (it holds the container's memory)")
 	f.BoolVar(&opts.ignoreRootfs, "ignore-rootfs", false, "Leave the container's filesystem changes out of the archive")
 	f.BoolVar(&opts.ignoreVolumes, "ignore-volumes", false, "Leave the contents of the container's volumes out of the archive")
 	addHelperImageFlag(f, &opts.helperImage)
@@ -80,8 +81,6 @@ func runExport(ctx context.Context, dockerCLI command.Cli, opts exportOptions) e
 	}
 	if opts.createImage != "" {
 		switch {
-		case opts.output != "":
-			return usageError{errors.New("--create-image and --output both say where the checkpoint goes: give one (the image holds the archive's files)")}
 		case opts.compressSet:
 			return usageError{errors.New("--compress applies to archives: a checkpoint image's layer is stored uncompressed (docker push compresses it)")}
 		}
@@ -122,7 +121,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	recordOf(ctx).daemonName(s.Info.Name)
 	var image *imageOutput
 	if opts.imageRef != nil {
-		if image, err = newImageOutput(ctx, s, opts.imageRef); err != nil {
+		if image, err = newImageOutput(ctx, s, opts.imageRef, opts.output); err != nil {
 			return err
 		}
 		defer image.remove()
@@ -171,9 +170,11 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	}
 	recordOf(ctx).stored(opts.name, res.Bytes)
 	if image != nil {
-		if err := image.load(ctx, s); err != nil {
+		done, err := image.finish(ctx, s)
+		if err != nil {
 			return fmt.Errorf("exporting checkpoint %q of container %q: %w", opts.name, ref.Name, err)
 		}
+		fmt.Fprintln(dockerCLI.Err(), done)
 		return nil
 	}
 	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs; %s.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds(), dest.direct.How(true))

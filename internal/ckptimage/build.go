@@ -278,15 +278,13 @@ type Loaded struct {
 	Size        int64
 }
 
-// Load makes a checkpoint image named ref on the daemon from the
-// uncompressed checkpoint archive f (written by create --output or export),
-// through the API (docker load): nothing is pushed or pulled. host gives
-// what the archive does not (architecture, kernel, cgroup version).
-func Load(ctx context.Context, api API, f *os.File, ref reference.NamedTagged, host Meta, now time.Time) (Loaded, error) {
-	name := reference.FamiliarString(ref)
-	if err := CheckTarget(ctx, api, ref); err != nil {
-		return Loaded{}, err
-	}
+// Write writes the checkpoint image named ref, made from the uncompressed
+// checkpoint archive f (written by create --output or export), on w as a
+// tarball that `docker load` and `podman load` both take (an OCI layout,
+// whose manifest keeps the annotations, with Docker's manifest.json beside
+// it). host gives what the archive does not (architecture, kernel, cgroup
+// version).
+func Write(w io.Writer, f *os.File, ref reference.NamedTagged, host Meta, now time.Time) (Loaded, error) {
 	m, err := MetaOf(f)
 	if err != nil {
 		return Loaded{}, err
@@ -300,29 +298,54 @@ func Load(ctx context.Context, api API, f *os.File, ref reference.NamedTagged, h
 	if err != nil {
 		return Loaded{}, err
 	}
+	if err := writeTarball(w, f, li, ref, m, now); err != nil {
+		return Loaded{}, err
+	}
+	return Loaded{Ref: reference.FamiliarString(ref), LayerDigest: li.digest.String(), Size: li.size}, nil
+}
+
+// Load makes the checkpoint image named ref on the daemon (Write's tarball,
+// through the API: docker load); nothing is pushed or pulled.
+func Load(ctx context.Context, api API, f *os.File, ref reference.NamedTagged, host Meta, now time.Time) (Loaded, error) {
+	name := reference.FamiliarString(ref)
+	if err := CheckTarget(ctx, api, ref); err != nil {
+		return Loaded{}, err
+	}
 	pr, pw := io.Pipe()
+	type written struct {
+		l   Loaded
+		err error
+	}
+	wrote := make(chan written, 1)
 	go func() {
-		pw.CloseWithError(writeTarball(pw, f, li, ref, m, now))
+		l, err := Write(pw, f, ref, host, now)
+		pw.CloseWithError(err)
+		wrote <- written{l, err}
 	}()
 	resp, err := api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
+	if err == nil {
+		err = jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
+		resp.Body.Close()
+	}
+	// Whatever the daemon did not read ends the writer.
+	pr.CloseWithError(errors.New("the daemon stopped reading the image"))
+	w := <-wrote
 	if err != nil {
-		pr.CloseWithError(err)
 		return Loaded{}, fmt.Errorf("loading image %s into the daemon: %w", name, err)
 	}
-	defer resp.Body.Close()
-	err = jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
-	pr.CloseWithError(errors.New("the daemon stopped reading"))
-	if err != nil {
-		return Loaded{}, fmt.Errorf("loading image %s into the daemon: %w", name, err)
+	if w.err != nil {
+		return Loaded{}, fmt.Errorf("loading image %s into the daemon: %w", name, w.err)
 	}
+	l := w.l
 	img, err := api.ImageInspect(ctx, name)
 	if err != nil {
 		return Loaded{}, fmt.Errorf("the daemon loaded image %s but does not show it: %w", name, err)
 	}
-	if img.RootFS.Type != "layers" || len(img.RootFS.Layers) != 1 || img.RootFS.Layers[0] != li.digest.String() {
-		return Loaded{}, fmt.Errorf("the daemon loaded image %s, but it is not the checkpoint's (layers %v, want %s)", name, img.RootFS.Layers, li.digest)
+	if img.RootFS.Type != "layers" || len(img.RootFS.Layers) != 1 || img.RootFS.Layers[0] != l.LayerDigest {
+		return Loaded{}, fmt.Errorf("the daemon loaded image %s, but it is not the checkpoint's (layers %v, want %s)", name, img.RootFS.Layers, l.LayerDigest)
 	}
-	return Loaded{Ref: name, ID: img.ID, LayerDigest: li.digest.String(), Size: li.size}, nil
+	l.ID = img.ID
+	return l, nil
 }
 
 // shortID is the 12-character form Docker shows of an image ID.
