@@ -165,7 +165,7 @@ func restoreImage(ctx context.Context, dockerCLI command.Cli, opts restoreOption
 	fmt.Fprintf(dockerCLI.Err(), "Reading checkpoint image %s (%s) from the daemon.\n", opts.fromImage, strings.Join(what, ", "))
 	opts.input, opts.inputReader = imageArchiveName(opts.fromImage), img
 	err = restoreArchive(ctx, dockerCLI, opts)
-	if n := img.Spooled(); n > 0 {
+	if n := img.Spooled(); n > 0 && err == nil {
 		fmt.Fprintf(dockerCLI.Err(), "(%s of the image's layer came before the files describing its container and was kept in a private temporary file meanwhile, now removed.)\n", units.HumanSize(float64(n)))
 	}
 	return err

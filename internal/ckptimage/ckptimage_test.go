@@ -152,6 +152,7 @@ func TestReorderRefuses(t *testing.T) {
 		want  string
 	}{
 		{"not a tar", []byte("{}"), "not a tar stream"},
+		{"a plain image", tarOf(t, []file{{name: "bin/", dir: true}, {name: "bin/sh", body: "elf"}}), "not a checkpoint image"},
 		{"config twice", tarOf(t, []file{{name: "checkpoint/", dir: true}, {name: "config.dump", body: "{}"}, {name: "config.dump", body: "{}"}}), "appears twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,7 +162,7 @@ func TestReorderRefuses(t *testing.T) {
 				st.Close()
 			}
 			assert.ErrorContains(t, err, tc.want)
-			assert.Check(t, errors.Is(err, archive.ErrInvalid))
+			assert.Check(t, errors.Is(err, archive.ErrInvalid) || errors.Is(err, ErrNotCheckpoint))
 		})
 	}
 }

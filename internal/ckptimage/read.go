@@ -278,6 +278,11 @@ func reorder(tr *tar.Reader, tw *tar.Writer, sp *spool) error {
 			name += "/" // containers/storage writes folders without it
 		}
 		hdr.Name = name
+		if !inLayout(name) {
+			// A plain image (its layer holds bin/, etc/...): say so before
+			// spooling all of it.
+			return fmt.Errorf("%w: its layer holds %q, which no checkpoint archive has", ErrNotCheckpoint, name)
+		}
 		if hdr.Typeflag == tar.TypeReg && (name == archive.ManifestName || (!flushed && isHead(name))) {
 			if hdr.Size > maxHead {
 				return fmt.Errorf("%w: %s is %d bytes, more than a checkpoint's can be (%d)", archive.ErrInvalid, name, hdr.Size, maxHead)
@@ -327,6 +332,23 @@ func reorder(tr *tar.Reader, tw *tar.Writer, sp *spool) error {
 		}
 	}
 	return tw.Close()
+}
+
+// layoutTop are the top-level names of checkpoint archives, ours and other
+// engines' (archive/layout.go); the archive reader checks the rest.
+var layoutTop = map[string]bool{
+	archive.CheckpointDir: true, archive.VolumesDir: true, archive.ArtifactsDir: true, archive.PreCheckpointDir: true,
+	archive.DockerContainer: true, archive.ConfigDump: true, archive.SpecDump: true, archive.NetworkStatus: true,
+	archive.StatsDump: true, archive.DumpLog: true, archive.ContainerJSON: true, archive.RootfsDiff: true,
+	archive.DeletedFiles: true, archive.ManifestName: true, archive.DevShmTar: true, archive.PodmanLog: true,
+	archive.CRIOLog: true, archive.CRIOStatus: true, archive.CRIOConfig: true, archive.PodOptions: true,
+	archive.PodDump: true, archive.StatsRestore: true, archive.RestoreLog: true,
+}
+
+// inLayout tells whether a layer's entry could belong to a checkpoint.
+func inLayout(name string) bool {
+	top, _, _ := strings.Cut(name, "/")
+	return layoutTop[top]
 }
 
 func isHead(name string) bool {
