@@ -230,7 +230,7 @@ func TestArchiveBadOptions(t *testing.T) {
 	assert.Check(t, r.exit != 0)
 	assert.Check(t, is.Contains(r.stderr, `invalid --compress "xz": want one of zstd, gzip, none`))
 	r = xcheckpoint(t, "create", "--keep", src)
-	assert.Check(t, is.Contains(r.stderr, "apply to --output only"))
+	assert.Check(t, is.Contains(r.stderr, "apply to --output and --create-image only"))
 	r = xcheckpoint(t, "import", "/nonexistent.tar.zst", "--container", src)
 	assert.Check(t, r.exit != 0)
 	assert.Check(t, is.Contains(r.stderr, "opening the archive"))
