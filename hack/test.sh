@@ -42,7 +42,8 @@ step "end-to-end tests against Docker 28.5 (Debian forky), overlay2 and the cont
 # namespace, the image store, images without /tmp, a restored container
 # started afresh under runc 1.3's seccomp and capabilities and the restore
 # volume of the containerd store, --watch against its wait under a restart
-# policy). Where a test verifies a
+# policy, checkpoint images in both image stores: the containerd store keeps
+# their annotations and gives them another ID). Where a test verifies a
 # checkpoint with Docker's own restore, which fails there for every checkpoint
 # (moby issue 50750), the archive tests restore it with ours instead and the
 # others skip, saying why.
