@@ -165,7 +165,9 @@ func TestRestoreFromImageRefusals(t *testing.T) {
 // image's tarball; podman load takes it with its annotations (Podman 4.3
 // refuses an image without io.podman...runtime.name, which Docker's classic
 // store drops from an image in its store), and `podman container restore
-// IMAGE` continues the counter there.
+// IMAGE` continues the counter there. On the containerd image store, which
+// keeps the annotations, the image in the daemon goes to Podman too (docker
+// save | podman load).
 func TestPodmanRestoresOurImage(t *testing.T) {
 	podman(t)
 	podmanImage(t, busybox)
@@ -181,13 +183,32 @@ func TestPodmanRestoresOurImage(t *testing.T) {
 	st, err := os.Stat(file)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o600)))
-
 	l := runPodman(t, "load", "-i", file)
 	assert.Equal(t, l.exit, 0, "%s", l)
-	name := testContainerName(t, "podman")
+	podmanRestoresImage(t, "docker.io/"+ref, "podman", atStart, atEnd)
+
+	if !strings.Contains(docker(t, "info", "-f", "{{json .DriverStatus}}"), "io.containerd.snapshotter") {
+		return
+	}
+	ref2 := testImageName(t, "store-to-podman")
+	atStart = last(t, src)
+	r = xcheckpoint(t, "create", "--create-image", ref2, src, "store-to-podman")
+	atEnd = last(t, src)
+	assert.Equal(t, r.exit, 0, "%s", r)
+	l = runEnv(t, nil, "sh", "-c", "docker save "+ref2+" | DOCKER_CONFIG= podman load")
+	assert.Equal(t, l.exit, 0, "%s", l)
+	podmanRestoresImage(t, "docker.io/"+ref2, "podman-store", atStart, atEnd)
+}
+
+// podmanRestoresImage restores a checkpoint image in Podman and checks that
+// the counter continues from the checkpoint, taken while it went from
+// atStart to atEnd.
+func podmanRestoresImage(t *testing.T, ref, suffix string, atStart, atEnd int) {
+	t.Helper()
+	name := testContainerName(t, suffix)
 	_ = exec.Command("podman", "rm", "-f", name).Run()
 	t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", name).Run() })
-	p := runPodman(t, "container", "restore", "--name", name, "docker.io/"+ref)
+	p := runPodman(t, "container", "restore", "--name", name, ref)
 	assert.Equal(t, p.exit, 0, "%s", p)
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		if c := podmanCounters(t, name); len(c) >= 2 {
