@@ -1,6 +1,10 @@
 package helperapi
 
-import "github.com/xcheckpoint/docker-xcheckpoint/cpu"
+import (
+	"time"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
+)
 
 // Restore into a new container works in two places:
 //
@@ -46,6 +50,11 @@ const (
 	// the filters a program started afresh gets, as the original had them.
 	SeccompFile = "seccomp.json"
 )
+
+// PlanTimeout bounds the supervisor's wait for the restore plan: the plugin
+// starts the new container while the stage helper is still staging the
+// checkpoint into it. A stage helper that waits for the verdict waits longer.
+const PlanTimeout = 10 * time.Minute
 
 // SupervisorCommand is the new container's entrypoint, the supervisor
 // started with the restore folder, then CommandSeparator: the container's
