@@ -20,7 +20,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
@@ -208,12 +207,9 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the work folder: %v", err)}
 	}
 	defer imgDir.Close()
-	opts, err := criu.DumpOpts(info, facts, req.Options, int(imgDir.Fd()))
+	opts, err := criu.DumpOpts(info, facts, criuDumpOptions(req.Options, parentDir), int(imgDir.Fd()))
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
-	}
-	if parentDir != "" {
-		opts.ParentImg = proto.String(parentDir)
 	}
 
 	var dumpErr error
@@ -261,7 +257,7 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		ContainerRunning: req.Options.LeaveRunning || req.Options.PreDump,
 	}
 	if st, err := criu.ReadStats(tmp); err == nil {
-		res.Stats = st
+		res.Stats = wireDumpStats(st)
 	} else {
 		em.ProgressFor(info.ID, "warning: %v", err)
 	}

@@ -61,10 +61,8 @@ func saveSeccomp(dir, images string) error {
 	if err != nil {
 		return fmt.Errorf("reading the original's seccomp filters from the checkpoint: %w", err)
 	}
-	if chain == nil {
-		chain = []helperapi.SeccompFilter{} // unconfined, said so
-	}
-	return writeJSON(filepath.Join(dir, helperapi.SeccompFile), chain)
+	// An empty chain, not null: unconfined, said so.
+	return writeJSON(filepath.Join(dir, helperapi.SeccompFile), wireSeccomp(chain))
 }
 
 // startAfresh replaces the supervisor with the original program, as Docker

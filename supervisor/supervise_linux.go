@@ -181,7 +181,7 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if changed := criu.AdaptCgroupMounts(plan.ExtMounts, func(p string) bool { _, err := os.Stat(p); return err == nil }); len(changed) > 0 {
 		notes = append(notes, fmt.Sprintf("the checkpoint comes from a cgroup v1 host: the restored processes find this container's cgroup v2 %s at %s", criu.CgroupRoot, strings.Join(changed, ", ")))
 	}
-	opts, err := criu.RestoreOpts(plan, criu.RestoreFDs{ImagesDir: imgDir, WorkDir: workDir, NetNS: fds.NetNS, Stdio: fds.Stdio})
+	opts, err := criu.RestoreOpts(restoreSpec(plan), criu.RestoreFDs{ImagesDir: imgDir, WorkDir: workDir, NetNS: fds.NetNS, Stdio: fds.Stdio})
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
 	}
@@ -216,12 +216,8 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if st == nil {
 		st, _ = criu.ReadRestoreStats(images)
 	}
-	if st == nil {
-		st = &helperapi.RestoreStats{}
-	}
-	st.CriuUs = elapsed.Microseconds()
 	_ = os.RemoveAll(images)
-	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st, Notes: notes})
+	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: wireRestoreStats(st, elapsed.Microseconds()), Notes: notes})
 	return pid, nil
 }
 
