@@ -25,6 +25,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 // Names inside a container's folder under the Docker root.
@@ -121,7 +122,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 		}()
 	}
 	for _, info := range req.Containers {
-		queue <- info
+		queue <- wireinfo.FromWire(info)
 	}
 	close(queue)
 	wg.Wait()
