@@ -65,12 +65,17 @@ const PlanTimeout = 10 * time.Minute
 // even staged: a restore of established TCP connections into a namespace of
 // its own asks for it.
 func SupervisorCommand(lockNetwork bool) []string {
-	cmd := []string{RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise"}
+	cmd := []string{RuntimeMountpoint + "/local/bin/xcheckpoint-helper", SuperviseCommand}
 	if lockNetwork {
 		cmd = append(cmd, SuperviseLockNetwork)
 	}
 	return append(cmd, RestoreMountpoint, CommandSeparator)
 }
+
+// SuperviseCommand is the helper binary's argument that makes it the
+// supervisor (package supervisor); a dump recognises a restored container's
+// PID 1 by it.
+const SuperviseCommand = "supervise"
 
 // CommandSeparator ends the supervisor's own arguments; the original
 // program's command line follows.

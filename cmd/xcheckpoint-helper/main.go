@@ -42,7 +42,7 @@ func main() {
 	}
 	// PID 1 of a restored container: no helper protocol on stdout (it is the
 	// container's log), signals forwarded to the restored tree.
-	if len(os.Args) >= 3 && os.Args[1] == "supervise" {
+	if len(os.Args) >= 3 && os.Args[1] == helperapi.SuperviseCommand {
 		os.Exit(supervisor.Main(os.Args[2:]))
 	}
 	// The helper is its container's PID 1: without handlers it would ignore the
