@@ -19,8 +19,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // pageSize is the size of the pages CRIU counts (x86_64 and arm64 with 4K pages).
@@ -94,7 +92,7 @@ func explore[T any](what string, f func() (T, error)) (v T, err error) {
 
 // DescribeProcesses decodes the process tree with each process's command,
 // threads, memory, open files and sockets, parents before children.
-func DescribeProcesses(dir string) ([]helperapi.Process, error) {
+func DescribeProcesses(dir string) ([]Process, error) {
 	// Decoded alone first so that a damaged tree is reported by file name.
 	if _, err := CountProcesses(dir); err != nil {
 		return nil, err
@@ -115,16 +113,16 @@ func DescribeProcesses(dir string) ([]helperapi.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[uint32][]helperapi.OpenFile{}
+	files := map[uint32][]OpenFile{}
 	for _, fd := range fds {
 		for _, f := range fd.Files {
-			files[fd.PId] = append(files[fd.PId], helperapi.OpenFile{FD: f.Fd, Type: f.Type, Path: f.Path})
+			files[fd.PId] = append(files[fd.PId], OpenFile{FD: f.Fd, Type: f.Type, Path: f.Path})
 		}
 	}
-	sockets := map[uint32][]helperapi.Socket{}
+	sockets := map[uint32][]Socket{}
 	for _, sk := range sks {
 		for _, s := range sk.Sockets {
-			out := helperapi.Socket{FD: s.Fd, Family: s.Family, Protocol: s.Protocol, Type: s.Type, State: s.State}
+			out := Socket{FD: s.Fd, Family: s.Family, Protocol: s.Protocol, Type: s.Type, State: s.State}
 			if s.SrcAddr != "" || s.SrcPort != 0 {
 				out.Local = hostPort(s.SrcAddr, s.SrcPort)
 			}
@@ -152,14 +150,14 @@ func DescribeProcesses(dir string) ([]helperapi.Process, error) {
 	if err := walkMem(root); err != nil {
 		return nil, err
 	}
-	var out []helperapi.Process
+	var out []Process
 	var walk func(p *crit.PsTree, ppid uint32)
 	walk = func(p *crit.PsTree, ppid uint32) {
 		threads := 1
 		if p.Process != nil && len(p.Process.GetThreads()) > 0 {
 			threads = len(p.Process.GetThreads())
 		}
-		out = append(out, helperapi.Process{
+		out = append(out, Process{
 			PID: p.PID, PPID: ppid, Command: p.Comm, Threads: threads,
 			Memory: memory[p.PID], Files: files[p.PID], Sockets: sockets[p.PID],
 		})
@@ -244,12 +242,12 @@ func hostPort(addr string, port uint32) string {
 }
 
 // DescribeMounts decodes the mounts of the dumped mount namespaces.
-func DescribeMounts(dir string) ([]helperapi.CheckpointMount, error) {
+func DescribeMounts(dir string) ([]Mount, error) {
 	matches, err := filepath.Glob(filepath.Join(dir, "mountpoints-*.img"))
 	if err != nil {
 		return nil, err
 	}
-	var out []helperapi.CheckpointMount
+	var out []Mount
 	for _, m := range matches {
 		img, err := decodeImage(dir, filepath.Base(m), &mnt.MntEntry{})
 		if err != nil {
@@ -268,7 +266,7 @@ func DescribeMounts(dir string) ([]helperapi.CheckpointMount, error) {
 				// CRIU does not type what it did not dump: an external bind.
 				fstype = "bind"
 			}
-			out = append(out, helperapi.CheckpointMount{
+			out = append(out, Mount{
 				Mountpoint: "/" + strings.TrimPrefix(strings.TrimPrefix(me.GetMountpoint(), "."), "/"),
 				FSType:     fstype,
 				Source:     me.GetSource(),

@@ -18,7 +18,6 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
 
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
@@ -160,7 +159,7 @@ func extKeys(m []*rpc.ExtMountMap) []string {
 	return out
 }
 
-var defaultOptions = helperapi.DumpOptions{
+var defaultOptions = DumpOptions{
 	LeaveRunning:      true,
 	TCPEstablished:    true,
 	ShellJob:          true,
@@ -481,7 +480,7 @@ func TestDumpOptsLeaveRunning(t *testing.T) {
 
 func TestDumpOptsUserOptions(t *testing.T) {
 	s := loadSample(t, "cgroupv1")
-	o := helperapi.DumpOptions{FileLocks: true, ManageCgroupsMode: "ignore", LogLevel: 0}
+	o := DumpOptions{FileLocks: true, ManageCgroupsMode: "ignore", LogLevel: 0}
 	opts, err := DumpOpts(s.info, s.facts(t), o, 3)
 	assert.NilError(t, err)
 	assert.Check(t, opts.GetFileLocks())
@@ -504,32 +503,32 @@ func TestDumpOptsErrors(t *testing.T) {
 	s := loadSample(t, "cgroupv1")
 	testCases := []struct {
 		doc           string
-		modify        func(*inspect.ContainerInfo, *ProcFacts, *helperapi.DumpOptions)
+		modify        func(*inspect.ContainerInfo, *ProcFacts, *DumpOptions)
 		expectedError string
 	}{
 		{
 			doc:           "bad cgroup mode",
-			modify:        func(_ *inspect.ContainerInfo, _ *ProcFacts, o *helperapi.DumpOptions) { o.ManageCgroupsMode = "hard" },
+			modify:        func(_ *inspect.ContainerInfo, _ *ProcFacts, o *DumpOptions) { o.ManageCgroupsMode = "hard" },
 			expectedError: `unknown cgroup mode "hard" (want one of soft, full, strict, ignore)`,
 		},
 		{
 			doc:           "log level too high",
-			modify:        func(_ *inspect.ContainerInfo, _ *ProcFacts, o *helperapi.DumpOptions) { o.LogLevel = 5 },
+			modify:        func(_ *inspect.ContainerInfo, _ *ProcFacts, o *DumpOptions) { o.LogLevel = 5 },
 			expectedError: "log level 5 out of range 0..4",
 		},
 		{
 			doc:           "negative log level",
-			modify:        func(_ *inspect.ContainerInfo, _ *ProcFacts, o *helperapi.DumpOptions) { o.LogLevel = -1 },
+			modify:        func(_ *inspect.ContainerInfo, _ *ProcFacts, o *DumpOptions) { o.LogLevel = -1 },
 			expectedError: "log level -1 out of range 0..4",
 		},
 		{
 			doc:           "no pid",
-			modify:        func(i *inspect.ContainerInfo, _ *ProcFacts, _ *helperapi.DumpOptions) { i.PID = 0 },
+			modify:        func(i *inspect.ContainerInfo, _ *ProcFacts, _ *DumpOptions) { i.PID = 0 },
 			expectedError: `container "v1sample-sample" has no process id`,
 		},
 		{
 			doc:           "no freezer cgroup",
-			modify:        func(_ *inspect.ContainerInfo, f *ProcFacts, _ *helperapi.DumpOptions) { f.Cgroups = f.Cgroups[:1] },
+			modify:        func(_ *inspect.ContainerInfo, f *ProcFacts, _ *DumpOptions) { f.Cgroups = f.Cgroups[:1] },
 			expectedError: `container "v1sample-sample": no freezer cgroup`,
 		},
 	}
@@ -563,8 +562,8 @@ func TestParseCgroupMode(t *testing.T) {
 			assert.Check(t, is.Equal(got, tc.want))
 		})
 	}
-	// Every mode the plugin offers is one CRIU knows.
-	for _, m := range helperapi.CgroupModes {
+	// Every mode offered is one CRIU knows.
+	for _, m := range CgroupModes {
 		_, err := ParseCgroupMode(m)
 		assert.Check(t, err, "mode %q", m)
 	}
@@ -588,11 +587,15 @@ func TestDumpOptsIncremental(t *testing.T) {
 	assert.Check(t, opts.LeaveStopped == nil, "a pre-dump never stops the container")
 
 	child := defaultOptions
-	child.Parent = "pre"
-	child.AutoDedup = true
+	child.ParentImages = "/var/lib/docker/containers/abc/checkpoints/pre"
 	opts, err = DumpOpts(s.info, s.facts(t), child, 7)
 	assert.NilError(t, err)
 	assert.Check(t, opts.GetTrackMem())
 	assert.Check(t, opts.AutoDedup == nil, "deduplication runs after the dump (Dedup), not while the container is frozen")
-	assert.Check(t, opts.ParentImg == nil, "the helper sets the parent's path, DumpOpts does not guess it")
+	assert.Check(t, is.Equal(opts.GetParentImg(), "/var/lib/docker/containers/abc/checkpoints/pre"))
+
+	opts, err = DumpOpts(s.info, s.facts(t), defaultOptions, 7)
+	assert.NilError(t, err)
+	assert.Check(t, !opts.GetTrackMem(), "a full dump tracks no memory")
+	assert.Check(t, opts.ParentImg == nil)
 }

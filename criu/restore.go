@@ -7,12 +7,10 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // RestoreLogFile is the name of CRIU's restore log in the work folder.
-const RestoreLogFile = helperapi.RestoreLogFile
+const RestoreLogFile = "restore.log"
 
 // RestoreFDs are the descriptors the supervisor hands to CRIU (inherited, not
 // close-on-exec): the new container's network namespace and its stdio.
@@ -29,24 +27,24 @@ type RestoreFDs struct {
 // the supervisor runs in: its root filesystem, its cgroups (left alone, so
 // Docker's limits and stats apply), its network namespace and its log pipes.
 // The restored tree becomes the supervisor's child (rst_sibling).
-func RestoreOpts(plan helperapi.RestorePlan, fds RestoreFDs) (*rpc.CriuOpts, error) {
-	if plan.Options.LogLevel < 0 || plan.Options.LogLevel > 4 {
-		return nil, fmt.Errorf("log level %d out of range 0..4", plan.Options.LogLevel)
+func RestoreOpts(plan RestoreSpec, fds RestoreFDs) (*rpc.CriuOpts, error) {
+	if plan.LogLevel < 0 || plan.LogLevel > 4 {
+		return nil, fmt.Errorf("log level %d out of range 0..4", plan.LogLevel)
 	}
 	mode := rpc.CriuCgMode_IGNORE
 	opts := &rpc.CriuOpts{
 		ImagesDirFd:       proto.Int32(int32(fds.ImagesDir)),
 		WorkDirFd:         proto.Int32(int32(fds.WorkDir)),
-		LogLevel:          proto.Int32(int32(plan.Options.LogLevel)),
+		LogLevel:          proto.Int32(int32(plan.LogLevel)),
 		LogFile:           proto.String(RestoreLogFile),
 		Root:              proto.String("/"),
 		RstSibling:        proto.Bool(true),
 		ManageCgroups:     proto.Bool(true),
 		ManageCgroupsMode: &mode,
 		ShellJob:          proto.Bool(true),
-		TcpEstablished:    proto.Bool(plan.Options.TCPEstablished && !plan.Options.TCPClose),
-		TcpClose:          proto.Bool(plan.Options.TCPClose),
-		FileLocks:         proto.Bool(plan.Options.FileLocks),
+		TcpEstablished:    proto.Bool(plan.TCPEstablished && !plan.TCPClose),
+		TcpClose:          proto.Bool(plan.TCPClose),
+		FileLocks:         proto.Bool(plan.FileLocks),
 		OrphanPtsMaster:   proto.Bool(true),
 	}
 	// No NetworkLock: CRIU's restore uses the method the dump recorded in

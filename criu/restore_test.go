@@ -6,8 +6,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 func TestRestoreExtMounts(t *testing.T) {
@@ -32,11 +30,12 @@ func TestRestoreExtMounts(t *testing.T) {
 }
 
 func TestRestoreOpts(t *testing.T) {
-	plan := helperapi.RestorePlan{
-		ExtMounts:   map[string]string{"/etc/hosts": "/etc/hosts", "/dev/null": "/dev/null"},
-		NetNSKey:    NetNSKey,
-		Descriptors: []string{"/dev/null", "pipe:[1534462]", "pipe:[1534463]"},
-		Options:     helperapi.RestoreOptions{TCPEstablished: true, LogLevel: 4},
+	plan := RestoreSpec{
+		ExtMounts:      map[string]string{"/etc/hosts": "/etc/hosts", "/dev/null": "/dev/null"},
+		NetNSKey:       NetNSKey,
+		Descriptors:    []string{"/dev/null", "pipe:[1534462]", "pipe:[1534463]"},
+		TCPEstablished: true,
+		LogLevel:       4,
 	}
 	fds := RestoreFDs{ImagesDir: 5, WorkDir: 6, NetNS: 7, Stdio: map[int]int{0: 8, 1: 9, 2: 10}}
 	opts, err := RestoreOpts(plan, fds)
@@ -65,19 +64,19 @@ func TestRestoreOpts(t *testing.T) {
 	// restore): none is asked, with or without established connections.
 	assert.Check(t, opts.NetworkLock == nil)
 
-	plan.Options.TCPEstablished = false
+	plan.TCPEstablished = false
 	opts, err = RestoreOpts(plan, fds)
 	assert.NilError(t, err)
 	assert.Check(t, opts.NetworkLock == nil)
 }
 
 func TestRestoreOptsErrors(t *testing.T) {
-	_, err := RestoreOpts(helperapi.RestorePlan{NetNSKey: NetNSKey}, RestoreFDs{NetNS: -1})
+	_, err := RestoreOpts(RestoreSpec{NetNSKey: NetNSKey}, RestoreFDs{NetNS: -1})
 	assert.Check(t, is.ErrorContains(err, "no namespace was given"))
-	_, err = RestoreOpts(helperapi.RestorePlan{Options: helperapi.RestoreOptions{LogLevel: 7}}, RestoreFDs{NetNS: -1})
+	_, err = RestoreOpts(RestoreSpec{LogLevel: 7}, RestoreFDs{NetNS: -1})
 	assert.Check(t, is.ErrorContains(err, "log level 7"))
 	// The host's namespace: nothing to inherit.
-	opts, err := RestoreOpts(helperapi.RestorePlan{}, RestoreFDs{NetNS: -1})
+	opts, err := RestoreOpts(RestoreSpec{}, RestoreFDs{NetNS: -1})
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(opts.GetInheritFd(), 0))
 }

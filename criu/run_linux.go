@@ -15,7 +15,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
@@ -191,12 +190,12 @@ func signalSwrk(sig syscall.Signal) {
 // ReadStats reads CRIU's dump statistics (stats-dump) from the images folder.
 // It uses crit's reader: go-criu's separate stats package registers the same
 // protobuf file as crit's images and the two cannot be linked together.
-func ReadStats(dir string) (*helperapi.DumpStats, error) {
+func ReadStats(dir string) (*DumpStats, error) {
 	st, err := crit.GetDumpStats(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading CRIU's dump statistics: %w", err)
 	}
-	return &helperapi.DumpStats{
+	return &DumpStats{
 		FreezingTime: st.GetFreezingTime(),
 		FrozenTime:   st.GetFrozenTime(),
 		MemdumpTime:  st.GetMemdumpTime(),
@@ -230,12 +229,12 @@ func (n *restoreNotify) PostRestore(pid int32) error {
 }
 
 // ReadRestoreStats reads CRIU's restore statistics (stats-restore).
-func ReadRestoreStats(dir string) (*helperapi.RestoreStats, error) {
+func ReadRestoreStats(dir string) (*RestoreStats, error) {
 	st, err := crit.GetRestoreStats(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading CRIU's restore statistics: %w", err)
 	}
-	return &helperapi.RestoreStats{
+	return &RestoreStats{
 		ForkingTime:   st.GetForkingTime(),
 		RestoreTime:   st.GetRestoreTime(),
 		PagesRestored: st.GetPagesRestored(),

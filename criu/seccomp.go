@@ -12,8 +12,6 @@ import (
 	criucore "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // sockFilterSize is the size of one BPF instruction (struct sock_filter).
@@ -24,7 +22,7 @@ const sockFilterSize = 8
 // (runc) installed for the original program, whatever its profile was. None
 // when the process had no filter (seccomp=unconfined). Strict mode (1), which
 // no container runtime uses, is refused.
-func RootSeccomp(dir string) ([]helperapi.SeccompFilter, error) {
+func RootSeccomp(dir string) ([]SeccompFilter, error) {
 	tree, err := decodeImage(dir, "pstree.img", &pstree.PstreeEntry{})
 	if err != nil {
 		return nil, err
@@ -61,7 +59,7 @@ func RootSeccomp(dir string) ([]helperapi.SeccompFilter, error) {
 	}
 	all := img.Entries[0].Message.(*seccomp.SeccompEntry).GetSeccompFilters()
 	// The thread's filter is the newest; each names the one before it.
-	var chain []helperapi.SeccompFilter
+	var chain []SeccompFilter
 	for i, seen := tc.GetSeccompFilter(), 0; ; seen++ {
 		if int(i) >= len(all) || seen >= len(all) {
 			return nil, fmt.Errorf("%w: seccomp.img: filter %d of %d (a broken chain)", ErrDamaged, i, len(all))
@@ -70,7 +68,7 @@ func RootSeccomp(dir string) ([]helperapi.SeccompFilter, error) {
 		if len(f.GetFilter()) == 0 || len(f.GetFilter())%sockFilterSize != 0 {
 			return nil, fmt.Errorf("%w: seccomp.img: filter %d is %d bytes, not whole instructions", ErrDamaged, i, len(f.GetFilter()))
 		}
-		chain = append(chain, helperapi.SeccompFilter{Program: f.GetFilter(), Flags: f.GetFlags()})
+		chain = append(chain, SeccompFilter{Program: f.GetFilter(), Flags: f.GetFlags()})
 		if f.Prev == nil {
 			break
 		}

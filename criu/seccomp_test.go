@@ -15,8 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 func writeImage(t *testing.T, dir, name, magic string, msg proto.Message) {
@@ -57,7 +55,7 @@ func TestRootSeccomp(t *testing.T) {
 	}
 	got, err := RootSeccomp(seccompImages(t, criucore.SeccompMode_filter, 3, filters))
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(got, []helperapi.SeccompFilter{{Program: prog(1)}, {Program: prog(2), Flags: 2}, {Program: prog(4)}}))
+	assert.Check(t, is.DeepEqual(got, []SeccompFilter{{Program: prog(1)}, {Program: prog(2), Flags: 2}, {Program: prog(4)}}))
 
 	got, err = RootSeccomp(seccompImages(t, criucore.SeccompMode_disabled, 0, nil))
 	assert.NilError(t, err)

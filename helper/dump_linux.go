@@ -20,12 +20,12 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 // Names inside a container's folder under the Docker root.
@@ -122,7 +122,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 		}()
 	}
 	for _, info := range req.Containers {
-		queue <- info
+		queue <- wireinfo.FromWire(info)
 	}
 	close(queue)
 	wg.Wait()
@@ -208,12 +208,9 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("opening the work folder: %v", err)}
 	}
 	defer imgDir.Close()
-	opts, err := criu.DumpOpts(info, facts, req.Options, int(imgDir.Fd()))
+	opts, err := criu.DumpOpts(info, facts, criuDumpOptions(req.Options, parentDir), int(imgDir.Fd()))
 	if err != nil {
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
-	}
-	if parentDir != "" {
-		opts.ParentImg = proto.String(parentDir)
 	}
 
 	var dumpErr error
@@ -261,7 +258,7 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		ContainerRunning: req.Options.LeaveRunning || req.Options.PreDump,
 	}
 	if st, err := criu.ReadStats(tmp); err == nil {
-		res.Stats = st
+		res.Stats = wireDumpStats(st)
 	} else {
 		em.ProgressFor(info.ID, "warning: %v", err)
 	}

@@ -376,7 +376,7 @@ func TestDumpBatchIsolatesFailures(t *testing.T) {
 	var buf bytes.Buffer
 	req := helperapi.DumpRequest{
 		Protocol: helperapi.ProtocolVersion, CheckpointName: "warm", DockerRoot: root, Parallel: 2,
-		Containers: []inspect.ContainerInfo{{ID: "abc", Name: "web", PID: 4242}, {ID: "def", Name: "gone", PID: 4343}},
+		Containers: []helperapi.ContainerInfo{{ID: "abc", Name: "web", PID: 4242}, {ID: "def", Name: "gone", PID: 4343}},
 	}
 	res, fail := Dump(context.Background(), req, helperapi.NewEmitter(&buf))
 	assert.Assert(t, fail == nil, "%v", fail)

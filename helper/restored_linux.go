@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
@@ -24,7 +25,7 @@ func restoredRoot(info inspect.ContainerInfo) (int, bool, error) {
 		return info.PID, false, nil // readFacts says why the process is not there
 	}
 	args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
-	if len(args) < 2 || !strings.HasSuffix(string(args[0]), "/xcheckpoint-helper") || string(args[1]) != "supervise" {
+	if len(args) < 2 || !strings.HasSuffix(string(args[0]), "/xcheckpoint-helper") || string(args[1]) != helperapi.SuperviseCommand {
 		return info.PID, false, nil
 	}
 	tasks, err := os.ReadDir(filepath.Join(pidDir, "task"))

@@ -246,7 +246,7 @@ func copyImage(src, dst string) error {
 // (StageRequest.WatchVerdict): the supervisor's own wait for the plan, and
 // then CRIU. The plugin stops waiting earlier (its attach closes, and the
 // helper with it).
-const VerdictTimeout = planTimeout + 5*time.Minute
+const VerdictTimeout = helperapi.PlanTimeout + 5*time.Minute
 
 // verdictPoll is how often WatchVerdict looks at the status file: a stat on
 // a local filesystem, nothing for the daemon.

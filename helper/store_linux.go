@@ -271,14 +271,18 @@ func Inspect(req helperapi.InspectRequest) (*helperapi.CheckpointDetails, *helpe
 		d.CPU = meta.CPU
 	}
 	if st, err := criu.ReadStats(dir); err == nil {
-		d.Stats = st
+		d.Stats = wireDumpStats(st)
 	}
-	if d.Processes, err = criu.DescribeProcesses(dir); err != nil {
+	ps, err := criu.DescribeProcesses(dir)
+	if err != nil {
 		return nil, damaged(err)
 	}
-	if d.Mounts, err = criu.DescribeMounts(dir); err != nil {
+	d.Processes = wireProcesses(ps)
+	ms, err := criu.DescribeMounts(dir)
+	if err != nil {
 		return nil, damaged(err)
 	}
+	d.Mounts = wireMounts(ms)
 	return d, nil
 }
 

@@ -2,6 +2,8 @@ package helper
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,12 +13,21 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
+// writeStatus replaces the status file whole, as the supervisor does (also
+// from a goroutine: no FailNow).
+func writeStatus(t *testing.T, dir string, st helperapi.RestoreStatus) {
+	tmp := filepath.Join(dir, "."+helperapi.StatusFile)
+	if assert.Check(t, writeJSON(tmp, st)) {
+		assert.Check(t, os.Rename(tmp, filepath.Join(dir, helperapi.StatusFile)))
+	}
+}
+
 func TestWatchVerdictWaitsPastRunning(t *testing.T) {
 	dir := t.TempDir()
-	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreRunning})
+	writeStatus(t, dir, helperapi.RestoreStatus{State: helperapi.RestoreRunning})
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: 7, Notes: []string{"n"}})
+		writeStatus(t, dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: 7, Notes: []string{"n"}})
 	}()
 	st, fail := WatchVerdict(context.Background(), dir, 5*time.Second)
 	assert.Assert(t, fail == nil, "%+v", fail)
@@ -29,7 +40,7 @@ func TestWatchVerdictBeforeTheFileExists(t *testing.T) {
 	dir := t.TempDir()
 	go func() {
 		time.Sleep(30 * time.Millisecond)
-		writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreFailed, Failure: &helperapi.DumpFailure{Message: "boom"}})
+		writeStatus(t, dir, helperapi.RestoreStatus{State: helperapi.RestoreFailed, Failure: &helperapi.DumpFailure{Message: "boom"}})
 	}()
 	st, fail := WatchVerdict(context.Background(), dir, 5*time.Second)
 	assert.Assert(t, fail == nil, "%+v", fail)
@@ -39,7 +50,7 @@ func TestWatchVerdictBeforeTheFileExists(t *testing.T) {
 
 func TestWatchVerdictStops(t *testing.T) {
 	dir := t.TempDir()
-	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreRunning})
+	writeStatus(t, dir, helperapi.RestoreStatus{State: helperapi.RestoreRunning})
 
 	_, fail := WatchVerdict(context.Background(), dir, 30*time.Millisecond)
 	assert.Assert(t, fail != nil)

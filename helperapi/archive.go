@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // create --output and export: the helper writes the archive in its own
@@ -174,7 +172,7 @@ type ExportRequest struct {
 	Archive    ArchiveOptions `json:"archive"`
 	// Info describes the running container whose filesystem changes
 	// (Archive.Rootfs) go into the archive; nil when it does not run.
-	Info *inspect.ContainerInfo `json:"info,omitempty"`
+	Info *ContainerInfo `json:"info,omitempty"`
 }
 
 // InspectArchiveRequest asks the helper to describe the archive it reads on

@@ -10,8 +10,6 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // A request far above Linux's 128 KiB argument limit, followed by an archive
@@ -25,7 +23,7 @@ func TestRequestFrameThenPayload(t *testing.T) {
 	req := DumpRequest{
 		Protocol:       ProtocolVersion,
 		CheckpointName: "warm",
-		Containers:     []inspect.ContainerInfo{{ID: "abc", Name: "web"}},
+		Containers:     []ContainerInfo{{ID: "abc", Name: "web"}},
 		Archive:        &ArchiveOptions{Compression: "zstd", Rootfs: changes},
 	}
 	payload := bytes.Repeat([]byte("archive bytes "), 1000)

@@ -16,8 +16,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 // ProtocolVersion changes whenever a field changes meaning; plugin and helper
@@ -66,9 +64,9 @@ type DumpOptions struct {
 // the same checkpoint name and options. A failure of one container never stops
 // the others.
 type DumpRequest struct {
-	Protocol      int                     `json:"protocol"`
-	PluginVersion string                  `json:"plugin_version"`
-	Containers    []inspect.ContainerInfo `json:"containers"`
+	Protocol      int             `json:"protocol"`
+	PluginVersion string          `json:"plugin_version"`
+	Containers    []ContainerInfo `json:"containers"`
 	// CheckpointName is the name of every container's checkpoint.
 	CheckpointName string `json:"checkpoint_name"`
 	// DockerRoot is the daemon's data root, mounted at the same path in the helper.

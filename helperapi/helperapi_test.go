@@ -12,8 +12,6 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 )
 
 func TestEmitterRoundTrip(t *testing.T) {
@@ -94,9 +92,9 @@ func TestDumpRequestRoundTrip(t *testing.T) {
 		PluginVersion:  "v1.2.3",
 		CheckpointName: "warm",
 		DockerRoot:     "/srv/docker",
-		Containers: []inspect.ContainerInfo{{
+		Containers: []ContainerInfo{{
 			ID: "abc", Name: "web", PID: 42, Namespaces: map[string]string{"network": "private"},
-			Mounts: []inspect.Mount{{Type: "bind", Source: "/var/lib/docker/containers/abc/hosts", Destination: "/etc/hosts", DockerManaged: true}},
+			Mounts: []Mount{{Type: "bind", Source: "/var/lib/docker/containers/abc/hosts", Destination: "/etc/hosts", DockerManaged: true}},
 		}, {ID: "def", Name: "api", PID: 43}},
 		Options:  DumpOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, ShellJob: true, ManageCgroupsMode: "soft", LogLevel: 4},
 		Parallel: 2,

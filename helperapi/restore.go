@@ -1,6 +1,10 @@
 package helperapi
 
-import "github.com/xcheckpoint/docker-xcheckpoint/cpu"
+import (
+	"time"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
+)
 
 // Restore into a new container works in two places:
 //
@@ -47,6 +51,11 @@ const (
 	SeccompFile = "seccomp.json"
 )
 
+// PlanTimeout bounds the supervisor's wait for the restore plan: the plugin
+// starts the new container while the stage helper is still staging the
+// checkpoint into it. A stage helper that waits for the verdict waits longer.
+const PlanTimeout = 10 * time.Minute
+
 // SupervisorCommand is the new container's entrypoint, the supervisor
 // started with the restore folder, then CommandSeparator: the container's
 // command (Docker's Cmd) is the original's entrypoint and command, which the
@@ -56,12 +65,17 @@ const (
 // even staged: a restore of established TCP connections into a namespace of
 // its own asks for it.
 func SupervisorCommand(lockNetwork bool) []string {
-	cmd := []string{RuntimeMountpoint + "/local/bin/xcheckpoint-helper", "supervise"}
+	cmd := []string{RuntimeMountpoint + "/local/bin/xcheckpoint-helper", SuperviseCommand}
 	if lockNetwork {
 		cmd = append(cmd, SuperviseLockNetwork)
 	}
 	return append(cmd, RestoreMountpoint, CommandSeparator)
 }
+
+// SuperviseCommand is the helper binary's argument that makes it the
+// supervisor (package supervisor); a dump recognises a restored container's
+// PID 1 by it.
+const SuperviseCommand = "supervise"
 
 // CommandSeparator ends the supervisor's own arguments; the original
 // program's command line follows.

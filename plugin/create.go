@@ -32,6 +32,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 type createOptions struct {
@@ -316,7 +317,7 @@ func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []insp
 	return helperapi.DumpRequest{
 		Protocol:       helperapi.ProtocolVersion,
 		PluginVersion:  xcheckpoint.Version,
-		Containers:     infos,
+		Containers:     wireinfo.AllToWire(infos),
 		CheckpointName: o.name,
 		DockerRoot:     dockerRoot,
 		Parallel:       parallel,

@@ -5,7 +5,7 @@
 //
 //	xcheckpoint-helper COMMAND   (the request on stdin, see helperapi.ReadRequest)
 //	xcheckpoint-helper version   (no request: any plugin may ask)
-//	xcheckpoint-helper supervise [--lock-network] DIR [-- COMMAND...]   (PID 1 of a restored container)
+//	xcheckpoint-helper supervise [--lock-network] DIR [-- COMMAND...]   (PID 1 of a restored container: package supervisor)
 //	install-launchers   (at image build: see package launch)
 //
 // COMMAND is one of helperapi's commands: dump, list, inspect, inspect-archive,
@@ -27,6 +27,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/helper"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/launch"
+	"github.com/xcheckpoint/docker-xcheckpoint/supervisor"
 )
 
 func main() {
@@ -41,8 +42,8 @@ func main() {
 	}
 	// PID 1 of a restored container: no helper protocol on stdout (it is the
 	// container's log), signals forwarded to the restored tree.
-	if len(os.Args) >= 3 && os.Args[1] == "supervise" {
-		os.Exit(helper.SuperviseMain(os.Args[2:]))
+	if len(os.Args) >= 3 && os.Args[1] == helperapi.SuperviseCommand {
+		os.Exit(supervisor.Main(os.Args[2:]))
 	}
 	// The helper is its container's PID 1: without handlers it would ignore the
 	// plugin's SIGTERM. Cancelling lets CRIU unfreeze and the work folder go.

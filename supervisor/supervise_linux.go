@@ -1,4 +1,17 @@
-package helper
+// Package supervisor is PID 1 of a container made by `docker xcheckpoint
+// restore` (`xcheckpoint-helper supervise DIR`): it waits for the restore plan
+// the stage helper writes into DIR, restores the checkpoint there with CRIU,
+// reports in DIR's status file, gives up every privilege but CAP_KILL, then
+// forwards signals to the restored processes and exits with their status.
+// Once the checkpoint is spent (docker restart, a restart policy) it starts
+// the original program afresh, confined as Docker confined the original.
+//
+// It is a role of its own, apart from package helper: it runs inside the
+// user's new container, not in a helper container, with the privileges
+// Docker gives that container, and speaks to the plugin only through the
+// files of the restore folder (helperapi's PlanFile, StatusFile,
+// SeccompFile), not the helper protocol.
+package supervisor
 
 import (
 	"encoding/json"
@@ -102,7 +115,7 @@ func reap(root int) (int, bool) {
 // images are removed afterwards, whatever happened: a checkpoint holds the
 // container's memory and must not stay in the restore volume.
 func restoreInside(dir string, lock netLockState) (int, error) {
-	plan, err := waitPlan(filepath.Join(dir, helperapi.PlanFile), planTimeout)
+	plan, err := waitPlan(filepath.Join(dir, helperapi.PlanFile), helperapi.PlanTimeout)
 	if err != nil {
 		return 0, err
 	}
@@ -168,7 +181,7 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if changed := criu.AdaptCgroupMounts(plan.ExtMounts, func(p string) bool { _, err := os.Stat(p); return err == nil }); len(changed) > 0 {
 		notes = append(notes, fmt.Sprintf("the checkpoint comes from a cgroup v1 host: the restored processes find this container's cgroup v2 %s at %s", criu.CgroupRoot, strings.Join(changed, ", ")))
 	}
-	opts, err := criu.RestoreOpts(plan, criu.RestoreFDs{ImagesDir: imgDir, WorkDir: workDir, NetNS: fds.NetNS, Stdio: fds.Stdio})
+	opts, err := criu.RestoreOpts(restoreSpec(plan), criu.RestoreFDs{ImagesDir: imgDir, WorkDir: workDir, NetNS: fds.NetNS, Stdio: fds.Stdio})
 	if err != nil {
 		return fail(&helperapi.DumpFailure{Message: err.Error()})
 	}
@@ -203,12 +216,8 @@ func restoreInside(dir string, lock netLockState) (int, error) {
 	if st == nil {
 		st, _ = criu.ReadRestoreStats(images)
 	}
-	if st == nil {
-		st = &helperapi.RestoreStats{}
-	}
-	st.CriuUs = elapsed.Microseconds()
 	_ = os.RemoveAll(images)
-	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: st, Notes: notes})
+	writeStatus(dir, helperapi.RestoreStatus{State: helperapi.RestoreDone, PID: pid, Stats: wireRestoreStats(st, elapsed.Microseconds()), Notes: notes})
 	return pid, nil
 }
 
@@ -271,10 +280,6 @@ func (l netLockState) settle(images, netNSKey string) (string, error) {
 	}
 	return fmt.Sprintf("warning: the new container's network was not kept locked until its established TCP connections were restored (%s): %s", why, risk), nil
 }
-
-// planTimeout bounds the wait for the restore plan: the plugin starts the new
-// container while the helper is still staging the checkpoint into it.
-const planTimeout = 10 * time.Minute
 
 // waitPlan reads the restore plan, waiting for it when it is not there yet.
 // The helper writes it last, after the images, in one piece: a plan that
@@ -376,4 +381,13 @@ func dropPrivileges() error {
 		return fmt.Errorf("setting no_new_privs: %w", e)
 	}
 	return nil
+}
+
+// writeJSON writes v as indented JSON, 0600 (the folder holds a checkpoint).
+func writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, append(b, '\n'), 0o600)
 }

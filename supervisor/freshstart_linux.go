@@ -1,4 +1,4 @@
-package helper
+package supervisor
 
 import (
 	"encoding/json"
@@ -20,10 +20,10 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
-// SuperviseMain parses the supervisor's arguments,
+// Main parses the supervisor's arguments,
 // `[--lock-network] DIR [-- COMMAND...]`, and runs it. COMMAND is the
 // original program, started afresh once the checkpoint is spent.
-func SuperviseMain(args []string) int {
+func Main(args []string) int {
 	lock := false
 	if len(args) > 0 && args[0] == helperapi.SuperviseLockNetwork {
 		lock, args = true, args[1:]
@@ -61,10 +61,8 @@ func saveSeccomp(dir, images string) error {
 	if err != nil {
 		return fmt.Errorf("reading the original's seccomp filters from the checkpoint: %w", err)
 	}
-	if chain == nil {
-		chain = []helperapi.SeccompFilter{} // unconfined, said so
-	}
-	return writeJSON(filepath.Join(dir, helperapi.SeccompFile), chain)
+	// An empty chain, not null: unconfined, said so.
+	return writeJSON(filepath.Join(dir, helperapi.SeccompFile), wireSeccomp(chain))
 }
 
 // startAfresh replaces the supervisor with the original program, as Docker

@@ -1,4 +1,4 @@
-package helper
+package supervisor
 
 import (
 	"os"
@@ -24,14 +24,14 @@ func TestRestoreSpent(t *testing.T) {
 	assert.Check(t, restoreSpent(dir))
 }
 
-func TestSuperviseMainUsage(t *testing.T) {
+func TestMainUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{},
 		{"--lock-network"},
 		{"--bogus", "/d"},
 		{"/d", "sh"}, // the command comes after --
 	} {
-		assert.Check(t, is.Equal(SuperviseMain(args), 2), "%q", args)
+		assert.Check(t, is.Equal(Main(args), 2), "%q", args)
 	}
 }
 
