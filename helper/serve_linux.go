@@ -157,7 +157,9 @@ func Serve(ctx context.Context, name string, stdin io.Reader, stdout io.Writer, 
 	var ev helperapi.Event
 	call := &Call{Em: em}
 	if h.readsStdin && !watch {
-		call.Stdin = stdin
+		in, stop := readUntilDone(ctx, stdin)
+		defer stop()
+		call.Stdin = in
 	}
 	switch {
 	case readErr != nil:
@@ -185,4 +187,25 @@ func Serve(ctx context.Context, name string, stdin io.Reader, stdout io.Writer, 
 		return 1
 	}
 	return 0
+}
+
+// readUntilDone is r, whose reads end with an error once ctx ends (the
+// plugin's SIGTERM). A read of the helper's stdin otherwise blocks until the
+// plugin sends more or closes it, and a plugin whose own input failed (the
+// source of a migration died mid-archive) does neither: it must not close
+// it either, since the end of stdin is the end of the archive. stop lets go
+// of r once the handler is done.
+func readUntilDone(ctx context.Context, r io.Reader) (io.Reader, func()) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	unhook := context.AfterFunc(ctx, func() {
+		pw.CloseWithError(fmt.Errorf("stopped while reading the archive on stdin: %w", context.Cause(ctx)))
+	})
+	return pr, func() {
+		unhook()
+		pr.Close()
+	}
 }

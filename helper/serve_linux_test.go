@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -123,4 +124,52 @@ func TestServeStdinAndFailure(t *testing.T) {
 	assert.Check(t, is.Equal(string(got), "ARCHIVE BYTES"))
 	assert.Assert(t, is.Len(evs, 1))
 	assert.Check(t, is.DeepEqual(evs[0].Error, &helperapi.DumpFailure{Message: "archive of warm refused", Cause: []string{"line 1", "line 2"}, Hint: "do this"}))
+}
+
+// A stop (the plugin's SIGTERM cancels the context) ends an archive
+// command blocked on a stdin that neither brings more nor closes: the
+// plugin whose own input failed keeps stdin open (its end would mean the
+// archive's end), so the read must end by itself.
+func TestServeStopsReadingStdin(t *testing.T) {
+	probe := helperapi.Command[helperapi.ImportRequest, helperapi.ImportResult]{Name: "test-stdin-stop", ReadsStdin: true}
+	var readErr error
+	var got []byte
+	handlers[probe.Name] = handle(probe, func(_ context.Context, req helperapi.ImportRequest, call *Call) (*helperapi.ImportResult, *helperapi.DumpFailure) {
+		got, readErr = io.ReadAll(call.Stdin)
+		return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("receiving: %v", readErr)}
+	})
+	defer delete(handlers, probe.Name)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	written := make(chan struct{})
+	go func() {
+		_ = helperapi.WriteRequest(pw, helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, Name: "warm"})
+		_, _ = pw.Write([]byte("PART OF AN ARCHIVE"))
+		// ... and nothing more, stdin left open.
+		close(written)
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out bytes.Buffer
+	go func() { done <- Serve(ctx, probe.Name, pr, &out, false) }()
+	select {
+	case <-written:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the archive's first part was not read")
+	}
+	select {
+	case <-done:
+		t.Fatal("Serve returned before it was stopped, with its stdin open")
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case code := <-done:
+		assert.Check(t, is.Equal(code, 1))
+		assert.Check(t, is.Equal(string(got), "PART OF AN ARCHIVE"))
+		assert.Check(t, is.ErrorContains(readErr, "stopped while reading the archive"))
+		assert.Check(t, is.Contains(out.String(), "stopped while reading the archive"))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still reads its stdin 10 s after it was stopped")
+	}
 }

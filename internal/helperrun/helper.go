@@ -38,6 +38,15 @@ var ErrHelperImageMissing = errors.New("helper image not found")
 // helper is the last resort, for a CRIU that hangs.
 const stopGrace = 5 * time.Minute
 
+// stdinStopGrace is stopGrace for a helper fed an archive on its stdin
+// (import, restore --input, migrate's destination): it runs no CRIU, and its
+// read of stdin ends at once when it is asked to stop. A helper that has not
+// stopped by then is killed: its work is in a temporary folder, and no
+// command may wait minutes on it (a migration whose source died mid-archive
+// leaves the destination's helper with a stdin that neither brings more nor
+// ends: its end would mean the archive's).
+const stdinStopGrace = 20 * time.Second
+
 // helperRun describes one helper container.
 type Helper struct {
 	API        client.APIClient
@@ -468,13 +477,16 @@ wait:
 			// Ask the helper to stop, so CRIU can unfreeze the container; then wait.
 			bg := context.WithoutCancel(ctx)
 			_ = h.API.ContainerKill(bg, id, "TERM")
-			if h.Notify != nil && !h.QuietStop {
+			grace := stopGrace
+			if h.Stdin != nil {
+				grace = stdinStopGrace
+			} else if h.Notify != nil && !h.QuietStop {
 				fmt.Fprintf(h.Notify, "Interrupted: waiting for the helper to stop (CRIU is never cut short, which can kill the container's processes; what it did is undone unless it was already complete)...\n")
 			}
 			select {
 			case st := <-waitCh:
 				exitCode = st.StatusCode
-			case <-time.After(stopGrace):
+			case <-time.After(grace):
 				_ = h.API.ContainerKill(bg, id, "KILL")
 			}
 			retErr = context.Cause(ctx)

@@ -147,9 +147,17 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw, progress: prog, fault: o.Fault, faultAfter: o.FaultAfter,
 		first: func() { setPhase(PhaseTransfer) }}
+	// The source's side ends when the destination's does (its helper is
+	// asked to stop, CRIU never cut short), not only at its next write.
+	srcCtx, stopSource := context.WithCancelCause(ctx)
+	defer stopSource(nil)
 	srcDone := make(chan error, 1)
+	// sourceState is the Source: line once a failed source was resumed.
+	var sourceState string
+	// Which side failed first: the other's failure follows from it.
+	var srcFailedFirst, dstFailed bool
 	go func() {
-		err := src.Checkpoint(ctx, cw, func() {
+		err := src.Checkpoint(srcCtx, cw, func() {
 			mu.Lock()
 			frozenAt = time.Now()
 			mu.Unlock()
@@ -158,7 +166,14 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 			}
 		})
 		if err != nil {
+			mu.Lock()
+			srcFailedFirst = !dstFailed
+			mu.Unlock()
 			pw.CloseWithError(fmt.Errorf("the source's checkpoint failed: %w", err))
+			// The destination never sees the archive's end now, so it can
+			// never run the processes: resume the source at once, without
+			// waiting for the destination to undo its part.
+			sourceState = resumeSource(context.WithoutCancel(ctx), src)
 		} else {
 			setPhase(PhaseRestore)
 			// Only now, with the archive checked whole on the source's
@@ -175,8 +190,14 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 		setPhase(PhaseRestore + " (running on the destination)")
 	})
 	if dstErr != nil {
-		// The source's writes fail from now on: its helper stops.
-		pr.CloseWithError(fmt.Errorf("the destination's restore failed: %w", dstErr))
+		mu.Lock()
+		dstFailed = true
+		mu.Unlock()
+		// The source's writes fail from now on, and its helper is asked
+		// to stop.
+		err := fmt.Errorf("the destination's restore failed: %w", dstErr)
+		pr.CloseWithError(err)
+		stopSource(err)
 	}
 	srcErr := <-srcDone
 	prog.Done()
@@ -190,17 +211,37 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 
 	if dstErr != nil || srcErr != nil {
 		failedIn := getPhase()
-		cause := dstErr
+		onSource := func(err error) error { return fmt.Errorf("on the source: %w", err) }
+		onDestination := func(err error) error { return fmt.Errorf("on the destination: %w", err) }
+		mu.Lock()
+		sourceFirst := srcFailedFirst
+		mu.Unlock()
+		var cause error
 		switch {
 		case srcErr != nil && (dstErr == nil || isPipeEcho(dstErr, srcErr)):
-			cause = srcErr
-		case srcErr != nil && !isOurPipeError(srcErr):
-			cause = errors.Join(dstErr, srcErr)
+			cause = onSource(srcErr)
+		case srcErr != nil && sourceFirst:
+			// Both failed, the source first, and the destination for a
+			// reason of its own.
+			cause = errors.Join(onSource(srcErr), onDestination(dstErr))
+		default:
+			// The source's failure, if any, followed from the
+			// destination's: its stream closed, its helper stopped.
+			cause = onDestination(dstErr)
 		}
 		bg := context.WithoutCancel(ctx)
 		e := &Error{Phase: failedIn, Err: cause, Moved: moved}
 		e.Destination = describeDestination(bg, dst, moved)
-		e.Source = resumeSource(bg, src, moved, o.KeepSource)
+		if srcErr != nil {
+			e.Source = sourceState
+		} else {
+			// The source's archive was whole and the destination failed
+			// after it: a destination that ran the processes and then
+			// failed is one whose restored processes ended (the restore's
+			// watch) or whose restore was undone: either way it no longer
+			// runs them.
+			e.Source = resumeSource(bg, src)
+		}
 		return res, e
 	}
 	if !o.KeepSource {
@@ -231,11 +272,7 @@ func describeDestination(ctx context.Context, dst Destination, moved bool) strin
 }
 
 // resumeSource makes the source run on after a failure, and says so.
-func resumeSource(ctx context.Context, src Source, moved, keepSource bool) string {
-	// A destination that ran the processes and then failed is one whose
-	// restored processes ended (the restore's watch), or whose restore was
-	// undone: either way the destination no longer runs them.
-	_ = moved
+func resumeSource(ctx context.Context, src Source) string {
 	did, err := src.Resume(ctx)
 	st := src.State(ctx)
 	if err != nil {
@@ -251,12 +288,6 @@ func resumeSource(ctx context.Context, src Source, moved, keepSource bool) strin
 // source's (the pipe closed with the source's error).
 func isPipeEcho(dstErr, srcErr error) bool {
 	return dstErr != nil && srcErr != nil && strings.Contains(dstErr.Error(), srcErr.Error())
-}
-
-// isOurPipeError reports whether the source's error is the pipe closed by
-// the destination's failure.
-func isOurPipeError(err error) bool {
-	return strings.Contains(err.Error(), "the destination's restore failed")
 }
 
 // countingWriter counts the bytes that go through, tells the progress, and

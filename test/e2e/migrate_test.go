@@ -3,10 +3,14 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,27 +110,144 @@ func TestMigrateRefused(t *testing.T) {
 	assertKeepsRunning(t, src)
 }
 
+// migrateDeadline bounds one migrate of the failure-path tests: a
+// migration of a busybox counter takes seconds, and every wait of migrate
+// must end when one side dies. Shorter than runEnv's 5 minutes and the
+// helper's stop grace for CRIU (5 minutes), so that a hang is reported as one,
+// with the plugin's goroutines.
+const migrateDeadline = 3 * time.Minute
+
+// migrateWithin runs `docker xcheckpoint migrate ARGS` with env. If it has
+// not returned after d, the plugin is sent SIGQUIT, so that Go prints every
+// goroutine's stack on its stderr, and the test fails with that output.
+func migrateWithin(t *testing.T, d time.Duration, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command("docker", append([]string{"xcheckpoint", "migrate"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t)), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	assert.NilError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(d):
+		quit := pluginProcesses(cmd.Process.Pid)
+		for _, pid := range quit {
+			_ = syscall.Kill(pid, syscall.SIGQUIT)
+		}
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		t.Fatalf("migrate %v did not return within %s (hung); SIGQUIT sent to the plugin (pids %v), its output and goroutines:\n%s\n%s", args, d, quit, stdout.String(), stderr.String())
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.exit = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running migrate %v: %v", args, err)
+	}
+	return r
+}
+
+// pluginProcesses lists the descendants of pid that run the plugin binary
+// (docker runs it as its child).
+func pluginProcesses(pid int) []int {
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ")".
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	var out []int
+	for p := range parent {
+		for q := p; q > 1; q = parent[q] {
+			if parent[q] == pid {
+				if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); err == nil && strings.Contains(filepath.Base(exe), "docker-xcheckpoint") {
+					out = append(out, p)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// helpersOn lists the helper containers of this plugin version that exist
+// on the daemon of context ctx ("" for the tests' own daemon).
+func helpersOn(t *testing.T, ctx string) string {
+	t.Helper()
+	args := []string{"ps", "-a", "-q", "--filter", "label=com.docker.xcheckpoint.helper", "--filter", "label=com.docker.xcheckpoint.version=" + version}
+	if ctx != "" {
+		args = append([]string{"-c", ctx}, args...)
+	}
+	return strings.TrimSpace(runEnv(t, nil, "docker", args...).stdout)
+}
+
 // TestMigrateFaults injects a fault once the checkpoint streams (the
 // source's processes are stopped by then): the source's helper killed, the
-// stream cut, the destination's helper killed. Each time the source resumes
-// where it was and counts on, nothing is left on the destination, and the
-// command says each side's state.
+// stream cut, the destination's helper killed (as soon as it appears, while
+// the stream goes on). Each time migrate returns (within migrateDeadline,
+// or the test fails with the plugin's goroutines), exits 1, the source
+// resumes where it was and counts on, nothing is left on the destination
+// (never two running copies, never a lost one), no helper is left on either
+// daemon, and the command says each side's state in a Source: and a
+// Destination: line.
 func TestMigrateFaults(t *testing.T) {
 	to := migrateTarget(t)
-	for _, fault := range []string{"source-helper", "stream", "dest-helper"} {
-		t.Run(fault, func(t *testing.T) {
+	for _, tc := range []struct {
+		fault string
+		// side is the side the error blames, cause what it names as the
+		// failure (one of them: a killed source helper is seen either as
+		// its end or as its archive's parts gone, whichever comes first).
+		side  string
+		cause []string
+	}{
+		{"source-helper", "on the source: checkpoint \"migrate-", []string{"the helper container was killed", "fetching the archive from the helper"}},
+		{"stream", "on the source: checkpoint \"migrate-", []string{"the stream was cut (test fault)"}},
+		{"dest-helper", "on the destination: ", []string{"the helper container was killed"}},
+	} {
+		t.Run(tc.fault, func(t *testing.T) {
 			src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
 			waitCounting(t, src, 2)
 			removeOnTarget(t, to, src)
-			r := runEnv(t, []string{"XCHECKPOINT_TEST_MIGRATE_FAULT=" + fault, "XCHECKPOINT_TEST_SEGMENT_BYTES=8192"},
-				"docker", "xcheckpoint", "migrate", src, "--to", to)
-			assert.Assert(t, r.exit != 0, "%s", r)
+			r := migrateWithin(t, migrateDeadline, []string{"XCHECKPOINT_TEST_MIGRATE_FAULT=" + tc.fault, "XCHECKPOINT_TEST_SEGMENT_BYTES=8192"}, src, "--to", to)
+			assert.Assert(t, is.Equal(r.exit, 1), "%s", r)
+			assert.Check(t, !strings.Contains(r.stderr, "Warning: test fault"), "the fault was not injected as meant:\n%s", r)
 			assert.Check(t, is.Contains(r.stderr, "migration failed while"), "%s", r)
-			assert.Check(t, is.Contains(r.stderr, "Source: container "+src+" is running"), "%s", r)
-			assert.Check(t, is.Contains(r.stderr, "Destination: nothing was left"), "%s", r)
+			assert.Check(t, is.Contains(r.stderr, "migration failed while transferring: "+tc.side), "%s", r)
+			named := false
+			for _, c := range tc.cause {
+				named = named || strings.Contains(r.stderr, c)
+			}
+			assert.Check(t, named, "the error names none of %q:\n%s", tc.cause, r)
+			assert.Check(t, is.Contains(r.stderr, "\nSource: container "+src+" is running ("), "%s", r)
+			assert.Check(t, is.Contains(r.stderr, "\nDestination: nothing was left"), "%s", r)
+			assert.Check(t, is.Equal(strings.TrimSpace(r.stdout), ""), "no container name on stdout: nothing moved")
 			// Never two copies, never a lost one.
 			assert.Check(t, onTarget(t, to, "inspect", src).exit != 0, "a container %s remains on the destination", src)
 			assertKeepsRunning(t, src)
+			poll.WaitOn(t, func(poll.LogT) poll.Result {
+				if h, d := helpersOn(t, ""), helpersOn(t, to); h != "" || d != "" {
+					return poll.Continue("helpers left: here %q, on the destination %q", h, d)
+				}
+				return poll.Success()
+			}, poll.WithTimeout(30*time.Second), poll.WithDelay(500*time.Millisecond))
 		})
 	}
 }
