@@ -34,6 +34,9 @@ const (
 	ItemFreeSpace    = "free space"
 	ItemHostCriu     = "CRIU for runc"
 	ItemCPU          = "cpu"
+	// ItemLazyPages says whether CRIU's lazy pages (post-copy) can serve
+	// pages from this host: migrate --lazy is refused where it cannot.
+	ItemLazyPages = "lazy pages"
 )
 
 // lowSpace is the free space under which check warns: a checkpoint is about
@@ -87,6 +90,8 @@ func Check(ctx context.Context, req helperapi.CheckRequest) (*helperapi.CheckRep
 		items = append(items, helperapi.CheckItem{Name: ItemCapabilities, Status: helperapi.StatusWarning, Detail: "could not read /proc/self/status: " + err.Error()})
 	} else {
 		items = append(items, capabilitiesItem(st, req.Capabilities), seccompItem(st))
+		pipeMax, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+		items = append(items, lazyPagesItem(st, strings.TrimSpace(string(pipeMax)), err))
 	}
 
 	var fs unix.Statfs_t
@@ -512,4 +517,48 @@ func firstErrorLine(out string, err error) string {
 		return fmt.Sprintf("criu check exited with %d", ee.ExitCode())
 	}
 	return err.Error()
+}
+
+// criuPagePipeBytes is the size CRIU gives the pipes that carry a lazy
+// page server's pages: PIPE_MAX_SIZE in criu/include/page-pipe.h, 8 pages
+// of struct pipe_buffer (40 bytes) = 819 pages, which the kernel rounds up
+// to a power of two: 1024 pages. A compile-time constant: no option of
+// CRIU's makes it smaller.
+const criuPagePipeBytes = 1024 * 4096
+
+// lazyPagesItem says whether CRIU may grow its page pipes to
+// criuPagePipeBytes: that takes fs.pipe-max-size at least that large, or
+// CAP_SYS_RESOURCE. Without either, `criu dump --lazy-pages` and `criu
+// page-server --lazy-pages` fail as soon as pages are asked for
+// ("page-pipe: tee: ... Operation not permitted", seen on the development
+// machine).
+func lazyPagesItem(status []byte, pipeMax string, readErr error) helperapi.CheckItem {
+	it := helperapi.CheckItem{Name: ItemLazyPages}
+	max, err := strconv.ParseUint(pipeMax, 10, 64)
+	if readErr != nil || err != nil {
+		it.Status = helperapi.StatusWarning
+		it.Detail = fmt.Sprintf("could not read fs.pipe-max-size (%v%v)", readErr, err)
+		return it
+	}
+	eff, err := statusField(status, "CapEff")
+	mask, perr := strconv.ParseUint(eff, 16, 64)
+	if err != nil || perr != nil {
+		it.Status = helperapi.StatusWarning
+		it.Detail = "could not read the helper's capabilities"
+		return it
+	}
+	sysResource := mask&(1<<unix.CAP_SYS_RESOURCE) != 0
+	switch {
+	case sysResource:
+		it.Status = helperapi.StatusOK
+		it.Value = "CAP_SYS_RESOURCE held"
+	case max >= criuPagePipeBytes:
+		it.Status = helperapi.StatusOK
+		it.Value = fmt.Sprintf("fs.pipe-max-size %d", max)
+	default:
+		it.Status = helperapi.StatusWarning
+		it.Value = "unavailable"
+		it.Detail = fmt.Sprintf("CRIU's lazy pages grow their pipes to %d bytes, beyond fs.pipe-max-size (%d here), which takes CAP_SYS_RESOURCE, and the helper does not hold it (the daemon's capability bounding set lacks it, or the daemon withheld it): post-copy (migrate --lazy) cannot serve pages from this host; raising fs.pipe-max-size to %d on the host, or a daemon that can grant CAP_SYS_RESOURCE, would allow it", criuPagePipeBytes, max, criuPagePipeBytes)
+	}
+	return it
 }

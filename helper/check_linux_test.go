@@ -221,3 +221,22 @@ func TestHostCriuItemOwnShimFirst(t *testing.T) {
 	assert.NilError(t, os.Remove(filepath.Join(proc, "self")))
 	assert.Check(t, is.Contains(hostCriuItem(proc).Detail, "(pid 300)"))
 }
+
+func TestLazyPagesItem(t *testing.T) {
+	// The helper here: no CAP_SYS_RESOURCE (the machine's bounding set
+	// lacks it), fs.pipe-max-size at its default.
+	st := []byte(readSample(t, "status-helper"))
+	it := lazyPagesItem(st, "1048576", nil)
+	assert.Check(t, is.Equal(it.Status, helperapi.StatusWarning), "%+v", it)
+	assert.Check(t, is.Contains(it.Detail, "beyond fs.pipe-max-size (1048576 here), which takes CAP_SYS_RESOURCE"))
+	// Raised by hand, as tried on the development machine.
+	it = lazyPagesItem(st, "16777216", nil)
+	assert.Check(t, is.Equal(it.Status, helperapi.StatusOK), "%+v", it)
+	assert.Check(t, is.Equal(it.Value, "fs.pipe-max-size 16777216"))
+	// A helper holding CAP_SYS_RESOURCE (bit 24) needs no sysctl.
+	it = lazyPagesItem([]byte("CapEff:\t0000000001000000\n"), "1048576", nil)
+	assert.Check(t, is.Equal(it.Status, helperapi.StatusOK), "%+v", it)
+	assert.Check(t, is.Equal(it.Value, "CAP_SYS_RESOURCE held"))
+	it = lazyPagesItem(st, "", errors.New("no such file"))
+	assert.Check(t, is.Equal(it.Status, helperapi.StatusWarning))
+}

@@ -42,6 +42,8 @@ type migrateOptions struct {
 	logLevel       int
 	helperImage    string
 	ignoreCPU      bool
+	lazy           bool
+	preCopy        int
 }
 
 func newMigrateCommand(dockerCLI command.Cli) *cobra.Command {
@@ -81,6 +83,8 @@ func newMigrateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.tcpEstablished, "tcp-established", false, "Move established TCP connections (they survive when the destination gives the container the same address)")
 	f.BoolVar(&opts.fileLocks, "file-locks", false, "Checkpoint and restore file locks")
 	f.BoolVar(&opts.ignoreCPU, "ignore-cpu", false, "Restore even when the destination's CPU lacks instructions the source's has")
+	f.BoolVar(&opts.lazy, "lazy", false, "Post-copy: restore at once and move memory pages on demand (checked on the source, then refused: not built yet)")
+	f.IntVar(&opts.preCopy, "pre-copy", 0, "Pre-copy: `N` pre-dump rounds before the final dump (checked on the source, then refused: not built yet)")
 	addCriuLogLevelFlag(f, &opts.logLevel)
 	addHelperImageFlag(f, &opts.helperImage)
 	_ = cmd.RegisterFlagCompletionFunc("to", completeContextNames(dockerCLI))
@@ -108,6 +112,12 @@ func (o migrateOptions) validate() error {
 	}
 	if o.logLevel < 0 || o.logLevel > 4 {
 		return fmt.Errorf("invalid --criu-log-level %d: want 0 to 4", o.logLevel)
+	}
+	if o.preCopy < 0 {
+		return fmt.Errorf("invalid --pre-copy %d: want a number of pre-dump rounds, 1 or more", o.preCopy)
+	}
+	if o.preCopy > 0 && o.keepSource {
+		return errors.New("--pre-copy shortens the downtime of a move; --keep-source makes a copy with no downtime")
 	}
 	if o.name != "" {
 		return validateContainerName(o.name)
@@ -179,6 +189,11 @@ func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions)
 	}
 	if err := dst.Prepare(ctx); err != nil {
 		return helperrun.HostError{Err: fmt.Errorf("the destination (context %s): %w", opts.to, err)}
+	}
+	// --lazy and --pre-copy: refused before anything is frozen, with what
+	// the source lacks.
+	if err := checkMigrateModes(ctx, src, opts); err != nil {
+		return err
 	}
 	tcpClose := false
 	if opts.tcpEstablished {

@@ -251,3 +251,63 @@ func TestMigrateFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateModesRefused: --lazy and --pre-copy are checked on the source
+// daemon before anything is frozen, and refused with what that host lacks:
+// here (the development machine) CAP_SYS_RESOURCE and an fs.pipe-max-size
+// large enough for CRIU's page pipes (lazy), and memory dirty tracking
+// (pre-copy). Where the host has them, they are refused as not built yet.
+// The container runs on, untouched, and nothing is made on the destination.
+func TestMigrateModesRefused(t *testing.T) {
+	to := migrateTarget(t)
+	src := startContainer(t, "", busybox, "sh", "-c", counterLoop)
+	waitCounting(t, src, 1)
+	removeOnTarget(t, to, src)
+
+	r := migrateWithin(t, migrateDeadline, nil, src, "--to", to, "--lazy")
+	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
+	// The daemon host is this machine (or shares its kernel and bounding
+	// set): what it lacks decides the reason.
+	status, err := os.ReadFile("/proc/self/status")
+	assert.NilError(t, err)
+	pipeMax, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	assert.NilError(t, err)
+	sourceIsThisHost := os.Getenv("XCHECKPOINT_E2E_HOST_ROOT") == ""
+	if max, _ := strconv.Atoi(strings.TrimSpace(string(pipeMax))); sourceIsThisHost && !capInBounding(t, status, 24) && max < 4<<20 {
+		assert.Check(t, is.Contains(r.stderr, "--lazy: the source daemon's host cannot serve memory pages on demand"), "%s", r)
+		assert.Check(t, is.Contains(r.stderr, fmt.Sprintf("fs.pipe-max-size (%d here)", max)), "%s", r)
+		assert.Check(t, is.Contains(r.stderr, "CAP_SYS_RESOURCE"), "%s", r)
+		assert.Check(t, is.Contains(r.stderr, "not in its capability bounding set"), "%s", r)
+	} else {
+		assert.Check(t, is.Contains(r.stderr, "--lazy: "), "%s", r)
+	}
+
+	r = migrateWithin(t, migrateDeadline, nil, src, "--to", to, "--pre-copy", "2")
+	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
+	if out, err := exec.Command("criu", "check", "--feature", "mem_dirty_track").CombinedOutput(); err != nil && sourceIsThisHost && !strings.Contains(string(out), "nknown feature") {
+		// This kernel has no CONFIG_MEM_SOFT_DIRTY (criu check says so).
+		assert.Check(t, is.Contains(r.stderr, "--pre-copy 2: the source daemon's host cannot track dirty pages"), "%s", r)
+	} else {
+		assert.Check(t, is.Contains(r.stderr, "--pre-copy"), "%s", r)
+	}
+
+	r = xcheckpoint(t, "migrate", src, "--to", to, "--pre-copy", "2", "--keep-source")
+	assert.Check(t, is.Equal(r.exit, 125), "%s", r)
+	assert.Check(t, onTarget(t, to, "inspect", src).exit != 0, "a container %s was made on the destination", src)
+	assertKeepsRunning(t, src)
+}
+
+// capInBounding says whether capability bit is in the bounding set of the
+// status file's process.
+func capInBounding(t *testing.T, status []byte, bit uint) bool {
+	t.Helper()
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			assert.NilError(t, err)
+			return mask&(1<<bit) != 0
+		}
+	}
+	t.Fatal("no CapBnd in /proc/self/status")
+	return false
+}
