@@ -53,6 +53,9 @@ func TestCheck(t *testing.T) {
 	// This machine's bounding set lacks CAP_SYS_RESOURCE: said, with its cost.
 	assert.Check(t, is.Regexp(`(?m)^WARNING +optional capabilities +CAP_SYS_RESOURCE withheld$`, r.stdout))
 	assert.Check(t, is.Contains(r.stdout, "running as a user other than root cannot be checkpointed"))
+	// ... and fs.pipe-max-size is at its 1 MiB default: no lazy pages.
+	assert.Check(t, is.Regexp(`(?m)^WARNING +lazy pages +unavailable$`, r.stdout))
+	assert.Check(t, is.Contains(r.stdout, "beyond fs.pipe-max-size (1048576 here), which takes CAP_SYS_RESOURCE"))
 	assert.Check(t, is.Regexp(`(?m)^OK +CRIU +4\.2`, r.stdout))
 	assert.Check(t, is.Regexp(`(?m)^OK +cgroups +v1, cgroupfs driver$`, r.stdout))
 	assert.Check(t, is.Regexp(`(?m)^OK +data root +`+dockerRoot+`$`, r.stdout))
