@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -22,7 +23,7 @@ import (
 // API does (an archive of one path, named after its last element), and
 // records what is copied into the new container.
 type changesClient struct {
-	*fakeClient
+	*fakedocker.Client
 	diff  []container.FilesystemChange
 	files map[string]string // path -> content; "" with a trailing / in the name: a folder
 	reads []string
@@ -88,7 +89,7 @@ func (c *changesClient) CopyToContainer(_ context.Context, _, dst string, r io.R
 // files left out, and deleted paths returned for the supervisor.
 func TestCopyChanges(t *testing.T) {
 	api := &changesClient{
-		fakeClient: &fakeClient{},
+		Client: &fakedocker.Client{},
 		diff: []container.FilesystemChange{
 			{Kind: container.ChangeModify, Path: "/etc"},
 			{Kind: container.ChangeModify, Path: "/etc/passwd"},

@@ -18,6 +18,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 )
@@ -73,7 +74,7 @@ func sampleOriginal() container.InspectResponse {
 }
 
 func TestRestoredConfig(t *testing.T) {
-	api := &fakeClient{imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+	api := &fakedocker.Client{ImageInspectFunc: func(ref string) (image.InspectResponse, error) {
 		return image.InspectResponse{ID: "sha256:abc"}, nil
 	}}
 	s := &helperrun.Session{API: api}
@@ -141,7 +142,7 @@ func TestRestoredConfig(t *testing.T) {
 // user-defined network goes to the new container only when the original
 // gives it up (--replace, or a stopped original).
 func TestRestoredConfigStaticAddress(t *testing.T) {
-	s := &helperrun.Session{API: &fakeClient{}}
+	s := &helperrun.Session{API: &fakedocker.Client{}}
 	orig := sampleOriginal()
 	orig.HostConfig.NetworkMode = "back"
 	orig.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3}
@@ -174,7 +175,7 @@ func TestRestoredConfigStaticAddress(t *testing.T) {
 // Established connections are restored behind the supervisor's network
 // lock, in the new container's own network namespace only.
 func TestRestoredConfigNetworkLock(t *testing.T) {
-	s := &helperrun.Session{API: &fakeClient{}}
+	s := &helperrun.Session{API: &fakedocker.Client{}}
 	cfg, _, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm", tcpEstablished: true}, "v", s)
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual([]string(cfg.Entrypoint), []string{"/.xcheckpoint/local/bin/xcheckpoint-helper", "supervise", "--lock-network", "/.xcheckpoint-restore", "--"}))
@@ -198,7 +199,7 @@ func TestRestoredConfigNetworkLock(t *testing.T) {
 // and command, restart policy (or --restart), capabilities and masks; and a
 // container restored from a restored container like the first original.
 func TestRestoredConfigStartsLikeOriginal(t *testing.T) {
-	s := &helperrun.Session{API: &fakeClient{}}
+	s := &helperrun.Session{API: &fakedocker.Client{}}
 	orig := sampleOriginal()
 	orig.Config.Entrypoint = []string{"/docker-entrypoint.sh"}
 	orig.Config.Cmd = []string{"nginx", "-g", "daemon off;"}
@@ -269,7 +270,7 @@ func TestRestoredConfigStartsLikeOriginal(t *testing.T) {
 // In Docker's classic overlay2 store the restore folder is a folder of the
 // new container's own layer, not a volume left behind by docker rm.
 func TestRestoredConfigNoRestoreVolume(t *testing.T) {
-	s := &helperrun.Session{API: &fakeClient{}, Info: system.Info{Driver: "overlay2", DockerRootDir: "/var/lib/docker"}}
+	s := &helperrun.Session{API: &fakedocker.Client{}, Info: system.Info{Driver: "overlay2", DockerRootDir: "/var/lib/docker"}}
 	_, hc, _, err := restoredConfig(sampleOriginal(), restoreOptions{checkpoint: "warm"}, "v", s)
 	assert.NilError(t, err)
 	for _, m := range hc.Mounts {
@@ -290,7 +291,7 @@ func TestRestoredConfigNoRestoreVolume(t *testing.T) {
 }
 
 func TestRestoredConfigRefusals(t *testing.T) {
-	s := &helperrun.Session{API: &fakeClient{}}
+	s := &helperrun.Session{API: &fakedocker.Client{}}
 	tty := sampleOriginal()
 	tty.Config.Tty = true
 	_, _, _, err := restoredConfig(tty, restoreOptions{checkpoint: "warm"}, "v", s)
@@ -342,11 +343,11 @@ func TestExplainRestoreFailure(t *testing.T) {
 func TestRestoreNativeDocker28(t *testing.T) {
 	daemonErr := errdefs.System(errors.New("bind-mount /proc/0/ns/net -> /var/run/docker/netns/3a04efd7a547: no such file or directory"))
 	var asked container.StartOptions
-	f := &fakeClient{containerStartFunc: func(_ string, opts container.StartOptions) error {
+	f := &fakedocker.Client{ContainerStartFunc: func(_ string, opts container.StartOptions) error {
 		asked = opts
 		return daemonErr
 	}}
-	cli := newFakeCli(f)
+	cli := fakedocker.NewCli(f)
 	s := &helperrun.Session{CLI: cli, API: f, Info: system.Info{ServerVersion: "28.5.2", ExperimentalBuild: true}}
 	orig := container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: "abc", Name: "/web", State: &container.State{}}}
 	err := restoreNativeCheckpoint(context.Background(), cli, s, orig, restoreOptions{native: true, container: "web", checkpoint: "warm"})
