@@ -22,6 +22,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/transfer"
 )
 
 // restoreArchive is restore --input: the checkpoint comes from an archive
@@ -131,11 +132,11 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	// The filesystem changes and volume contents are applied through
 	// Docker's API, from a local copy kept as the archive goes by, once the
 	// helper found the whole archive matching its manifest.
-	up, err := newUpload(stderr, whole, size, opts.quiet)
+	up, err := transfer.NewUpload(stderr, whole, size, opts.quiet)
 	if err != nil {
 		return err
 	}
-	defer up.close()
+	defer up.Close()
 	ref := helperapi.ContainerRef{ID: id, Name: name}
 	startSpec, err := startSpecOf(cfg)
 	if err != nil {
@@ -151,8 +152,8 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(), Start: startSpec, Direct: direct.Offered(),
 	}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct, Trace: trace}, up.progress)
-	up.sent()
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct, Trace: trace}, up.Progress)
+	up.Sent()
 	trace.step("stage archive (helper)")
 	if f := out.Failure(); f != nil {
 		return fmt.Errorf("restoring %s: %w", archiveName(opts.input), f)
@@ -166,11 +167,11 @@ func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOpti
 	if res.Checkpoint != ac.Checkpoint {
 		return fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(opts.input), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
 	}
-	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes), %s.\n", units.HumanSize(float64(up.counted.N)), units.HumanSize(float64(res.Received)), res.Processes, direct.How(false))
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes), %s.\n", units.HumanSize(float64(up.Counted.N)), units.HumanSize(float64(res.Received)), res.Processes, direct.How(false))
 	warnDumpOptions(stderr, opts, &res.StageResult)
 	warnCPU(stderr, &res.StageResult)
 	// Only now, with the changes in place, may the supervisor restore.
-	if err := applyFiles(ctx, s, ref, up.local); err != nil {
+	if err := transfer.ApplyFiles(ctx, s, ref, up.Local); err != nil {
 		return err
 	}
 	if foreign != nil {
