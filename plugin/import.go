@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
 )
 
 type importOptions struct {
@@ -161,7 +162,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		from += " of container " + res.SourceContainer
 	}
 	if res.Foreign != "" {
-		warnForeign(stderr, opts.file, res.Foreign, nil)
+		restore.WarnForeign(stderr, opts.file, res.Foreign, nil)
 	}
 	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s archive %s, %.2fs.\n",
 		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.Counted.N)), direct.How(false), time.Since(start).Seconds())

@@ -1,4 +1,4 @@
-package plugin
+package restore
 
 import (
 	"context"
@@ -18,39 +18,16 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
-func TestParseWatch(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		err  string
-	}{
-		{in: "auto", want: -1},
-		{in: "", want: -1},
-		{in: "0", want: 0},
-		{in: "1.5s", want: 1500 * time.Millisecond},
-		{in: "-1s", err: "invalid --watch"},
-		{in: "soon", err: "invalid --watch"},
-	} {
-		got, err := parseWatch(tc.in)
-		if tc.err != "" {
-			assert.Check(t, is.ErrorContains(err, tc.err), tc.in)
-			continue
-		}
-		assert.Check(t, err, tc.in)
-		assert.Check(t, is.Equal(got, tc.want), tc.in)
-	}
-}
-
 func TestWatchFor(t *testing.T) {
 	a := &cpu.Info{Arch: "x86_64", Model: "A", Flags: []string{"avx2", "sse"}}
 	b := &cpu.Info{Arch: "x86_64", Model: "B", Flags: []string{"avx2", "sse"}}
-	auto := restoreOptions{watch: -1}
+	auto := Options{Watch: -1}
 	assert.Check(t, is.Equal(watchFor(auto, &helperapi.StageResult{CPU: a, HostCPU: a}), time.Duration(0)))
 	assert.Check(t, is.Equal(watchFor(auto, &helperapi.StageResult{CPU: a, HostCPU: b}), defaultWatchOtherCPU))
 	// A checkpoint that records no CPU may come from anywhere.
 	assert.Check(t, is.Equal(watchFor(auto, &helperapi.StageResult{HostCPU: b}), defaultWatchOtherCPU))
-	assert.Check(t, is.Equal(watchFor(restoreOptions{watch: 0}, &helperapi.StageResult{CPU: a, HostCPU: b}), time.Duration(0)))
-	assert.Check(t, is.Equal(watchFor(restoreOptions{watch: 5 * time.Second}, &helperapi.StageResult{CPU: a, HostCPU: a}), 5*time.Second))
+	assert.Check(t, is.Equal(watchFor(Options{Watch: 0}, &helperapi.StageResult{CPU: a, HostCPU: b}), time.Duration(0)))
+	assert.Check(t, is.Equal(watchFor(Options{Watch: 5 * time.Second}, &helperapi.StageResult{CPU: a, HostCPU: a}), 5*time.Second))
 }
 
 func TestExplainEnd(t *testing.T) {

@@ -1,11 +1,10 @@
-package plugin
+package restore
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"os"
 	"path"
@@ -14,9 +13,11 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
 // changesClient serves a container's diff and its files as Docker's archive
