@@ -38,6 +38,9 @@ var ErrHelperImageMissing = errors.New("helper image not found")
 // helper is the last resort, for a CRIU that hangs.
 const stopGrace = 5 * time.Minute
 
+// streamGrace is how long the helper's output may go on once it has exited.
+const streamGrace = 10 * time.Second
+
 // helperRun describes one helper container.
 type Helper struct {
 	API        client.APIClient
@@ -82,6 +85,28 @@ type Helper struct {
 	Direct *Direct
 	// Trace, when set, marks the helper's steps (docker -D).
 	Trace Tracer
+	// clock is the time the lifecycle's waits use; nil is the real one
+	// (the unit tests give a fake).
+	clock clock
+}
+
+// clock is what the helper's lifecycle asks of time: a pause between two
+// waits, and the deadlines of a stop and of the stream's end.
+type clock interface {
+	After(d time.Duration) <-chan time.Time
+	Sleep(d time.Duration)
+}
+
+type realClock struct{}
+
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Sleep(d time.Duration)                  { time.Sleep(d) }
+
+func (h Helper) clk() clock {
+	if h.clock == nil {
+		return realClock{}
+	}
+	return h.clock
 }
 
 // helperOutcome is what a helper container produced.
@@ -458,7 +483,7 @@ wait:
 					brokenWait = err
 				}
 				rewaits++
-				time.Sleep(100 * time.Millisecond)
+				h.clk().Sleep(100 * time.Millisecond)
 				waitCh, waitErrCh = h.API.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
 				continue
 			}
@@ -474,7 +499,7 @@ wait:
 			select {
 			case st := <-waitCh:
 				exitCode = st.StatusCode
-			case <-time.After(stopGrace):
+			case <-h.clk().After(stopGrace):
 				_ = h.API.ContainerKill(bg, id, "KILL")
 			}
 			retErr = context.Cause(ctx)
@@ -486,7 +511,7 @@ wait:
 	go func() { copyWG.Wait(); <-eventsDone; close(streamDone) }()
 	select {
 	case <-streamDone:
-	case <-time.After(10 * time.Second):
+	case <-h.clk().After(streamGrace):
 		attach.Close()
 		<-streamDone
 	}
