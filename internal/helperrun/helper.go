@@ -352,7 +352,10 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 	directCh := make(chan struct{})
 	// The request first, then the archive (its end closes the helper's
 	// stdin); without an archive stdin stays open while we listen.
+	// stdinDone is closed once this is done with h.Stdin.
+	stdinDone := make(chan struct{})
 	go func() {
+		defer close(stdinDone)
 		if h.Request != nil {
 			if err := helperapi.WriteRequest(attach.Conn, h.Request); err != nil {
 				cancelRun(err)
@@ -449,6 +452,12 @@ wait:
 			// The verdict is in: do not wait for the helper's exit and removal
 			// (a few hundred milliseconds): the daemon removes it (AutoRemove).
 			daemonRemoves = true
+			if h.Direct != nil && h.Direct.Used() {
+				// The helper read the file in place, maybe long before
+				// this process read it through (the local copy of what
+				// the caller applies next, the progress): a file ends.
+				<-stdinDone
+			}
 			if fetcher != nil && final.Kind == helperapi.KindResult {
 				// The helper waits for us to fetch its last segments; it exits (and
 				// the daemon removes it) when the attach closes, as this returns.
