@@ -3,28 +3,15 @@ package inspect
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
-)
 
-// loadInspect reads a `docker inspect` recording (the array Docker prints, of
-// one container) from testdata. The recordings were made with Docker 20.10 on
-// a cgroup v1 host; see the names of the containers (ut-*) for what each shows.
-func loadInspect(t *testing.T, file string) container.InspectResponse {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", file))
-	assert.NilError(t, err)
-	var list []container.InspectResponse
-	assert.NilError(t, json.Unmarshal(b, &list))
-	assert.Assert(t, is.Len(list, 1), "%s must hold exactly one container", file)
-	return list[0]
-}
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
+)
 
 const (
 	runningID = "4dc6541c2bc51f9a35f7a0147b9da39ed11b6a7aa52c0405e2ef3735602c62ec"
@@ -42,7 +29,7 @@ func dockerFiles(id string) []Mount {
 }
 
 func TestFromInspectRunning(t *testing.T) {
-	info, err := FromInspect(loadInspect(t, "inspect-running.json"))
+	info, err := FromInspect(fakedocker.LoadInspect(t, "inspect-running.json"))
 	assert.NilError(t, err)
 
 	assert.Check(t, is.Equal(info.ID, runningID))
@@ -72,7 +59,7 @@ func TestFromInspectRunning(t *testing.T) {
 
 func TestFromInspectMounts(t *testing.T) {
 	// docker run -v ut-vol:/data -v '/tmp:/host/tmp dir:ro' --mount type=tmpfs,dst=/scratch
-	info, err := FromInspect(loadInspect(t, "inspect-mounts.json"))
+	info, err := FromInspect(fakedocker.LoadInspect(t, "inspect-mounts.json"))
 	assert.NilError(t, err)
 
 	files := dockerFiles(mountsID)
@@ -114,7 +101,7 @@ func TestFromInspectNamespaces(t *testing.T) {
 	}
 	for _, tc := range testCases {
 		t.Run(tc.file, func(t *testing.T) {
-			info, err := FromInspect(loadInspect(t, tc.file))
+			info, err := FromInspect(fakedocker.LoadInspect(t, tc.file))
 			assert.NilError(t, err)
 			assert.Check(t, is.DeepEqual(info.Namespaces, tc.wantNS))
 			var dests []string
@@ -136,7 +123,7 @@ func TestFromInspectNamespaces(t *testing.T) {
 func TestFromInspectGolden(t *testing.T) {
 	for _, name := range []string{"running", "mounts", "ipc", "hostnet"} {
 		t.Run(name, func(t *testing.T) {
-			info, err := FromInspect(loadInspect(t, "inspect-"+name+".json"))
+			info, err := FromInspect(fakedocker.LoadInspect(t, "inspect-"+name+".json"))
 			assert.NilError(t, err)
 			b, err := json.MarshalIndent(info, "", "  ")
 			assert.NilError(t, err)
@@ -146,7 +133,7 @@ func TestFromInspectGolden(t *testing.T) {
 }
 
 func TestFromInspectJoinedIPC(t *testing.T) {
-	c := loadInspect(t, "inspect-running.json")
+	c := fakedocker.LoadInspect(t, "inspect-running.json")
 	c.HostConfig.IpcMode = container.IpcMode("container:" + ipcID)
 	info, err := FromInspect(c)
 	assert.NilError(t, err)
@@ -157,7 +144,7 @@ func TestFromInspectJoinedIPC(t *testing.T) {
 // With --ipc host, Docker binds the host's /dev/shm into the container (seen in
 // the OCI spec runc receives), while inspect lists no mount for it.
 func TestFromInspectHostIPC(t *testing.T) {
-	c := loadInspect(t, "inspect-running.json")
+	c := fakedocker.LoadInspect(t, "inspect-running.json")
 	c.HostConfig.IpcMode = container.IpcMode("host")
 	info, err := FromInspect(c)
 	assert.NilError(t, err)
@@ -173,7 +160,7 @@ func TestFromInspectHostIPC(t *testing.T) {
 func TestFromInspectAcceptedRuntimes(t *testing.T) {
 	for _, rt := range []string{"", "runc", "io.containerd.runc.v2", "io.containerd.runc.v1"} {
 		t.Run("runtime="+rt, func(t *testing.T) {
-			c := loadInspect(t, "inspect-running.json")
+			c := fakedocker.LoadInspect(t, "inspect-running.json")
 			c.HostConfig.Runtime = rt
 			info, err := FromInspect(c)
 			assert.NilError(t, err)
@@ -252,7 +239,7 @@ func TestFromInspectErrors(t *testing.T) {
 	}
 	for _, tc := range testCases {
 		t.Run(tc.doc, func(t *testing.T) {
-			c := loadInspect(t, tc.file)
+			c := fakedocker.LoadInspect(t, tc.file)
 			if tc.modify != nil {
 				tc.modify(&c)
 			}
@@ -265,7 +252,7 @@ func TestFromInspectErrors(t *testing.T) {
 }
 
 func TestFromInspectIncomplete(t *testing.T) {
-	c := loadInspect(t, "inspect-running.json")
+	c := fakedocker.LoadInspect(t, "inspect-running.json")
 	c.State = nil
 	_, err := FromInspect(c)
 	assert.Check(t, is.ErrorContains(err, "incomplete inspect data for container \""+runningID+"\""))

@@ -13,6 +13,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 // Archive options are refused before anything reaches the daemon.
@@ -46,8 +47,8 @@ func TestArchiveOptionErrors(t *testing.T) {
 		{"import", []string{"x.tar", "--container", "web", "--name", "a b"}, "invalid checkpoint name"},
 	} {
 		t.Run(tc.cmd+" "+tc.want, func(t *testing.T) {
-			api := &fakeClient{}
-			cli := newFakeCli(api)
+			api := &fakedocker.Client{}
+			cli := fakedocker.NewCli(api)
 			root := NewRootCommand(cli)
 			root.SetArgs(append([]string{tc.cmd}, tc.args...))
 			root.SetOut(io.Discard)
@@ -60,7 +61,7 @@ func TestArchiveOptionErrors(t *testing.T) {
 }
 
 func TestArchiveFacts(t *testing.T) {
-	c := loadInspect(t, "inspect-running.json")
+	c := fakedocker.LoadInspect(t, "inspect-running.json")
 	f := archiveFacts(c)
 	assert.Check(t, is.Equal(f.ID, c.ID))
 	assert.Check(t, is.Equal(f.Name, helperrun.TrimSlash(c.Name)))
@@ -89,7 +90,7 @@ func TestArchiveOutputCommit(t *testing.T) {
 		t.Run(tc.doc, func(t *testing.T) {
 			dir := t.TempDir()
 			target := filepath.Join(dir, "web.tar.zst")
-			o, err := newArchiveOutput(newFakeCli(&fakeClient{}), target, true)
+			o, err := newArchiveOutput(fakedocker.NewCli(&fakedocker.Client{}), target, true)
 			assert.NilError(t, err)
 			_, err = o.Write(data)
 			assert.NilError(t, err)
@@ -113,6 +114,6 @@ func TestArchiveOutputCommit(t *testing.T) {
 }
 
 func TestArchiveOutputRefusesFolder(t *testing.T) {
-	_, err := newArchiveOutput(newFakeCli(&fakeClient{}), t.TempDir(), true)
+	_, err := newArchiveOutput(fakedocker.NewCli(&fakedocker.Client{}), t.TempDir(), true)
 	assert.Check(t, is.ErrorContains(err, "is a folder: name a file"))
 }

@@ -18,6 +18,7 @@ import (
 	"gotest.tools/v3/golden"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 func TestDaemonItems(t *testing.T) {
@@ -82,15 +83,15 @@ func TestPrintCheck(t *testing.T) {
 // Without a helper image and without a bundle, check still reports what the
 // API tells, says the image is missing, and exits 1 without starting anything.
 func TestCheckWithoutHelperImage(t *testing.T) {
-	api := &fakeClient{
-		infoFunc: func() (system.Info, error) {
+	api := &fakedocker.Client{
+		InfoFunc: func() (system.Info, error) {
 			return system.Info{ServerVersion: "20.10.24", OSType: "linux", Architecture: "x86_64", DockerRootDir: "/var/lib/docker", CgroupVersion: "2", CgroupDriver: "systemd"}, nil
 		},
-		imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+		ImageInspectFunc: func(ref string) (image.InspectResponse, error) {
 			return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 		},
 	}
-	cli := newFakeCli(api)
+	cli := fakedocker.NewCli(api)
 	cmd := newCheckCommand(cli)
 	cmd.SetArgs([]string{"--format", "json"})
 	cmd.SetOut(io.Discard)
@@ -101,7 +102,7 @@ func TestCheckWithoutHelperImage(t *testing.T) {
 	assert.Check(t, is.Equal(st.StatusCode, ExitHost))
 	assert.Check(t, is.ErrorContains(err, "checkpoints cannot be made on this daemon host: 1 missing"))
 	var rep checkReport
-	assert.NilError(t, json.Unmarshal(cli.out.Bytes(), &rep), cli.out.String())
+	assert.NilError(t, json.Unmarshal(cli.OutBuf.Bytes(), &rep), cli.OutBuf.String())
 	assert.Check(t, !rep.CanCheckpoint)
 	assert.Check(t, is.Len(rep.Items, 4))
 	last := rep.Items[3]
@@ -116,55 +117,55 @@ func TestCheckWithoutHelperImage(t *testing.T) {
 
 // version never loads the image and never starts a helper when it is missing.
 func TestVersionWithoutHelperImage(t *testing.T) {
-	api := &fakeClient{imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+	api := &fakedocker.Client{ImageInspectFunc: func(ref string) (image.InspectResponse, error) {
 		return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 	}}
-	cli := newFakeCli(api)
+	cli := fakedocker.NewCli(api)
 	cmd := newVersionCommand(cli)
 	cmd.SetArgs([]string{"--format", "json"})
 	assert.NilError(t, cmd.Execute())
 	var v versionInfo
-	assert.NilError(t, json.Unmarshal(cli.out.Bytes(), &v), cli.out.String())
+	assert.NilError(t, json.Unmarshal(cli.OutBuf.Bytes(), &v), cli.OutBuf.String())
 	assert.Check(t, !v.HelperImage.Present)
 	assert.Check(t, is.Equal(v.Daemon.Version, "20.10.24"))
 	assert.Check(t, is.Equal(v.Criu.Version, ""))
 	assert.Check(t, is.DeepEqual(api.Calls(), []string{"ServerVersion", "Info", "ImageInspect docker-xcheckpoint-helper:dev"}))
 
-	cli.out.Reset()
+	cli.OutBuf.Reset()
 	cmd = newVersionCommand(cli)
 	cmd.SetArgs([]string{"--format", "{{.Plugin.Version}} {{.Daemon.APIVersion}}"})
 	assert.NilError(t, cmd.Execute())
-	assert.Check(t, is.Equal(cli.out.String(), "dev 1.41\n"))
+	assert.Check(t, is.Equal(cli.OutBuf.String(), "dev 1.41\n"))
 
-	cli.out.Reset()
+	cli.OutBuf.Reset()
 	cmd = newVersionCommand(cli)
 	cmd.SetArgs(nil)
 	assert.NilError(t, cmd.Execute())
-	assert.Check(t, is.Contains(cli.out.String(), " Present:"))
-	assert.Check(t, is.Contains(cli.out.String(), "no (create and check load the bundled one when needed)"))
-	assert.Check(t, !bytes.Contains(cli.out.Bytes(), []byte("CRIU:")))
+	assert.Check(t, is.Contains(cli.OutBuf.String(), " Present:"))
+	assert.Check(t, is.Contains(cli.OutBuf.String(), "no (create and check load the bundled one when needed)"))
+	assert.Check(t, !bytes.Contains(cli.OutBuf.Bytes(), []byte("CRIU:")))
 
 	// The image store, from Info.
-	api.infoFunc = func() (system.Info, error) {
+	api.InfoFunc = func() (system.Info, error) {
 		return system.Info{OSType: "linux", Driver: "overlayfs", DriverStatus: [][2]string{{"driver-type", "io.containerd.snapshotter.v1"}}}, nil
 	}
-	cli.out.Reset()
+	cli.OutBuf.Reset()
 	cmd = newVersionCommand(cli)
 	cmd.SetArgs([]string{"--format", "{{.Daemon.ImageStore}}"})
 	assert.NilError(t, cmd.Execute())
-	assert.Check(t, is.Equal(cli.out.String(), "containerd (overlayfs snapshotter)\n"))
+	assert.Check(t, is.Equal(cli.OutBuf.String(), "containerd (overlayfs snapshotter)\n"))
 }
 
 func TestVersionDaemonUnreachable(t *testing.T) {
-	api := &fakeClient{serverVersionFunc: func() (types.Version, error) {
+	api := &fakedocker.Client{ServerVersionFunc: func() (types.Version, error) {
 		return types.Version{}, errdefs.Unavailable(fmt.Errorf("Cannot connect to the Docker daemon at tcp://127.0.0.1:1"))
 	}}
-	cli := newFakeCli(api)
+	cli := fakedocker.NewCli(api)
 	cmd := newVersionCommand(cli)
 	cmd.SetArgs(nil)
 	assert.NilError(t, cmd.Execute(), "the plugin's own versions are still shown")
-	assert.Check(t, is.Contains(cli.out.String(), " Error:"))
-	assert.Check(t, is.Contains(cli.out.String(), "Cannot connect to the Docker daemon"))
+	assert.Check(t, is.Contains(cli.OutBuf.String(), " Error:"))
+	assert.Check(t, is.Contains(cli.OutBuf.String(), "Cannot connect to the Docker daemon"))
 }
 
 // check names the image store: Docker 28's containerd image store reports

@@ -32,6 +32,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
@@ -397,7 +398,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		}
 		defer dest.abort()
 		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.direct.Offered()}
-		if req.Archive.DockerContainer, err = dockerContainerJSON(raw, opts.name); err != nil {
+		if req.Archive.DockerContainer, err = restore.DockerContainerJSON(raw, opts.name); err != nil {
 			return err
 		}
 		if !opts.ignoreRootfs {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 func TestCreateErrors(t *testing.T) {
@@ -28,13 +29,13 @@ func TestCreateErrors(t *testing.T) {
 	testCases := []struct {
 		doc      string
 		args     []string
-		infoFunc func() (system.Info, error)
+		InfoFunc func() (system.Info, error)
 		// inspectFile answers ContainerInspect with a recording from testdata,
 		// changed by modify; containerInspectFunc answers otherwise.
 		inspectFile          string
 		modify               func(*container.InspectResponse)
-		containerInspectFunc func(ref string) (container.InspectResponse, error)
-		imageInspectFunc     func(string) (image.InspectResponse, error)
+		ContainerInspectFunc func(ref string) (container.InspectResponse, error)
+		ImageInspectFunc     func(string) (image.InspectResponse, error)
 		expectedError        string
 		expectedIs           error
 		// expectedCalls are the API calls made, in order; none for a refusal of
@@ -137,14 +138,14 @@ func TestCreateErrors(t *testing.T) {
 		{
 			doc:           "daemon unreachable",
 			args:          []string{"web"},
-			infoFunc:      func() (system.Info, error) { return system.Info{}, errors.New(connErr) },
+			InfoFunc:      func() (system.Info, error) { return system.Info{}, errors.New(connErr) },
 			expectedError: connErr,
 			expectedCalls: []string{"Info"},
 		},
 		{
 			doc:  "daemon unreachable (client error)",
 			args: []string{"web"},
-			infoFunc: func() (system.Info, error) {
+			InfoFunc: func() (system.Info, error) {
 				return system.Info{}, client.ErrorConnectionFailed("tcp://10.0.0.7:2376")
 			},
 			expectedError: client.ErrorConnectionFailed("tcp://10.0.0.7:2376").Error(),
@@ -153,14 +154,14 @@ func TestCreateErrors(t *testing.T) {
 		{
 			doc:           "windows daemon",
 			args:          []string{"web"},
-			infoFunc:      func() (system.Info, error) { return system.Info{OSType: "windows"}, nil },
+			InfoFunc:      func() (system.Info, error) { return system.Info{OSType: "windows"}, nil },
 			expectedError: "the daemon runs windows containers: CRIU checkpoints Linux containers only",
 			expectedCalls: []string{"Info"},
 		},
 		{
 			doc:  "no such container",
 			args: []string{"nope", "warm"},
-			containerInspectFunc: func(ref string) (container.InspectResponse, error) {
+			ContainerInspectFunc: func(ref string) (container.InspectResponse, error) {
 				return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
 			},
 			expectedError: "no such container: nope",
@@ -169,7 +170,7 @@ func TestCreateErrors(t *testing.T) {
 		{
 			doc:  "inspect fails otherwise",
 			args: []string{"web"},
-			containerInspectFunc: func(string) (container.InspectResponse, error) {
+			ContainerInspectFunc: func(string) (container.InspectResponse, error) {
 				return container.InspectResponse{}, errdefs.Forbidden(errors.New("access denied by authorization plugin"))
 			},
 			expectedError: `inspecting container "web": access denied by authorization plugin`,
@@ -206,7 +207,7 @@ func TestCreateErrors(t *testing.T) {
 			doc:         "helper image missing",
 			args:        []string{"ut-running", "warm"},
 			inspectFile: "inspect-running.json",
-			imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+			ImageInspectFunc: func(ref string) (image.InspectResponse, error) {
 				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 			},
 			expectedError: `helper image not found: "docker-xcheckpoint-helper:dev" is not on the daemon and this build of the plugin carries no helper image; build it there with ` + "`make helper-image`",
@@ -217,7 +218,7 @@ func TestCreateErrors(t *testing.T) {
 			doc:         "named helper image missing",
 			args:        []string{"--helper-image", "registry.example/xhelper:1", "ut-running"},
 			inspectFile: "inspect-running.json",
-			imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+			ImageInspectFunc: func(ref string) (image.InspectResponse, error) {
 				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 			},
 			expectedError: `"registry.example/xhelper:1" is not on the daemon`,
@@ -228,7 +229,7 @@ func TestCreateErrors(t *testing.T) {
 			doc:         "helper image lookup fails",
 			args:        []string{"ut-running"},
 			inspectFile: "inspect-running.json",
-			imageInspectFunc: func(string) (image.InspectResponse, error) {
+			ImageInspectFunc: func(string) (image.InspectResponse, error) {
 				return image.InspectResponse{}, errdefs.System(errors.New("layer store corrupted"))
 			},
 			expectedError: `looking up helper image "docker-xcheckpoint-helper:dev": layer store corrupted`,
@@ -237,15 +238,15 @@ func TestCreateErrors(t *testing.T) {
 	}
 	for _, tc := range testCases {
 		t.Run(tc.doc, func(t *testing.T) {
-			api := &fakeClient{infoFunc: tc.infoFunc, containerInspectFunc: tc.containerInspectFunc, imageInspectFunc: tc.imageInspectFunc}
+			api := &fakedocker.Client{InfoFunc: tc.InfoFunc, ContainerInspectFunc: tc.ContainerInspectFunc, ImageInspectFunc: tc.ImageInspectFunc}
 			if tc.inspectFile != "" {
-				c := loadInspect(t, tc.inspectFile)
+				c := fakedocker.LoadInspect(t, tc.inspectFile)
 				if tc.modify != nil {
 					tc.modify(&c)
 				}
-				api.containerInspectFunc = func(string) (container.InspectResponse, error) { return c, nil }
+				api.ContainerInspectFunc = func(string) (container.InspectResponse, error) { return c, nil }
 			}
-			cli := newFakeCli(api)
+			cli := fakedocker.NewCli(api)
 			cmd := newCreateCommand(cli)
 			cmd.SetArgs(tc.args)
 			cmd.SetOut(io.Discard)
@@ -258,17 +259,17 @@ func TestCreateErrors(t *testing.T) {
 			}
 			assert.Check(t, is.DeepEqual(api.Calls(), tc.expectedCalls))
 			if tc.expectedCalls == nil {
-				assert.Check(t, is.Equal(cli.clientCalls, 0), "the daemon must not be asked before the options are checked")
+				assert.Check(t, is.Equal(cli.ClientCalls, 0), "the daemon must not be asked before the options are checked")
 			}
-			assert.Check(t, is.Equal(cli.out.String(), ""), "nothing on stdout when the command fails")
+			assert.Check(t, is.Equal(cli.OutBuf.String(), ""), "nothing on stdout when the command fails")
 		})
 	}
 }
 
 func TestCreateDaemonErrorPassesThrough(t *testing.T) {
 	daemonErr := errdefs.Unavailable(errors.New("Error response from daemon: the daemon is shutting down"))
-	api := &fakeClient{infoFunc: func() (system.Info, error) { return system.Info{}, daemonErr }}
-	cmd := newCreateCommand(newFakeCli(api))
+	api := &fakedocker.Client{InfoFunc: func() (system.Info, error) { return system.Info{}, daemonErr }}
+	cmd := newCreateCommand(fakedocker.NewCli(api))
 	cmd.SetArgs([]string{"web"})
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
@@ -282,11 +283,11 @@ func TestCreateDaemonErrorPassesThrough(t *testing.T) {
 // reason, and a helper that cannot even be created fails every container's
 // line without stopping the command from reporting each.
 func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
-	running := loadInspect(t, "inspect-running.json")
-	paused := loadInspect(t, "inspect-paused.json")
+	running := fakedocker.LoadInspect(t, "inspect-running.json")
+	paused := fakedocker.LoadInspect(t, "inspect-paused.json")
 	var listed container.ListOptions
-	api := &fakeClient{
-		containerListFunc: func(o container.ListOptions) ([]container.Summary, error) {
+	api := &fakedocker.Client{
+		ContainerListFunc: func(o container.ListOptions) ([]container.Summary, error) {
 			if o.Filters.ExactMatch("label", labels.LabelHelper) {
 				return nil, nil // the sweep of stale helpers
 			}
@@ -297,7 +298,7 @@ func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
 				{ID: paused.ID, Names: []string{"/ut-paused"}},
 			}, nil
 		},
-		containerInspectFunc: func(ref string) (container.InspectResponse, error) {
+		ContainerInspectFunc: func(ref string) (container.InspectResponse, error) {
 			switch ref {
 			case "ut-running":
 				return running, nil
@@ -307,7 +308,7 @@ func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
 			return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
 		},
 	}
-	fcli := newFakeCli(api)
+	fcli := fakedocker.NewCli(api)
 	cmd := newCreateCommand(fcli)
 	cmd.SetArgs([]string{"--all", "--filter", "label=tier=front", "--name", "warm"})
 	cmd.SetOut(io.Discard)
@@ -320,11 +321,11 @@ func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
 	assert.Assert(t, errors.As(err, &st), "%v", err)
 	assert.Check(t, is.Equal(st.StatusCode, 1))
 	assert.Check(t, is.Equal(st.Status, "1 of 1 checkpoints failed: ut-running"))
-	stderr := fcli.err.String()
+	stderr := fcli.ErrBuf.String()
 	assert.Check(t, is.Contains(stderr, "Skipping container xcheckpoint-helper-0a1b2c: a docker xcheckpoint helper, not a workload"))
 	assert.Check(t, is.Contains(stderr, "Skipping container ut-paused: cannot checkpoint container \"ut-paused\": it is paused"))
 	assert.Check(t, is.Contains(stderr, "creating helper container"))
-	assert.Check(t, is.Equal(fcli.out.String(), "CONTAINER    CHECKPOINT   STATUS    SIZE      TOTAL\nut-running   warm         failed    -         -\n"))
+	assert.Check(t, is.Equal(fcli.OutBuf.String(), "CONTAINER    CHECKPOINT   STATUS    SIZE      TOTAL\nut-running   warm         failed    -         -\n"))
 	calls := api.Calls()
 	assert.Check(t, is.Equal(strings.Count(strings.Join(calls, "\n"), "ContainerCreate"), 1), "one helper for the batch: %v", calls)
 }
@@ -332,16 +333,16 @@ func TestCreateAllSkipsAndIsolatesFailures(t *testing.T) {
 // TestCreateListReportsEachContainer: in a list, a container that does not
 // exist is a failed line, and the others still go to the helper.
 func TestCreateListReportsEachContainer(t *testing.T) {
-	running := loadInspect(t, "inspect-running.json")
-	api := &fakeClient{
-		containerInspectFunc: func(ref string) (container.InspectResponse, error) {
+	running := fakedocker.LoadInspect(t, "inspect-running.json")
+	api := &fakedocker.Client{
+		ContainerInspectFunc: func(ref string) (container.InspectResponse, error) {
 			if ref == "ut-running" {
 				return running, nil
 			}
 			return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
 		},
 	}
-	fcli := newFakeCli(api)
+	fcli := fakedocker.NewCli(api)
 	cmd := newCreateCommand(fcli)
 	cmd.SetArgs([]string{"--name", "warm", "--format", "{{.Container}} {{.Status}} {{.Error}}", "nope", "ut-running"})
 	cmd.SetOut(io.Discard)
@@ -350,7 +351,7 @@ func TestCreateListReportsEachContainer(t *testing.T) {
 	var st cli.StatusError
 	assert.Assert(t, errors.As(err, &st), "%v", err)
 	assert.Check(t, is.Equal(st.Status, "2 of 2 checkpoints failed: nope, ut-running"))
-	out := fcli.out.String()
+	out := fcli.OutBuf.String()
 	assert.Check(t, is.Contains(out, "nope failed no such container: nope\n"))
 	assert.Check(t, is.Contains(out, "ut-running failed creating helper container"))
 	assert.Check(t, is.Contains(strings.Join(api.Calls(), "\n"), "ContainerCreate"), "the container that exists still reached the helper")

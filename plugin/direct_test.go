@@ -11,6 +11,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 // When the helper writes the archive itself, the plugin only checks what it
@@ -31,7 +32,7 @@ func TestDirectArchiveOutput(t *testing.T) {
 		t.Run(tc.doc, func(t *testing.T) {
 			dir := t.TempDir()
 			target := filepath.Join(dir, "web.tar.zst")
-			o, err := newArchiveOutput(newFakeCli(&fakeClient{}), target, true)
+			o, err := newArchiveOutput(fakedocker.NewCli(&fakedocker.Client{}), target, true)
 			assert.NilError(t, err)
 			defer o.abort()
 			assert.Assert(t, o.direct != nil)

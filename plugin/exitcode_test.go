@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -114,16 +115,16 @@ func TestUsageExitCodes(t *testing.T) {
 	for _, args := range cases {
 		covered[args[0]] = true
 	}
-	for _, c := range NewRootCommand(newFakeCli(&fakeClient{})).Commands() {
+	for _, c := range NewRootCommand(fakedocker.NewCli(&fakedocker.Client{})).Commands() {
 		assert.Check(t, covered[c.Name()], "no usage error case for %q", c.Name())
 	}
 	for _, args := range cases {
 		t.Run(fmt.Sprint(args), func(t *testing.T) {
-			api := &fakeClient{infoFunc: func() (system.Info, error) {
+			api := &fakedocker.Client{InfoFunc: func() (system.Info, error) {
 				t.Fatal("the daemon was asked before the input was checked")
 				return system.Info{}, nil
 			}}
-			cmd := NewRootCommand(newFakeCli(api))
+			cmd := NewRootCommand(fakedocker.NewCli(api))
 			cmd.SetArgs(args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)

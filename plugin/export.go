@@ -16,6 +16,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
@@ -134,7 +135,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	}
 	defer dest.abort()
 	start := time.Now()
-	dc, err := dockerContainerJSON(raw, opts.name)
+	dc, err := restore.DockerContainerJSON(raw, opts.name)
 	if err != nil {
 		return err
 	}

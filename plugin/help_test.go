@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"gotest.tools/v3/assert"
 )
 
@@ -26,5 +27,5 @@ func TestFlagUsageTypeNames(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(NewRootCommand(newFakeCli(nil)))
+	walk(NewRootCommand(fakedocker.NewCli(nil)))
 }

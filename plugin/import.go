@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/transfer"
 	"io"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
 )
 
 type importOptions struct {
@@ -119,11 +121,11 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	// The files applied through Docker's API (filesystem changes, volumes) are
 	// kept aside as the archive goes by, and used only once it matched its
 	// manifest, here and in the helper.
-	up, err := newUpload(stderr, in, size, opts.quiet)
+	up, err := transfer.NewUpload(stderr, in, size, opts.quiet)
 	if err != nil {
 		return err
 	}
-	defer up.close()
+	defer up.Close()
 	// Where the daemon sees the file, the helper reads it there.
 	var direct *helperrun.Direct
 	if opts.file != "-" {
@@ -131,8 +133,8 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		defer direct.Remove()
 	}
 	req := helperapi.ImportRequest{Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name, Direct: direct.Offered()}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Import, req, helperrun.Helper{Target: ref.ID, Stdin: up, Direct: direct}, up.progress)
-	up.sent()
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Import, req, helperrun.Helper{Target: ref.ID, Stdin: up, Direct: direct}, up.Progress)
+	up.Sent()
 	if f := out.Failure(); f != nil {
 		return fmt.Errorf("importing %s into container %q: %w", opts.file, ref.Name, f)
 	}
@@ -142,7 +144,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 	if res == nil {
 		return errors.New("the helper answered without a result")
 	}
-	if err := applyFiles(ctx, s, ref, up.local); err != nil {
+	if err := transfer.ApplyFiles(ctx, s, ref, up.Local); err != nil {
 		// Nothing half-imported: the checkpoint goes again.
 		if _, rmErr := helperrun.AskHelper(context.WithoutCancel(ctx), s, ref.ID, helperapi.Remove, helperapi.RemoveRequest{
 			Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Names: []string{res.Name},
@@ -152,7 +154,7 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		return fmt.Errorf("importing %s into container %q: %w; the checkpoint was not kept", opts.file, ref.Name, err)
 	}
 	recordOf(ctx).stored(res.Name, res.Size)
-	if deleted := up.local.deleted(); len(deleted) > 0 {
+	if deleted := up.Local.Deleted(); len(deleted) > 0 {
 		deletePaths(ctx, s, ref, deleted)
 	}
 	from := fmt.Sprintf("%q", res.SourceName)
@@ -160,10 +162,10 @@ func importArchive(ctx context.Context, dockerCLI command.Cli, opts importOption
 		from += " of container " + res.SourceContainer
 	}
 	if res.Foreign != "" {
-		warnForeign(stderr, opts.file, res.Foreign, nil)
+		restore.WarnForeign(stderr, opts.file, res.Foreign, nil)
 	}
 	fmt.Fprintf(stderr, "Checkpoint %q stored for container %s (from %s): %s in %d files, %s archive %s, %.2fs.\n",
-		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.counted.N)), direct.How(false), time.Since(start).Seconds())
+		res.Name, ref.Name, from, units.HumanSize(float64(res.Size)), res.Files, units.HumanSize(float64(up.Counted.N)), direct.How(false), time.Since(start).Seconds())
 	fmt.Fprintf(stderr, "Restore it with: docker start --checkpoint %s %s\n", res.Name, ref.Name)
 	fmt.Fprintln(dockerCLI.Out(), res.Name)
 	return nil

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli/config"
-	"github.com/docker/cli/cli/context/docker"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/journal"
 )
 
@@ -32,18 +32,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func (c *fakeCli) CurrentContext() string { return "default" }
-
-func (c *fakeCli) DockerEndpoint() docker.Endpoint {
-	return docker.Endpoint{EndpointMeta: docker.EndpointMeta{Host: "unix:///var/run/docker.sock"}}
-}
-
 // A command's record becomes one journal line with what the command learnt,
 // its result and cause.
 func TestCommandRecord(t *testing.T) {
 	config.SetDir(t.TempDir())
 	defer config.SetDir(testConfigDir)
-	cli := newFakeCli(&fakeClient{})
+	cli := fakedocker.NewCli(&fakedocker.Client{})
 	ctx, rec := startRecord(context.Background(), cli, "create", "web", "nightly")
 	recordOf(ctx).container("web", "0123456789ab")
 	recordOf(ctx).daemonName("host1")
@@ -80,7 +74,7 @@ func TestJournalWriteFailureWarns(t *testing.T) {
 	assert.NilError(t, os.WriteFile(file, nil, 0o600))
 	config.SetDir(file)
 	defer config.SetDir(testConfigDir)
-	cli := newFakeCli(&fakeClient{})
+	cli := fakedocker.NewCli(&fakedocker.Client{})
 	recordBatch(context.Background(), cli, createOptions{name: "n"}, []*batchTarget{{ref: "a", failure: "x"}, {ref: "b", failure: "y"}}, time.Now())
-	assert.Check(t, is.Equal(strings.Count(cli.err.String(), "Warning: the checkpoint journal"), 1), cli.err.String())
+	assert.Check(t, is.Equal(strings.Count(cli.ErrBuf.String(), "Warning: the checkpoint journal"), 1), cli.ErrBuf.String())
 }

@@ -14,6 +14,7 @@ import (
 	"gotest.tools/v3/golden"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -118,43 +119,43 @@ func TestWriteDetails(t *testing.T) {
 func TestManageArgumentErrors(t *testing.T) {
 	cases := []struct {
 		doc  string
-		cmd  func(*fakeCli) *cobra.Command
+		cmd  func(*fakedocker.Cli) *cobra.Command
 		args []string
 		want string
 	}{
-		{"rm without names", func(c *fakeCli) *cobra.Command { return newRemoveCommand(c) }, []string{"web"}, "name the checkpoints to remove, or pass --all"},
-		{"rm names and --all", func(c *fakeCli) *cobra.Command { return newRemoveCommand(c) }, []string{"--all", "web", "warm"}, "give checkpoint names or --all, not both"},
-		{"rm bad name", func(c *fakeCli) *cobra.Command { return newRemoveCommand(c) }, []string{"web", "ok", "../x"}, `invalid checkpoint name "../x"`},
-		{"rm no container", func(c *fakeCli) *cobra.Command { return newRemoveCommand(c) }, nil, "requires at least 1 argument"},
-		{"inspect bad name", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"web", "a/b"}, `invalid checkpoint name "a/b"`},
-		{"inspect bad format", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"--format", "yaml", "web", "warm"}, `invalid --format "yaml": want pretty or json`},
-		{"inspect one argument", func(c *fakeCli) *cobra.Command { return newInspectCommand(c) }, []string{"web"}, `no archive file "web": inspect takes CONTAINER CHECKPOINT, or the file of an archive`},
+		{"rm without names", func(c *fakedocker.Cli) *cobra.Command { return newRemoveCommand(c) }, []string{"web"}, "name the checkpoints to remove, or pass --all"},
+		{"rm names and --all", func(c *fakedocker.Cli) *cobra.Command { return newRemoveCommand(c) }, []string{"--all", "web", "warm"}, "give checkpoint names or --all, not both"},
+		{"rm bad name", func(c *fakedocker.Cli) *cobra.Command { return newRemoveCommand(c) }, []string{"web", "ok", "../x"}, `invalid checkpoint name "../x"`},
+		{"rm no container", func(c *fakedocker.Cli) *cobra.Command { return newRemoveCommand(c) }, nil, "requires at least 1 argument"},
+		{"inspect bad name", func(c *fakedocker.Cli) *cobra.Command { return newInspectCommand(c) }, []string{"web", "a/b"}, `invalid checkpoint name "a/b"`},
+		{"inspect bad format", func(c *fakedocker.Cli) *cobra.Command { return newInspectCommand(c) }, []string{"--format", "yaml", "web", "warm"}, `invalid --format "yaml": want pretty or json`},
+		{"inspect one argument", func(c *fakedocker.Cli) *cobra.Command { return newInspectCommand(c) }, []string{"web"}, `no archive file "web": inspect takes CONTAINER CHECKPOINT, or the file of an archive`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.doc, func(t *testing.T) {
-			api := &fakeClient{}
-			cli := newFakeCli(api)
+			api := &fakedocker.Client{}
+			cli := fakedocker.NewCli(api)
 			cmd := tc.cmd(cli)
 			cmd.SetArgs(tc.args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
 			err := cmd.Execute()
 			assert.Check(t, is.ErrorContains(err, tc.want))
-			assert.Check(t, is.Equal(cli.clientCalls, 0), "the daemon is not asked")
-			assert.Check(t, is.Equal(cli.out.String(), ""))
+			assert.Check(t, is.Equal(cli.ClientCalls, 0), "the daemon is not asked")
+			assert.Check(t, is.Equal(cli.OutBuf.String(), ""))
 		})
 	}
 }
 
 // ls of a daemon without containers prints the header and asks no helper.
 func TestListNoContainers(t *testing.T) {
-	api := &fakeClient{infoFunc: func() (system.Info, error) {
+	api := &fakedocker.Client{InfoFunc: func() (system.Info, error) {
 		return system.Info{OSType: "linux", DockerRootDir: "/var/lib/docker"}, nil
 	}}
-	cli := newFakeCli(api)
+	cli := fakedocker.NewCli(api)
 	cmd := newListCommand(cli)
 	cmd.SetArgs(nil)
 	assert.NilError(t, cmd.Execute())
 	assert.Check(t, is.DeepEqual(api.Calls(), []string{"Info", "ContainerList"}))
-	assert.Check(t, is.Equal(cli.out.String(), "CONTAINER   CHECKPOINT   CREATED   SIZE      PROCESSES   MEMORY    OPTIONS   TOOL\n"))
+	assert.Check(t, is.Equal(cli.OutBuf.String(), "CONTAINER   CHECKPOINT   CREATED   SIZE      PROCESSES   MEMORY    OPTIONS   TOOL\n"))
 }

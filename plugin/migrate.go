@@ -29,6 +29,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/migrate"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 )
 
@@ -178,10 +179,10 @@ func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions)
 	}
 	// Checked before the container is frozen: what the destination would
 	// refuse only after the dump.
-	if err := nameFree(ctx, dst, name); err != nil {
+	if err := restore.NameFree(ctx, dst, name); err != nil {
 		return fmt.Errorf("on the destination (context %s): %w", opts.to, err)
 	}
-	if err := ensureImage(ctx, dst, raw, true); err != nil {
+	if err := restore.EnsureImage(ctx, dst, raw, true); err != nil {
 		return fmt.Errorf("on the destination (context %s): %w (docker save %s | docker -c %s load)", opts.to, err, raw.Config.Image, opts.to)
 	}
 	if err := src.Prepare(ctx); err != nil {
@@ -345,7 +346,7 @@ func containerStatus(ctx context.Context, s *helperrun.Session, ref string) stri
 // destination (a fixed address on a user-defined network the destination
 // has too, with that address in one of its subnets), and if not why.
 func sameAddressOn(ctx context.Context, dst *helperrun.Session, raw container.InspectResponse) (bool, string) {
-	addr := originalStaticAddress(raw)
+	addr := restore.OriginalStaticAddress(raw)
 	if addr == "" {
 		cur := ""
 		if raw.NetworkSettings != nil {

@@ -12,6 +12,7 @@ import (
 	"gotest.tools/v3/golden"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 func TestStatsOutput(t *testing.T) {
@@ -68,12 +69,12 @@ func TestStatsOutputArchive(t *testing.T) {
 }
 
 func TestCreateFormatNeedsPrintStats(t *testing.T) {
-	api := &fakeClient{}
-	cli := newFakeCli(api)
+	api := &fakedocker.Client{}
+	cli := fakedocker.NewCli(api)
 	cmd := newCreateCommand(cli)
 	cmd.SetArgs([]string{"--format", "json", "web"})
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
 	assert.Check(t, is.ErrorContains(cmd.Execute(), "--format applies to --print-stats output only"))
-	assert.Check(t, is.Equal(cli.clientCalls, 0))
+	assert.Check(t, is.Equal(cli.ClientCalls, 0))
 }

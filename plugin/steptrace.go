@@ -57,3 +57,7 @@ func (t *stepTrace) mark(name string) {
 
 // Mark is mark for the helper runner (helperrun.Tracer).
 func (t *stepTrace) Mark(name string) { t.mark(name) }
+
+// Step and Memory are step and memory for the restore engine (restore.Tracer).
+func (t *stepTrace) Step(name string)         { t.step(name) }
+func (t *stepTrace) Memory(helperBytes int64) { t.memory(helperBytes) }

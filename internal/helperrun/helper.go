@@ -47,6 +47,9 @@ const stopGrace = 5 * time.Minute
 // ends: its end would mean the archive's).
 const stdinStopGrace = 20 * time.Second
 
+// streamGrace is how long the helper's output may go on once it has exited.
+const streamGrace = 10 * time.Second
+
 // helperRun describes one helper container.
 type Helper struct {
 	API        client.APIClient
@@ -91,6 +94,28 @@ type Helper struct {
 	Direct *Direct
 	// Trace, when set, marks the helper's steps (docker -D).
 	Trace Tracer
+	// clock is the time the lifecycle's waits use; nil is the real one
+	// (the unit tests give a fake).
+	clock clock
+}
+
+// clock is what the helper's lifecycle asks of time: a pause between two
+// waits, and the deadlines of a stop and of the stream's end.
+type clock interface {
+	After(d time.Duration) <-chan time.Time
+	Sleep(d time.Duration)
+}
+
+type realClock struct{}
+
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Sleep(d time.Duration)                  { time.Sleep(d) }
+
+func (h Helper) clk() clock {
+	if h.clock == nil {
+		return realClock{}
+	}
+	return h.clock
 }
 
 // helperOutcome is what a helper container produced.
@@ -336,7 +361,10 @@ func (h Helper) runWith(ctx context.Context, cfgFile Config, optional []string, 
 	directCh := make(chan struct{})
 	// The request first, then the archive (its end closes the helper's
 	// stdin); without an archive stdin stays open while we listen.
+	// stdinDone is closed once this is done with h.Stdin.
+	stdinDone := make(chan struct{})
 	go func() {
+		defer close(stdinDone)
 		if h.Request != nil {
 			if err := helperapi.WriteRequest(attach.Conn, h.Request); err != nil {
 				cancelRun(err)
@@ -433,6 +461,12 @@ wait:
 			// The verdict is in: do not wait for the helper's exit and removal
 			// (a few hundred milliseconds): the daemon removes it (AutoRemove).
 			daemonRemoves = true
+			if h.Direct != nil && h.Direct.Used() {
+				// The helper read the file in place, maybe long before
+				// this process read it through (the local copy of what
+				// the caller applies next, the progress): a file ends.
+				<-stdinDone
+			}
 			if fetcher != nil && final.Kind == helperapi.KindResult {
 				// The helper waits for us to fetch its last segments; it exits (and
 				// the daemon removes it) when the attach closes, as this returns.
@@ -467,7 +501,7 @@ wait:
 					brokenWait = err
 				}
 				rewaits++
-				time.Sleep(100 * time.Millisecond)
+				h.clk().Sleep(100 * time.Millisecond)
 				waitCh, waitErrCh = h.API.ContainerWait(context.WithoutCancel(ctx), id, container.WaitConditionRemoved)
 				continue
 			}
@@ -486,7 +520,7 @@ wait:
 			select {
 			case st := <-waitCh:
 				exitCode = st.StatusCode
-			case <-time.After(grace):
+			case <-h.clk().After(grace):
 				_ = h.API.ContainerKill(bg, id, "KILL")
 			}
 			retErr = context.Cause(ctx)
@@ -498,7 +532,7 @@ wait:
 	go func() { copyWG.Wait(); <-eventsDone; close(streamDone) }()
 	select {
 	case <-streamDone:
-	case <-time.After(10 * time.Second):
+	case <-h.clk().After(streamGrace):
 		attach.Close()
 		<-streamDone
 	}

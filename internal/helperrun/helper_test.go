@@ -15,6 +15,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 // Only helpers that are ours, not running, and old are leftovers: a young one
@@ -22,7 +23,7 @@ import (
 func TestRemoveStaleHelpers(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	var asked container.ListOptions
-	f := &fakeClient{containerListFunc: func(opts container.ListOptions) ([]container.Summary, error) {
+	f := &fakedocker.Client{ContainerListFunc: func(opts container.ListOptions) ([]container.Summary, error) {
 		asked = opts
 		return []container.Summary{
 			{ID: "crashed", State: "exited", Created: now.Add(-time.Hour).Unix()},
@@ -31,7 +32,7 @@ func TestRemoveStaleHelpers(t *testing.T) {
 		}, nil
 	}}
 	removeStaleHelpers(context.Background(), f, now)
-	assert.Check(t, is.DeepEqual(f.removed, []string{"crashed", "old-created"}))
+	assert.Check(t, is.DeepEqual(f.Removed, []string{"crashed", "old-created"}))
 	assert.Check(t, asked.All)
 	assert.Check(t, is.DeepEqual(asked.Filters.Get("label"), []string{labels.LabelHelper}))
 	assert.Check(t, !asked.Filters.ExactMatch("status", "running"), "running helpers are never listed for removal")
@@ -44,7 +45,7 @@ func TestRemoveStaleHelpers(t *testing.T) {
 func TestHelperRunCapsRefusedAtCreate(t *testing.T) {
 	refusal := errdefs.InvalidParameter(errors.New(`invalid CapAdd: capability not supported by your kernel or not available in the current environment: "CAP_SYS_RESOURCE"`))
 	var capAdds [][]string
-	f := &fakeClient{containerCreateFunc: func(_ *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
+	f := &fakedocker.Client{ContainerCreateFunc: func(_ *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
 		capAdds = append(capAdds, hc.CapAdd)
 		if slices.Contains(hc.CapAdd, "CAP_SYS_RESOURCE") {
 			return container.CreateResponse{}, refusal

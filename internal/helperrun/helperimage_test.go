@@ -18,6 +18,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	xcheckpoint "github.com/xcheckpoint/docker-xcheckpoint"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
 func helperImageWith(version, arch string) image.InspectResponse {
@@ -48,21 +49,21 @@ func TestEnsureHelperImageLoadsBundle(t *testing.T) {
 	archive := bytes.Repeat([]byte("layer"), 1000)
 	loaded := false
 	var sent []byte
-	api := &fakeClient{
-		imageInspectFunc: func(ref string) (image.InspectResponse, error) {
+	api := &fakedocker.Client{
+		ImageInspectFunc: func(ref string) (image.InspectResponse, error) {
 			if !loaded {
 				return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 			}
 			return helperImageWith(xcheckpoint.Version, "amd64"), nil
 		},
-		imageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
+		ImageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
 			sent, _ = io.ReadAll(r)
 			loaded = true
 			return image.LoadResponse{Body: io.NopCloser(strings.NewReader(`{"stream":"Loaded image: x\n"}`)), JSON: true}, nil
 		},
 	}
 	var progress bytes.Buffer
-	choice := ChooseHelperImage(newFakeCli(api), "")
+	choice := ChooseHelperImage(fakedocker.NewCli(api), "")
 	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", testBundle("amd64", archive), &progress, false)
 	assert.NilError(t, err)
 	assert.Check(t, h.Loaded && h.Present)
@@ -85,20 +86,20 @@ func TestEnsureHelperImageLoadsBundle(t *testing.T) {
 // is left alone.
 func TestEnsureHelperImageReplacesAnotherBuild(t *testing.T) {
 	current := "sha256:0ld0000000000000"
-	api := &fakeClient{
-		imageInspectFunc: func(string) (image.InspectResponse, error) {
+	api := &fakedocker.Client{
+		ImageInspectFunc: func(string) (image.InspectResponse, error) {
 			img := helperImageWith(xcheckpoint.Version, "amd64")
 			img.ID = current
 			return img, nil
 		},
-		imageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
+		ImageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
 			_, _ = io.Copy(io.Discard, r)
 			current = "sha256:ba5e000000000000"
 			return image.LoadResponse{Body: io.NopCloser(strings.NewReader(`{"stream":"Loaded image"}`))}, nil
 		},
 	}
 	var progress bytes.Buffer
-	choice := ChooseHelperImage(newFakeCli(api), "")
+	choice := ChooseHelperImage(fakedocker.NewCli(api), "")
 	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", testBundleID("amd64", "sha256:ba5e000000000000", []byte("x")), &progress, false)
 	assert.NilError(t, err)
 	assert.Check(t, h.Loaded)
@@ -106,7 +107,8 @@ func TestEnsureHelperImageReplacesAnotherBuild(t *testing.T) {
 	assert.Check(t, is.Contains(progress.String(), "(0ld000000000) is another build than the one this plugin carries (ba5e00000000); replacing it."))
 
 	// Now it is the plugin's own: nothing happens.
-	api.calls, progress = nil, bytes.Buffer{}
+	api.ResetCalls()
+	progress = bytes.Buffer{}
 	h, err = ensureHelperImage(context.Background(), api, choice, "x86_64", testBundleID("amd64", "sha256:ba5e000000000000", []byte("x")), &progress, false)
 	assert.NilError(t, err)
 	assert.Check(t, !h.Loaded)
@@ -179,9 +181,9 @@ func TestEnsureHelperImageErrors(t *testing.T) {
 	}
 	for _, tc := range testCases {
 		t.Run(tc.doc, func(t *testing.T) {
-			api := &fakeClient{imageInspectFunc: tc.inspect, imageLoadFunc: tc.load}
+			api := &fakedocker.Client{ImageInspectFunc: tc.inspect, ImageLoadFunc: tc.load}
 			var progress bytes.Buffer
-			_, err := ensureHelperImage(context.Background(), api, ChooseHelperImage(newFakeCli(api), tc.flag), tc.daemonArch, tc.bundle, &progress, false)
+			_, err := ensureHelperImage(context.Background(), api, ChooseHelperImage(fakedocker.NewCli(api), tc.flag), tc.daemonArch, tc.bundle, &progress, false)
 			assert.Check(t, is.ErrorContains(err, tc.expectedError))
 			if tc.expectedIs != nil {
 				assert.Check(t, is.ErrorIs(err, tc.expectedIs))
@@ -192,20 +194,20 @@ func TestEnsureHelperImageErrors(t *testing.T) {
 }
 
 func TestPinnedImageOfAnotherVersionIsUsedWithANote(t *testing.T) {
-	api := &fakeClient{imageInspectFunc: func(string) (image.InspectResponse, error) { return helperImageWith("v0.9.0", "amd64"), nil }}
+	api := &fakedocker.Client{ImageInspectFunc: func(string) (image.InspectResponse, error) { return helperImageWith("v0.9.0", "amd64"), nil }}
 	var progress bytes.Buffer
-	h, err := ensureHelperImage(context.Background(), api, ChooseHelperImage(newFakeCli(api), "registry.example/xhelper:0.9"), "x86_64", noBundle, &progress, false)
+	h, err := ensureHelperImage(context.Background(), api, ChooseHelperImage(fakedocker.NewCli(api), "registry.example/xhelper:0.9"), "x86_64", noBundle, &progress, false)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(h.Version, "v0.9.0"))
 	assert.Check(t, is.Contains(progress.String(), `Note: using helper image registry.example/xhelper:0.9 (from --helper-image), version "v0.9.0"`))
 }
 
 func TestChooseHelperImage(t *testing.T) {
-	cli := newFakeCli(&fakeClient{})
+	cli := fakedocker.NewCli(&fakedocker.Client{})
 	assert.Check(t, ChooseHelperImage(cli, "") == ImageChoice{Ref: xcheckpoint.DefaultHelperImage(), Source: "this plugin's own"})
 
-	cli.configFile = configfile.New("/home/u/.docker/config.json")
-	cli.configFile.Plugins = map[string]map[string]string{"xcheckpoint": {"helper-image": "registry.example/xhelper:2"}}
+	cli.Config = configfile.New("/home/u/.docker/config.json")
+	cli.Config.Plugins = map[string]map[string]string{"xcheckpoint": {"helper-image": "registry.example/xhelper:2"}}
 	c := ChooseHelperImage(cli, "")
 	assert.Check(t, is.Equal(c.Ref, "registry.example/xhelper:2"))
 	assert.Check(t, c.pinned)
@@ -238,21 +240,21 @@ func TestEnsureHelperImageContainerdStore(t *testing.T) {
 	}
 	build := "1234abcd5678"
 	loads := 0
-	api := &fakeClient{
-		imageInspectFunc: func(string) (image.InspectResponse, error) {
+	api := &fakedocker.Client{
+		ImageInspectFunc: func(string) (image.InspectResponse, error) {
 			img := helperImageWith(xcheckpoint.Version, "amd64")
 			img.ID = "sha256:3a41f35700000000" // the manifest's digest
 			img.Config.Labels[labels.LabelBuild] = build
 			return img, nil
 		},
-		imageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
+		ImageLoadFunc: func(r io.Reader) (image.LoadResponse, error) {
 			_, _ = io.Copy(io.Discard, r)
 			loads++
 			build = "1234abcd5678"
 			return image.LoadResponse{Body: io.NopCloser(strings.NewReader(`{"stream":"Loaded image"}`))}, nil
 		},
 	}
-	choice := ChooseHelperImage(newFakeCli(api), "")
+	choice := ChooseHelperImage(fakedocker.NewCli(api), "")
 	var progress bytes.Buffer
 	h, err := ensureHelperImage(context.Background(), api, choice, "x86_64", bundleWithBuild("1234abcd5678"), &progress, false)
 	assert.NilError(t, err)

@@ -1,12 +1,13 @@
-package plugin
+// Package transfer carries checkpoint archives between the plugin and the
+// helper on the daemon host: the archive on its way to a helper's stdin, and
+// what of it is applied through Docker's API (filesystem changes, volumes).
+package transfer
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/bars"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"os"
 	"path"
@@ -19,22 +20,26 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/bars"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
-// upload is an archive on its way to a helper's stdin: counted, shown on a
+// Upload is an archive on its way to a helper's stdin: counted, shown on a
 // progress bar when stderr is a terminal, and read locally as it goes by
-// (see localCopy) for what applyFiles needs.
-type upload struct {
+// (see LocalCopy) for what ApplyFiles needs.
+type Upload struct {
 	io.Reader
-	counted *archive.CountingReader
+	// Counted counts the bytes read so far.
+	Counted *archive.CountingReader
 	bar     interface{ Finish() error }
-	local   *localCopy
-	stderr  io.Writer
+	// Local is what ApplyFiles applies, once the helper has read it all.
+	Local  *LocalCopy
+	stderr io.Writer
 }
 
-func newUpload(stderr *streams.Out, in io.Reader, size int64, quiet bool) (*upload, error) {
-	u := &upload{counted: &archive.CountingReader{R: in}, stderr: stderr}
-	u.Reader = u.counted
+func NewUpload(stderr *streams.Out, in io.Reader, size int64, quiet bool) (*Upload, error) {
+	u := &Upload{Counted: &archive.CountingReader{R: in}, stderr: stderr}
+	u.Reader = u.Counted
 	if !quiet && stderr.IsTerminal() {
 		b := bars.NewBytesBar(stderr, size, "Sending")
 		u.bar = b
@@ -44,32 +49,33 @@ func newUpload(stderr *streams.Out, in io.Reader, size int64, quiet bool) (*uplo
 	if err != nil {
 		return nil, err
 	}
-	u.local = local
+	u.Local = local
 	u.Reader = io.TeeReader(u.Reader, local)
 	return u, nil
 }
 
-// progress shows the helper's progress events when there is no bar.
-func (u *upload) progress(ev helperapi.Event) {
+// Progress shows the helper's progress events when there is no bar.
+func (u *Upload) Progress(ev helperapi.Event) {
 	if u.bar == nil {
 		fmt.Fprintf(u.stderr, "  %s\n", ev.Message)
 	}
 }
 
-// sent ends the bar once the helper is done.
-func (u *upload) sent() {
+// Sent ends the bar once the helper is done.
+func (u *Upload) Sent() {
 	if u.bar != nil {
 		_ = u.bar.Finish()
 	}
 }
 
-func (u *upload) close() { u.local.cleanup() }
+// Close removes the local copy.
+func (u *Upload) Close() { u.Local.cleanup() }
 
-// localCopy reads the archive as it is sent to the helper and keeps, in a
-// private temporary folder, what import applies through Docker's API:
+// LocalCopy reads the archive as it is sent to the helper and keeps, in a
+// private temporary folder, what ApplyFiles applies through Docker's API:
 // rootfs-diff.tar, volumes/*.tar, deleted.files and container.json. It is
 // usable once the whole archive matched its manifest (done, err == nil).
-type localCopy struct {
+type LocalCopy struct {
 	dir   string
 	pw    *io.PipeWriter
 	done  chan struct{}
@@ -77,13 +83,13 @@ type localCopy struct {
 	files map[string]string
 }
 
-func startLocalCopy() (*localCopy, error) {
+func startLocalCopy() (*LocalCopy, error) {
 	dir, err := os.MkdirTemp("", "xcheckpoint-import-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary folder: %w", err)
 	}
 	pr, pw := io.Pipe()
-	l := &localCopy{dir: dir, pw: pw, done: make(chan struct{}), files: map[string]string{}}
+	l := &LocalCopy{dir: dir, pw: pw, done: make(chan struct{}), files: map[string]string{}}
 	go func() {
 		defer close(l.done)
 		_, l.err = archive.Read(pr, archive.DefaultLimits, func(e archive.Entry, r io.Reader) error {
@@ -112,10 +118,10 @@ func startLocalCopy() (*localCopy, error) {
 }
 
 // Write receives the archive's bytes (a tee of what goes to the helper).
-func (l *localCopy) Write(p []byte) (int, error) { return l.pw.Write(p) }
+func (l *LocalCopy) Write(p []byte) (int, error) { return l.pw.Write(p) }
 
-// deleted are the paths deleted.files lists (once the archive was read).
-func (l *localCopy) deleted() []string {
+// Deleted are the paths deleted.files lists (once the archive was read).
+func (l *LocalCopy) Deleted() []string {
 	var out []string
 	if p := l.files[archive.DeletedFiles]; p != "" {
 		if b, err := os.ReadFile(p); err == nil {
@@ -126,22 +132,22 @@ func (l *localCopy) deleted() []string {
 }
 
 // wait ends the input and returns the local reading's verdict.
-func (l *localCopy) wait() error {
+func (l *LocalCopy) wait() error {
 	l.pw.Close()
 	<-l.done
 	return l.err
 }
 
-func (l *localCopy) cleanup() {
+func (l *LocalCopy) cleanup() {
 	l.pw.CloseWithError(errors.New("import ended"))
 	<-l.done
 	_ = os.RemoveAll(l.dir)
 }
 
-// applyFiles puts the archive's filesystem changes and volume contents into
+// ApplyFiles puts the archive's filesystem changes and volume contents into
 // the container through Docker's API (which extracts them inside the
 // container's root, and mounts its volumes for it).
-func applyFiles(ctx context.Context, s *helperrun.Session, ref helperapi.ContainerRef, l *localCopy) error {
+func ApplyFiles(ctx context.Context, s *helperrun.Session, ref helperapi.ContainerRef, l *LocalCopy) error {
 	if err := l.wait(); err != nil {
 		return fmt.Errorf("reading the archive here: %w", err)
 	}

@@ -1,31 +1,32 @@
-package plugin
+package restore
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
-// archivedContainer is an archive's docker-container.json, its first file:
+// ArchivedContainer is an archive's docker-container.json, its first file:
 // what `restore --input` needs to recreate the container on any daemon. It is
 // Docker's own inspect data, without what only means something on the daemon
 // that ran the container (state, log path, driver data).
-type archivedContainer struct {
+type ArchivedContainer struct {
 	// Checkpoint is the checkpoint's name when it was made.
 	Checkpoint string                    `json:"checkpoint"`
 	Container  container.InspectResponse `json:"container"`
 }
 
-// dockerContainerJSON is docker-container.json for container c.
-func dockerContainerJSON(c container.InspectResponse, checkpoint string) (json.RawMessage, error) {
+// DockerContainerJSON is docker-container.json for container c.
+func DockerContainerJSON(c container.InspectResponse, checkpoint string) (json.RawMessage, error) {
 	if c.ContainerJSONBase == nil || c.Config == nil || c.HostConfig == nil {
 		return nil, fmt.Errorf("incomplete inspect data for container %q", helperrun.TrimSlash(c.Name))
 	}
-	a := archivedContainer{Checkpoint: checkpoint}
+	a := ArchivedContainer{Checkpoint: checkpoint}
 	a.Container.ContainerJSONBase = &container.ContainerJSONBase{
 		ID: c.ID, Name: c.Name, Created: c.Created, Image: c.Image, Driver: c.Driver, Platform: c.Platform,
 		HostConfig: c.HostConfig,
@@ -47,10 +48,10 @@ func dockerContainerJSON(c container.InspectResponse, checkpoint string) (json.R
 	return json.Marshal(a)
 }
 
-// parseDockerContainer reads docker-container.json, refusing what restore
+// ParseDockerContainer reads docker-container.json, refusing what restore
 // could not use.
-func parseDockerContainer(b []byte) (archivedContainer, error) {
-	var a archivedContainer
+func ParseDockerContainer(b []byte) (ArchivedContainer, error) {
+	var a ArchivedContainer
 	if err := json.Unmarshal(b, &a); err != nil {
 		return a, fmt.Errorf("docker-container.json: %w", err)
 	}

@@ -1,4 +1,4 @@
-package plugin
+package restore
 
 import (
 	"context"
@@ -14,42 +14,20 @@ import (
 
 	"github.com/xcheckpoint/docker-xcheckpoint/cpu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
-
-func TestParseWatch(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		err  string
-	}{
-		{in: "auto", want: -1},
-		{in: "", want: -1},
-		{in: "0", want: 0},
-		{in: "1.5s", want: 1500 * time.Millisecond},
-		{in: "-1s", err: "invalid --watch"},
-		{in: "soon", err: "invalid --watch"},
-	} {
-		got, err := parseWatch(tc.in)
-		if tc.err != "" {
-			assert.Check(t, is.ErrorContains(err, tc.err), tc.in)
-			continue
-		}
-		assert.Check(t, err, tc.in)
-		assert.Check(t, is.Equal(got, tc.want), tc.in)
-	}
-}
 
 func TestWatchFor(t *testing.T) {
 	a := &cpu.Info{Arch: "x86_64", Model: "A", Flags: []string{"avx2", "sse"}}
 	b := &cpu.Info{Arch: "x86_64", Model: "B", Flags: []string{"avx2", "sse"}}
-	auto := restoreOptions{watch: -1}
+	auto := Options{Watch: -1}
 	assert.Check(t, is.Equal(watchFor(auto, &helperapi.StageResult{CPU: a, HostCPU: a}), time.Duration(0)))
 	assert.Check(t, is.Equal(watchFor(auto, &helperapi.StageResult{CPU: a, HostCPU: b}), defaultWatchOtherCPU))
 	// A checkpoint that records no CPU may come from anywhere.
 	assert.Check(t, is.Equal(watchFor(auto, &helperapi.StageResult{HostCPU: b}), defaultWatchOtherCPU))
-	assert.Check(t, is.Equal(watchFor(restoreOptions{watch: 0}, &helperapi.StageResult{CPU: a, HostCPU: b}), time.Duration(0)))
-	assert.Check(t, is.Equal(watchFor(restoreOptions{watch: 5 * time.Second}, &helperapi.StageResult{CPU: a, HostCPU: a}), 5*time.Second))
+	assert.Check(t, is.Equal(watchFor(Options{Watch: 0}, &helperapi.StageResult{CPU: a, HostCPU: b}), time.Duration(0)))
+	assert.Check(t, is.Equal(watchFor(Options{Watch: 5 * time.Second}, &helperapi.StageResult{CPU: a, HostCPU: a}), 5*time.Second))
 }
 
 func TestExplainEnd(t *testing.T) {
@@ -68,7 +46,7 @@ func TestExplainEnd(t *testing.T) {
 
 // waitClient ends the container after exitAfter (never when negative).
 type waitClient struct {
-	*fakeClient
+	*fakedocker.Client
 	exitAfter time.Duration
 	die       string
 }
@@ -110,8 +88,8 @@ func (w waitClient) ContainerLogs(context.Context, string, container.LogsOptions
 }
 
 func TestWatchRestored(t *testing.T) {
-	ended := func(code int) *fakeClient {
-		return &fakeClient{containerInspectFunc: func(string) (container.InspectResponse, error) {
+	ended := func(code int) *fakedocker.Client {
+		return &fakedocker.Client{ContainerInspectFunc: func(string) (container.InspectResponse, error) {
 			return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Status: "exited", ExitCode: code}}}, nil
 		}}
 	}
@@ -122,7 +100,7 @@ func TestWatchRestored(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	s := &helperrun.Session{API: waitClient{fakeClient: ended(132), exitAfter: 20 * time.Millisecond}}
+	s := &helperrun.Session{API: waitClient{Client: ended(132), exitAfter: 20 * time.Millisecond}}
 	err := watchRestored(ctx, s, "id", "web2", st, time.Second)
 	assert.Check(t, is.ErrorContains(err, "container web2 was restored, but its processes ended"))
 	assert.Check(t, is.ErrorContains(err, "killed by SIGILL (illegal instruction): the checkpoint was taken on a CPU with AVX-512 (avx512f)"))
@@ -131,35 +109,35 @@ func TestWatchRestored(t *testing.T) {
 
 	// Under a restart policy: Docker's wait fires at the exit, and the
 	// container is running again (afresh) when we look.
-	restarted := &fakeClient{containerInspectFunc: func(string) (container.InspectResponse, error) {
+	restarted := &fakedocker.Client{ContainerInspectFunc: func(string) (container.InspectResponse, error) {
 		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{
 			State: &container.State{Status: "running", Running: true}, RestartCount: 1,
 			HostConfig: &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}},
 		}}, nil
 	}}
-	s = &helperrun.Session{API: waitClient{fakeClient: restarted, exitAfter: 20 * time.Millisecond}}
+	s = &helperrun.Session{API: waitClient{Client: restarted, exitAfter: 20 * time.Millisecond}}
 	err = watchRestored(ctx, s, "id", "web2", st, time.Second)
 	assert.Check(t, is.ErrorContains(err, "its processes ended"))
 	assert.Check(t, is.ErrorContains(err, "killed by SIGILL"), "the code of the wait, not of the running container")
 	// The die event's code wins (Docker's wait may answer for the new run).
-	s = &helperrun.Session{API: waitClient{fakeClient: restarted, exitAfter: 20 * time.Millisecond, die: "139"}}
+	s = &helperrun.Session{API: waitClient{Client: restarted, exitAfter: 20 * time.Millisecond, die: "139"}}
 	err = watchRestored(ctx, s, "id", "web2", st, time.Second)
 	assert.Check(t, is.ErrorContains(err, "exit code 139, killed by SIGSEGV"))
 	assert.Check(t, is.ErrorContains(err, "restart policy (unless-stopped): it runs the original program afresh"))
 	// A wait that missed the end (it broke): the restart count tells.
-	s = &helperrun.Session{API: waitClient{fakeClient: restarted, exitAfter: -1}}
+	s = &helperrun.Session{API: waitClient{Client: restarted, exitAfter: -1}}
 	err = watchRestored(ctx, s, "id", "web2", st, 50*time.Millisecond)
 	assert.Check(t, is.ErrorContains(err, "restart policy (unless-stopped)"))
 
 	// Still running when the watch ends: all is well.
-	running := &fakeClient{containerInspectFunc: func(string) (container.InspectResponse, error) {
+	running := &fakedocker.Client{ContainerInspectFunc: func(string) (container.InspectResponse, error) {
 		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Status: "running", Running: true}}}, nil
 	}}
-	s = &helperrun.Session{API: waitClient{fakeClient: running, exitAfter: -1}}
+	s = &helperrun.Session{API: waitClient{Client: running, exitAfter: -1}}
 	assert.Check(t, watchRestored(ctx, s, "id", "web2", st, 50*time.Millisecond))
 	// No watch: the daemon is not even asked.
 	f := ended(132)
-	s = &helperrun.Session{API: waitClient{fakeClient: f, exitAfter: 0}}
+	s = &helperrun.Session{API: waitClient{Client: f, exitAfter: 0}}
 	assert.Check(t, watchRestored(ctx, s, "id", "web2", st, 0))
 	assert.Check(t, is.Len(f.Calls(), 0))
 }

@@ -1,4 +1,4 @@
-package plugin
+package restore
 
 import (
 	"context"
@@ -26,9 +26,9 @@ const defaultWatchOtherCPU = 2 * time.Second
 // (0 turns it off), else defaultWatchOtherCPU when the checkpoint records
 // another processor than this host's, else not at all (the same host: what
 // ran here runs here).
-func watchFor(opts restoreOptions, st *helperapi.StageResult) time.Duration {
-	if opts.watch >= 0 {
-		return opts.watch
+func watchFor(opts Options, st *helperapi.StageResult) time.Duration {
+	if opts.Watch >= 0 {
+		return opts.Watch
 	}
 	if st == nil || st.CPU == nil || st.HostCPU == nil || !cpu.Compare(*st.CPU, *st.HostCPU).Same {
 		return defaultWatchOtherCPU

@@ -1,11 +1,10 @@
-package plugin
+package restore
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 	"io"
 	"os"
 	"path"
@@ -16,13 +15,16 @@ import (
 	"github.com/docker/docker/errdefs"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
 // changesClient serves a container's diff and its files as Docker's archive
 // API does (an archive of one path, named after its last element), and
 // records what is copied into the new container.
 type changesClient struct {
-	*fakeClient
+	*fakedocker.Client
 	diff  []container.FilesystemChange
 	files map[string]string // path -> content; "" with a trailing / in the name: a folder
 	reads []string
@@ -88,7 +90,7 @@ func (c *changesClient) CopyToContainer(_ context.Context, _, dst string, r io.R
 // files left out, and deleted paths returned for the supervisor.
 func TestCopyChanges(t *testing.T) {
 	api := &changesClient{
-		fakeClient: &fakeClient{},
+		Client: &fakedocker.Client{},
 		diff: []container.FilesystemChange{
 			{Kind: container.ChangeModify, Path: "/etc"},
 			{Kind: container.ChangeModify, Path: "/etc/passwd"},

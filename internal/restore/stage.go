@@ -1,15 +1,19 @@
-package plugin
+package restore
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/system"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
 )
 
 // stageRun is the stage helper of a restore, run in the background: it checks
@@ -107,4 +111,58 @@ func (r *stageRun) verdict(ctx context.Context, s *helperrun.Session, id string)
 func (r *stageRun) stop() {
 	r.cancel()
 	<-r.done
+}
+
+// restoreFolderIsVolume tells whether the new container's restore folder is
+// a volume (restoredConfig), not a folder of its own layer.
+func restoreFolderIsVolume(hc *container.HostConfig) bool {
+	return slices.ContainsFunc(hc.Mounts, func(m mount.Mount) bool { return m.Target == helperapi.RestoreMountpoint })
+}
+
+// StagesInLayer tells whether the helper can stage a checkpoint into the new
+// container's own writable layer, through Docker's data root: with the
+// overlay2 driver of Docker's classic image store, whose layer folders it can
+// name (GraphDriver.Data.UpperDir). The restore folder is then no mount but
+// a folder of the container, gone with it. Other stores, and containers with
+// a read-only root filesystem, get an anonymous volume, which a plain docker
+// rm leaves.
+func StagesInLayer(info system.Info) bool {
+	if info.Driver != "overlay2" {
+		return false
+	}
+	for _, kv := range info.DriverStatus {
+		if kv[0] == "driver-type" && strings.Contains(kv[1], "containerd") {
+			return false
+		}
+	}
+	return true
+}
+
+// stageTarget is where a helper reaches the new container's restore folder:
+// its own layer (StagesInLayer: the container must not run while the helper
+// writes there, overlayfs would not see the files), or its restore volume,
+// through Docker's data root when the volume lives there (the local driver),
+// or mounted into the helper.
+func stageTarget(ctx context.Context, s *helperrun.Session, id string) (string, []mount.Mount, error) {
+	c, err := s.API.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", nil, fmt.Errorf("inspecting the new container: %w", err)
+	}
+	if c.HostConfig != nil && !restoreFolderIsVolume(c.HostConfig) {
+		upper := c.GraphDriver.Data["UpperDir"]
+		if root := strings.TrimSuffix(s.Info.DockerRootDir, "/"); root == "" || !strings.HasPrefix(upper, root+"/") {
+			return "", nil, fmt.Errorf("the new container's layer (%q) is not under Docker's data root %q", upper, s.Info.DockerRootDir)
+		}
+		return upper + helperapi.RestoreMountpoint, nil, nil
+	}
+	stageVol, err := restoreVolume(ctx, s, id)
+	if err != nil {
+		return "", nil, err
+	}
+	if v, err := s.API.VolumeInspect(ctx, stageVol); err == nil && s.Info.DockerRootDir != "" &&
+		strings.HasPrefix(v.Mountpoint, strings.TrimSuffix(s.Info.DockerRootDir, "/")+"/volumes/") {
+		return v.Mountpoint, nil, nil
+	}
+	dir := "/xcheckpoint-stage"
+	return dir, []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: dir}}, nil
 }

@@ -1,4 +1,4 @@
-package plugin
+package restore
 
 import (
 	"archive/tar"
@@ -20,11 +20,11 @@ import (
 // docker-container.json: restore --input makes the Docker container from
 // their config.dump and spec.dump.
 
-// foreignContainer is the Docker container a foreign archive describes, as
+// ForeignContainer is the Docker container a foreign archive describes, as
 // restoredConfig takes an original: its image (by ID when the archive gives
 // one: the same config digest in both engines), command, environment,
 // working folder and user, labels, published ports and named volumes.
-func foreignContainer(f *archive.ForeignContainer) container.InspectResponse {
+func ForeignContainer(f *archive.ForeignContainer) container.InspectResponse {
 	image := f.Image
 	if f.ImageID != "" {
 		image = "sha256:" + f.ImageID
@@ -73,9 +73,9 @@ func dockerName(n string) string {
 	return n
 }
 
-// warnForeign says that an archive of another engine was not checksummed
+// WarnForeign says that an archive of another engine was not checksummed
 // and what its container loses on the way to Docker.
-func warnForeign(w io.Writer, what, engine string, lost []string) {
+func WarnForeign(w io.Writer, what, engine string, lost []string) {
 	fmt.Fprintf(w, "Note: %s was made by %s and has no checksum manifest: every file was checked for its name, type and size, but its contents were not checksummed.\n", what, engine)
 	for _, l := range lost {
 		fmt.Fprintf(w, "Note: not carried over from %s: %s.\n", engine, l)

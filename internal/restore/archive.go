@@ -1,0 +1,206 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-units"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/archive"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/transfer"
+)
+
+// Archive is a checkpoint archive (create --output, export; or Podman's and
+// CRI-O's) read from a file or a stream, on any daemon.
+type Archive struct {
+	// Path is the archive's file, or "-" for a stream.
+	Path string
+	// Reader reads the archive; Size is its size, -1 when unknown.
+	Reader io.Reader
+	Size   int64
+	// Direct: the daemon may read the file where it is, when it sees it
+	// (helperrun.OfferDirect); only for a file.
+	Direct bool
+}
+
+// archiveName names the archive in messages.
+func archiveName(input string) string {
+	if input == "-" {
+		return "the archive on stdin"
+	}
+	return input
+}
+
+// restore restores the archive: its first file, docker-container.json, says
+// how to recreate the container; the new container is created from it, and
+// the archive streams through a helper straight into the new container's
+// restore folder, checked against its manifest before anything starts.
+// Nothing is stored in Docker's checkpoint store.
+func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Result, error) {
+	trace := r.tracer()
+	// "reading the archive FILE", or "reading the archive on stdin".
+	where := src.Path
+	if where == "-" {
+		where = "on stdin"
+	}
+	head, whole, err := archive.Head(src.Reader, archive.DockerContainer)
+	var ac ArchivedContainer
+	var foreign *archive.ForeignContainer
+	if errors.Is(err, archive.ErrNoHead) {
+		// Podman's or CRI-O's: the container from their config.dump and spec.dump.
+		var cfgDump, specDump []byte
+		cfgDump, specDump, whole, err = archive.ForeignHead(whole)
+		if err == nil {
+			foreign, err = archive.ParseForeign(cfgDump, specDump)
+		}
+		if errors.Is(err, archive.ErrNotForeign) {
+			return nil, fmt.Errorf("%s carries no Docker configuration to recreate its container from (no %s first: made by docker xcheckpoint before 0.3); restore it through a container you create from the same image: docker xcheckpoint import %s --container CONTAINER, then docker xcheckpoint restore CONTAINER CHECKPOINT",
+				src.Path, archive.DockerContainer, src.Path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the archive %s: it has no %s first (not made by docker xcheckpoint 0.3 or later), nor the container of another engine: %w", where, archive.DockerContainer, err)
+		}
+		ac = ArchivedContainer{Checkpoint: archive.ForeignCheckpoint, Container: ForeignContainer(foreign)}
+	} else if err != nil {
+		return nil, fmt.Errorf("reading the archive %s: %w", where, err)
+	} else if ac, err = ParseDockerContainer(head); err != nil {
+		return nil, fmt.Errorf("reading the archive %s: %w", where, err)
+	}
+	if err := helperapi.ValidateName(ac.Checkpoint); err != nil {
+		return nil, fmt.Errorf("reading the archive %s: its checkpoint name: %w", where, err)
+	}
+	orig := ac.Container
+	origName := helperrun.TrimSlash(orig.Name)
+	trace.Step("archive head")
+
+	s, err := helperrun.NewSession(ctx, r.CLI, opts.HelperImage)
+	if err != nil {
+		return nil, err
+	}
+	trace.Step("daemon info")
+	if err := s.Prepare(ctx); err != nil {
+		return nil, err
+	}
+	trace.Step("helper image")
+	if err := EnsureImage(ctx, s, orig, true); err != nil {
+		return nil, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = origName + "-" + ac.Checkpoint
+	}
+	if err := NameFree(ctx, s, name); err != nil {
+		return nil, err
+	}
+	trace.Step("image and name checks")
+	stderr := r.CLI.Err()
+	start := time.Now()
+	fmt.Fprintf(stderr, "Restoring checkpoint %q of container %s from %s into a new container %s...\n", ac.Checkpoint, origName, archiveName(src.Path), name)
+	if foreign != nil {
+		WarnForeign(stderr, archiveName(src.Path), foreign.Engine, foreign.Lost)
+	}
+	runtimeVol, err := ensureRuntimeVolume(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := configure(ctx, s, ConfigInput{Original: orig, Checkpoint: ac.Checkpoint, Publish: opts.Publish, Network: opts.Network,
+		Restart: opts.Restart, Replace: opts.Replace, TCPEstablished: opts.TCPEstablished, RuntimeVolume: runtimeVol})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range nc.Warnings {
+		fmt.Fprintln(stderr, "Note:", w)
+	}
+	id, err := createContainer(ctx, s, nc, name)
+	if err != nil {
+		return nil, err
+	}
+	trace.Step("runtime volume and create")
+	keep := false
+	defer func() {
+		if !keep {
+			removeUnfinished(ctx, s, id, name)
+		}
+	}()
+	stageDir, stageMounts, err := stageTarget(ctx, s, id)
+	if err != nil {
+		return nil, err
+	}
+	trace.Step("restore volume")
+
+	// The filesystem changes and volume contents are applied through
+	// Docker's API, from a local copy kept as the archive goes by, once the
+	// helper found the whole archive matching its manifest.
+	up, err := transfer.NewUpload(stderr, whole, src.Size, opts.Quiet)
+	if err != nil {
+		return nil, err
+	}
+	defer up.Close()
+	ref := helperapi.ContainerRef{ID: id, Name: name}
+	// Where the daemon sees the file, the helper reads it there.
+	var direct *helperrun.Direct
+	if src.Direct && src.Path != "-" {
+		direct = helperrun.OfferDirect(src.Path, true)
+		defer direct.Remove()
+	}
+	req := helperapi.StageArchiveRequest{
+		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
+		Options: opts.helperOptions(), Start: &nc.Start, Direct: direct.Offered(),
+	}
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct, Trace: trace}, up.Progress)
+	up.Sent()
+	trace.Step("stage archive (helper)")
+	if f := out.Failure(); f != nil {
+		return nil, fmt.Errorf("restoring %s: %w", archiveName(src.Path), f)
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("restoring %s: %w; nothing was restored", archiveName(src.Path), runErr)
+	}
+	if res == nil {
+		return nil, errors.New("the helper answered without a result")
+	}
+	if res.Checkpoint != ac.Checkpoint {
+		return nil, fmt.Errorf("restoring %s: its manifest names checkpoint %q, its %s %q: the archive was altered", archiveName(src.Path), res.Checkpoint, archive.DockerContainer, ac.Checkpoint)
+	}
+	fmt.Fprintf(stderr, "Received %s (%s of checkpoint files, %d processes), %s.\n", units.HumanSize(float64(up.Counted.N)), units.HumanSize(float64(res.Received)), res.Processes, direct.How(false))
+	warnDumpOptions(stderr, opts, &res.StageResult)
+	warnCPU(stderr, &res.StageResult)
+	// Only now, with the changes in place, may the supervisor restore.
+	if err := transfer.ApplyFiles(ctx, s, ref, up.Local); err != nil {
+		return nil, err
+	}
+	if foreign != nil {
+		if err := prepareForeign(ctx, s, id, foreign); err != nil {
+			return nil, err
+		}
+	}
+	trace.Step("copy filesystem changes")
+	trace.Memory(res.PeakRSS)
+	if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return nil, fmt.Errorf("starting container %s: %w", name, err)
+	}
+	trace.Step("start container")
+	st, err := waitRestored(ctx, s, id)
+	if err != nil {
+		return nil, err
+	}
+	trace.Step("wait for CRIU verdict")
+	if st.State != helperapi.RestoreDone {
+		return nil, &FailedError{Container: origName, Checkpoint: ac.Checkpoint, Failure: st.Failure}
+	}
+	if opts.OnRunning != nil {
+		opts.OnRunning()
+	}
+	if err := watchRestored(ctx, s, id, name, &res.StageResult, watchFor(opts, &res.StageResult)); err != nil {
+		keep = true
+		return nil, err
+	}
+	keep = true
+	return &Result{Status: st, ID: id, Name: name, Original: origName, Checkpoint: ac.Checkpoint, Start: start}, nil
+}
