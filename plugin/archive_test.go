@@ -2,17 +2,13 @@ package plugin
 
 import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
-	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
-	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/fakedocker"
 )
 
@@ -70,50 +66,4 @@ func TestArchiveFacts(t *testing.T) {
 	assert.Check(t, is.Equal(f.Runtime, "runc"))
 	assert.Check(t, !f.Created.IsZero())
 	assert.Check(t, is.Len(f.Networks, len(c.NetworkSettings.Networks)))
-}
-
-// The output file appears under its name only when what arrived is what the
-// helper says it sent; otherwise nothing is left.
-func TestArchiveOutputCommit(t *testing.T) {
-	data := []byte("an archive's bytes")
-	good := &helperapi.ArchiveResult{Bytes: int64(len(data)), CRC32: crc32.ChecksumIEEE(data)}
-	for _, tc := range []struct {
-		doc  string
-		sent *helperapi.ArchiveResult
-		want string
-	}{
-		{"whole", good, ""},
-		{"short", &helperapi.ArchiveResult{Bytes: int64(len(data)) + 1, CRC32: good.CRC32}, "the archive arrived damaged"},
-		{"other checksum", &helperapi.ArchiveResult{Bytes: good.Bytes, CRC32: good.CRC32 ^ 1}, "the archive arrived damaged"},
-		{"no description", nil, "did not describe the archive"},
-	} {
-		t.Run(tc.doc, func(t *testing.T) {
-			dir := t.TempDir()
-			target := filepath.Join(dir, "web.tar.zst")
-			o, err := newArchiveOutput(fakedocker.NewCli(&fakedocker.Client{}), target, true)
-			assert.NilError(t, err)
-			_, err = o.Write(data)
-			assert.NilError(t, err)
-			err = o.commit(tc.sent)
-			o.abort()
-			entries, _ := os.ReadDir(dir)
-			if tc.want != "" {
-				assert.Check(t, is.ErrorContains(err, tc.want))
-				assert.Check(t, is.Len(entries, 0), "nothing left behind")
-				return
-			}
-			assert.NilError(t, err)
-			assert.Check(t, is.Len(entries, 1))
-			st, err := os.Stat(target)
-			assert.NilError(t, err)
-			assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o600)))
-			b, _ := os.ReadFile(target)
-			assert.Check(t, is.Equal(string(b), string(data)))
-		})
-	}
-}
-
-func TestArchiveOutputRefusesFolder(t *testing.T) {
-	_, err := newArchiveOutput(fakedocker.NewCli(&fakedocker.Client{}), t.TempDir(), true)
-	assert.Check(t, is.ErrorContains(err, "is a folder: name a file"))
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/transfer"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
@@ -389,15 +390,15 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 		defer opts.image.remove()
 		opts.output, opts.compress = opts.image.archive(), archive.None
 	}
-	var dest *archiveOutput
+	var dest *transfer.Output
 	if opts.output != "" || opts.archiveTo != nil {
 		if opts.archiveTo != nil {
-			dest = newArchiveWriter(opts.archiveTo)
+			dest = transfer.NewWriter(opts.archiveTo)
 		} else if dest, err = newArchiveOutput(dockerCLI, opts.output, opts.quiet); err != nil {
 			return err
 		}
-		defer dest.abort()
-		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.direct.Offered()}
+		defer dest.Abort()
+		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.Direct().Offered()}
 		if req.Archive.DockerContainer, err = restore.DockerContainerJSON(raw, opts.name); err != nil {
 			return err
 		}
@@ -416,7 +417,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	var outcome *helperapi.Event
 	h := helperrun.Helper{Target: info.ID, Limits: opts.limits, Trace: trace}
 	if dest != nil {
-		h.Archive, h.Direct = dest, dest.direct
+		h.Archive, h.Direct = dest, dest.Direct()
 	}
 	_, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Dump, req, h, func(ev helperapi.Event) {
 		switch ev.Kind {
@@ -426,7 +427,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 				opts.onDumpStart()
 				opts.onDumpStart = nil
 			}
-			if dest == nil || dest.bar == nil {
+			if dest == nil || !dest.ShowsProgress() {
 				fmt.Fprintf(stderr, "  %s\n", ev.Message)
 			}
 		case helperapi.KindDumped, helperapi.KindFailed:
@@ -460,10 +461,10 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	}
 	if dest != nil {
 		if runErr != nil {
-			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, runErr, dest.lost())
+			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, runErr, dest.Lost())
 		}
-		if err := dest.commit(res.Archive); err != nil {
-			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, err, dest.lost())
+		if err := dest.Commit(res.Archive); err != nil {
+			return fmt.Errorf("checkpoint %q of container %q: %w; %s", opts.name, info.Name, err, dest.Lost())
 		}
 		trace.step("archive kept")
 		trace.memory(res.Archive.PeakRSS)
@@ -498,7 +499,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			return nil
 		}
 	} else if dest != nil {
-		fmt.Fprintf(stderr, "Archive written to %s: %s; %s.\n", dest.where(), describeArchive(res.Archive), dest.direct.How(true))
+		fmt.Fprintf(stderr, "Archive written to %s: %s; %s.\n", dest.Where(), describeArchive(res.Archive), dest.Direct().How(true))
 		if opts.output == "-" || opts.archiveTo != nil {
 			return nil
 		}

@@ -133,7 +133,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	if err != nil {
 		return err
 	}
-	defer dest.abort()
+	defer dest.Abort()
 	start := time.Now()
 	dc, err := restore.DockerContainerJSON(raw, opts.name)
 	if err != nil {
@@ -141,7 +141,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	}
 	req := helperapi.ExportRequest{
 		Protocol: helperapi.ProtocolVersion, DockerRoot: s.Info.DockerRootDir, Container: ref, Name: opts.name,
-		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc, Direct: dest.direct.Offered()},
+		Archive: helperapi.ArchiveOptions{Compression: opts.compress, Facts: archiveFacts(raw), DockerContainer: dc, Direct: dest.Direct().Offered()},
 	}
 	if !opts.ignoreVolumes {
 		req.Archive.Volumes = archiveVolumes(raw)
@@ -158,7 +158,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 			fmt.Fprintf(dockerCLI.Err(), "Warning: container %s is not running: its filesystem changes are not in the archive (start it, or use create --output).\n", ref.Name)
 		}
 	}
-	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Export, req, helperrun.Helper{Target: ref.ID, Archive: dest, Direct: dest.direct}, nil)
+	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.Export, req, helperrun.Helper{Target: ref.ID, Archive: dest, Direct: dest.Direct()}, nil)
 	if f := out.Failure(); f != nil {
 		return f
 	}
@@ -168,8 +168,8 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 	if res == nil {
 		return errors.New("the helper answered without describing the archive")
 	}
-	if err := dest.commit(res); err != nil {
-		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.lost())
+	if err := dest.Commit(res); err != nil {
+		return fmt.Errorf("exporting checkpoint %q of container %q: %w; %s", opts.name, ref.Name, err, dest.Lost())
 	}
 	recordOf(ctx).stored(opts.name, res.Bytes)
 	if image != nil {
@@ -180,6 +180,6 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 		fmt.Fprintln(dockerCLI.Err(), done)
 		return nil
 	}
-	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs; %s.\n", opts.name, ref.Name, dest.where(), describeArchive(res), time.Since(start).Seconds(), dest.direct.How(true))
+	fmt.Fprintf(dockerCLI.Err(), "Checkpoint %q of container %s written to %s: %s, %.2fs; %s.\n", opts.name, ref.Name, dest.Where(), describeArchive(res), time.Since(start).Seconds(), dest.Direct().How(true))
 	return nil
 }

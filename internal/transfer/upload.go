@@ -1,6 +1,8 @@
 // Package transfer carries checkpoint archives between the plugin and the
-// helper on the daemon host: the archive on its way to a helper's stdin, and
-// what of it is applied through Docker's API (filesystem changes, volumes).
+// helper on the daemon host: the archive coming out of a helper (Output: a
+// file renamed when whole, stdout, or migrate's pipe), the archive on its way
+// to a helper's stdin, and what of it is applied through Docker's API
+// (filesystem changes, volumes).
 package transfer
 
 import (

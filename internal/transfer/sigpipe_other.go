@@ -1,6 +1,6 @@
 //go:build windows
 
-package plugin
+package transfer
 
 // keepWritingErrors: a closed pipe is already an error on Windows.
 func keepWritingErrors() {}
