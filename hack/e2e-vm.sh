@@ -29,12 +29,13 @@ if [ "$mode" = skip ]; then
 fi
 # One VM at a time on this machine: hack/vm-host.sh keeps its state, disk
 # and port in one VM_DIR, so a second run would share (and then stop) the
-# first one's VM. Runs from several worktrees wait for each other here.
-VM_DIR=${VM_DIR:-/var/cache/xcheckpoint/vm}
-mkdir -p "$VM_DIR"
-exec 9>"$VM_DIR/e2e.lock"
+# first one's VM. Runs from several worktrees wait for each other here. The
+# lock stays where it was when the VM ran bookworm (the port is the same).
+VM_LOCK=${VM_LOCK:-/var/cache/xcheckpoint/vm/e2e.lock}
+mkdir -p "$(dirname "$VM_LOCK")"
+exec 9>"$VM_LOCK"
 if ! flock -n 9; then
-	echo "e2e-vm: another VM test run holds $VM_DIR/e2e.lock; waiting for it" >&2
+	echo "e2e-vm: another VM test run holds $VM_LOCK; waiting for it" >&2
 	flock 9
 fi
 t0=$(date +%s)

@@ -8,6 +8,10 @@
 #   VM_DISK    the disk to boot ($VM_DIR/disk.raw)
 #   VM_PIDFILE where QEMU writes its pid ($VM_DIR/qemu.pid)
 #   PORT       host port (127.0.0.1) forwarded to the VM's dockerd (tcp 2375)
+#   VM_SUITE   the Debian suite of the root (bookworm: Docker 20.10; forky:
+#              Docker 28.5, containerd 2.1, runc 1.3, CRIU 4.2)
+#   VM_PACKAGES  what debootstrap puts in besides the kernel
+#   VM_MIRROR  the Debian mirror (default: the one in this machine's apt sources)
 #
 # Software emulation (TCG): /dev/kvm here belongs to a module that runs no
 # Debian kernel. -snapshot throws the VM's writes away, so the cached disk
@@ -16,10 +20,36 @@
 VM_DIR=${VM_DIR:-/var/cache/xcheckpoint/vm}
 VM_DISK=${VM_DISK:-$VM_DIR/disk.raw}
 VM_PIDFILE=${VM_PIDFILE:-$VM_DIR/qemu.pid}
-VM_MIRROR=${VM_MIRROR:-http://deb.debian.org/debian}
-VM_SUITE=bookworm
+VM_MIRROR=${VM_MIRROR:-}
+VM_SUITE=${VM_SUITE:-bookworm}
+VM_PACKAGES=${VM_PACKAGES:-systemd-sysv,docker.io,iproute2,udev,procps}
 VM_DISK_SIZE=8G
 VM_MEM=${VM_MEM:-2048}
+
+# vm_mirror: the Debian mirror of this machine's apt sources (deb822 or
+# one-line format); every suite (bookworm to sid) is served by the same one.
+vm_mirror() {
+	if [ -n "$VM_MIRROR" ]; then
+		printf '%s\n' "$VM_MIRROR"
+		return
+	fi
+	local uri
+	uri=$(
+		{
+			awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' /etc/apt/sources.list.d/*.sources 2>/dev/null
+			awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' \
+				/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+		} | grep -v -- '-security' | grep -m1 '/debian/*$' || true
+	)
+	[ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources"
+	printf '%s\n' "${uri%/}"
+}
+
+# vm_debootstrap_script: bookworm's debootstrap knows no suite after trixie;
+# sid's script serves them.
+vm_debootstrap_script() {
+	[ -e "/usr/share/debootstrap/scripts/$VM_SUITE" ] || echo /usr/share/debootstrap/scripts/sid
+}
 
 vm_need_tools() {
 	local missing=()
@@ -34,18 +64,18 @@ vm_need_tools() {
 	fi
 }
 
-# vm_build_disk: debootstrap a bookworm root with systemd, docker.io and
+# vm_build_disk: debootstrap a $VM_SUITE root with systemd, docker.io and
 # Debian's cloud kernel into $VM_DIR/disk.raw (ext4, label xroot), with the
-# kernel and initrd beside it. About 2 to 5 minutes.
+# kernel and initrd beside it. About 2 to 11 minutes.
 vm_build_disk() {
 	local root=$VM_DIR/root t0
 	t0=$(now)
 	log "building the VM disk in $VM_DIR (debootstrap $VM_SUITE, about 2 to 5 minutes)"
 	mkdir -p "$VM_DIR"
 	rm -rf "$root" "$VM_DIR"/disk.raw "$VM_DIR"/vmlinuz "$VM_DIR"/initrd.img "$VM_DIR"/built
-	debootstrap --variant=minbase \
-		--include=systemd-sysv,docker.io,iproute2,udev,procps \
-		"$VM_SUITE" "$root" "$VM_MIRROR" >"$VM_DIR/debootstrap.log" 2>&1 ||
+	# shellcheck disable=SC2046
+	debootstrap --variant=minbase --include="$VM_PACKAGES" \
+		"$VM_SUITE" "$root" "$(vm_mirror)" $(vm_debootstrap_script) >"$VM_DIR/debootstrap.log" 2>&1 ||
 		{ tail -n 30 "$VM_DIR/debootstrap.log" >&2; die "debootstrap failed"; }
 
 	# The kernel and its initramfs, installed inside the root.
@@ -66,6 +96,8 @@ vm_build_disk() {
 	trap - EXIT
 
 	vm_configure_root "$root"
+	# The caller's own additions to the root, when it has any.
+	if declare -F vm_extra_root >/dev/null; then vm_extra_root "$root"; fi
 
 	cp "$root"/boot/vmlinuz-* "$VM_DIR/vmlinuz"
 	cp "$root"/boot/initrd.img-* "$VM_DIR/initrd.img"
@@ -74,7 +106,7 @@ vm_build_disk() {
 	truncate -s "$VM_DISK_SIZE" "$VM_DIR/disk.raw"
 	mkfs.ext4 -q -L xroot -d "$root" "$VM_DIR/disk.raw"
 	rm -rf "$root"
-	echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(($(now) - t0)) s" >"$VM_DIR/built"
+	echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(($(now) - t0)) s: $VM_SUITE, $VM_PACKAGES" >"$VM_DIR/built"
 	log "VM disk built in $(($(now) - t0)) s"
 }
 
@@ -106,6 +138,13 @@ NET
 ExecStart=
 ExecStart=/usr/sbin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/run/containerd/containerd.sock
 UNIT
+	# Under emulation on a busy machine, starting containerd 2.1 or journald
+	# took more than systemd's 90 s default (both "Failed to start" with the
+	# host's load at 18 on 2 cores): give every unit time.
+	mkdir -p "$root/etc/systemd/system.conf.d" "$root/etc/systemd/system/systemd-journald.service.d"
+	printf '[Manager]\nDefaultTimeoutStartSec=15min\nDefaultDeviceTimeoutSec=15min\n' \
+		>"$root/etc/systemd/system.conf.d/10-emulation.conf"
+	printf '[Service]\nWatchdogSec=0\n' >"$root/etc/systemd/system/systemd-journald.service.d/10-emulation.conf"
 	# Serial console login is of no use; keep the console quiet.
 	ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
 	ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"

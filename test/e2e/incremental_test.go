@@ -94,8 +94,8 @@ func TestVMPreDumpChain(t *testing.T) {
 	}, poll.WithTimeout(2*time.Minute), poll.WithDelay(time.Second))
 	sum := memorySum(t, h.logs(t, ctr))
 
-	// --external-netns: the VM's Docker 20.10 would dump the network
-	// namespace, which only Docker's own restore can use.
+	// --external-netns: a Docker before 23 (the VM ran 20.10) would dump
+	// the network namespace, which only Docker's own restore can use.
 	atStart, atEnd, r := h.checkpointOK(t, ctr, "final", "--parent", "pre", "--auto-dedup", "--external-netns")
 	assert.Check(t, is.Contains(r.stderr, `removing from checkpoint pre the pages this checkpoint replaces (--auto-dedup)`), "%s", r)
 	assert.Check(t, !strings.Contains(r.stderr, "warning: --auto-dedup"), "%s", r)

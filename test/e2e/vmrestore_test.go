@@ -27,8 +27,8 @@ func TestVMArchiveRestore(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "warm.tar.zst")
 	atStart := h.last(t, src)
-	// --external-netns: the VM's Docker 20.10 would dump the network
-	// namespace, which only Docker's own restore can use.
+	// --external-netns: a Docker before 23 (the VM ran 20.10) would dump
+	// the network namespace, which only Docker's own restore can use.
 	r := h.xcheckpoint(t, "create", "--external-netns", "-o", file, src, "warm")
 	atEnd := h.last(t, src)
 	assert.Assert(t, is.Equal(r.exit, 0), "%s", r)
