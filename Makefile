@@ -74,11 +74,14 @@ e2e: ## End-to-end tests only (needs root and a Docker engine)
 	./hack/tools.sh
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
-# The second Docker host: cgroup v2 in a QEMU VM (software emulation, slow and
-# CPU-heavy: stop it when done). Its disk is built once into /var/cache/xcheckpoint/vm.
+# The second Docker host: Docker 28.5 on cgroup v2 (systemd driver) in a QEMU
+# VM (software emulation, slow and CPU-heavy: stop it when done). Its disk is
+# built once into /var/cache/xcheckpoint/vm-forky, the services image's root
+# into /var/cache/xcheckpoint/services.
 vm-host: helper-image ## Start the cgroup v2 Docker host VM on 127.0.0.1:23750 (stop it with make vm-host-stop)
 	./hack/test-images.sh
-	HELPER_IMAGE=$(HELPER_IMAGE) CRIU_DIR=$(CRIU_DIR) ./hack/vm-host.sh start
+	./hack/service-images.sh
+	HELPER_IMAGE=$(HELPER_IMAGE) ./hack/vm-host.sh start
 
 vm-host-stop: ## Stop the cgroup v2 VM
 	./hack/vm-host.sh stop
@@ -99,10 +102,11 @@ docker28: ## Start Docker 28.5 beside the host's daemon, both image stores (hack
 	./hack/test-images.sh
 	HELPER_IMAGE=$(HELPER_IMAGE) ./hack/docker28.sh start
 
-e2e-vm: ## End-to-end tests on the cgroup v2 VM (boots it, runs TestVM*, stops it)
+e2e-vm: ## End-to-end tests on the cgroup v2 VM, Docker 28.5 (boots it, runs TestVM*, stops it)
 	$(MAKE) --no-print-directory build-bundled PLUGIN_TAGS=e2e
 	./hack/test-images.sh
-	CRIU_DIR=$(CRIU_DIR) ./hack/e2e-vm.sh $(HELPER_IMAGE)
+	./hack/service-images.sh
+	./hack/e2e-vm.sh $(HELPER_IMAGE)
 
 bench: ## Benchmark create against Docker's and Podman's checkpoint, 16 MiB to 1 GiB, and migrate against create -o - | restore --input - (slow, not part of test)
 	CRIU_DIR=$(CRIU_DIR) ./hack/bench.sh

@@ -49,10 +49,12 @@ step "end-to-end tests against Docker 28.5 (Debian forky), overlay2 and the cont
 # others skip, saying why.
 make --no-print-directory e2e-docker28
 
-step "end-to-end tests on a second Docker host: cgroup v2 in a QEMU VM, through a Docker context"
-# Boots the VM (its disk is built once, about 3 to 5 minutes, and cached in
-# /var/cache/xcheckpoint/vm), runs the TestVM* tests, stops it. When QEMU cannot
-# be installed, this says so loudly and the rest still runs.
+step "end-to-end tests on a second Docker host: Docker 28.5 on cgroup v2 (systemd driver) in a QEMU VM, through a Docker context"
+# Boots the VM (its disk is built once, 10 to 15 minutes, and cached in
+# /var/cache/xcheckpoint/vm-forky; the services image's root in
+# /var/cache/xcheckpoint/services), runs the TestVM* tests, real services
+# included (docs/services.md), stops it. When QEMU cannot be installed, this
+# says so loudly and the rest still runs.
 make --no-print-directory e2e-vm
 
 step "the plugin builds for every platform it ships for (no Linux-only code on the host side)"
