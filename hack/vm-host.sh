@@ -36,6 +36,14 @@ PORT=${PORT:-23750}
 VM_DIR=${VM_DIR:-/var/cache/xcheckpoint/vm-forky}
 VM_SUITE=forky
 VM_PACKAGES=systemd-sysv,docker.io,containerd,runc,criu,iptables,nftables,iproute2,udev,procps
+# One host thread for both vCPUs. With a thread each (QEMU's multi-threaded
+# TCG), forky's kernel 7.2 panicked during the first dump ("Oops: int3" in
+# __schedule, PID xcheckpoint-helper): the kernel patches its own code when a
+# static key flips (the cgroup freezer's, when CRIU freezes the container),
+# with int3 as a temporary instruction, and the other vCPU still ran the
+# int3 after the kernel had removed its handler. Bookworm's kernel 6.1 had
+# not met it.
+VM_ACCEL=${VM_ACCEL:-tcg,thread=single}
 VM_IMAGES=${VM_IMAGES:-xcheckpoint-test/busybox xcheckpoint-test/fixture xcheckpoint-test/services}
 HELPER_IMAGE=${HELPER_IMAGE:-}
 VM_DISK=$VM_DIR/disk.raw

@@ -12,6 +12,7 @@
 #              Docker 28.5, containerd 2.1, runc 1.3, CRIU 4.2)
 #   VM_PACKAGES  what debootstrap puts in besides the kernel
 #   VM_MIRROR  the Debian mirror (default: the one in this machine's apt sources)
+#   VM_ACCEL   QEMU's -accel (tcg,thread=multi: one host thread per vCPU)
 #
 # Software emulation (TCG): /dev/kvm here belongs to a module that runs no
 # Debian kernel. -snapshot throws the VM's writes away, so the cached disk
@@ -25,6 +26,7 @@ VM_SUITE=${VM_SUITE:-bookworm}
 VM_PACKAGES=${VM_PACKAGES:-systemd-sysv,docker.io,iproute2,udev,procps}
 VM_DISK_SIZE=8G
 VM_MEM=${VM_MEM:-2048}
+VM_ACCEL=${VM_ACCEL:-tcg,thread=multi}
 
 # vm_mirror: the Debian mirror of this machine's apt sources (deb822 or
 # one-line format); every suite (bookworm to sid) is served by the same one.
@@ -163,11 +165,11 @@ vm_boot() {
 	vm_port_busy && die "something already listens on 127.0.0.1:$PORT (a VM from an earlier run?); set PORT"
 	local t0
 	t0=$(now)
-	log "booting the VM (TCG, 2 vCPUs, $VM_MEM MB; dockerd on 127.0.0.1:$PORT)"
+	log "booting the VM ($VM_ACCEL, 2 vCPUs, $VM_MEM MB; dockerd on 127.0.0.1:$PORT)"
 	rm -f "$VM_PIDFILE"
 	qemu-system-x86_64 \
 		-name xcheckpoint-v2 \
-		-accel tcg,thread=multi -cpu max -smp 2 -m "$VM_MEM" \
+		-accel "$VM_ACCEL" -cpu max -smp 2 -m "$VM_MEM" \
 		-kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initrd.img" \
 		-append "root=LABEL=xroot rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 apparmor=0 quiet" \
 		-drive "file=$VM_DISK,format=raw,if=virtio" -snapshot \
