@@ -217,7 +217,7 @@ func TestVMServiceNginx(t *testing.T) {
 	h.docker(t, "network", "create", "--subnet", subnet, net)
 	t.Cleanup(func() {
 		cmd := exec.Command("docker", h.args([]string{"network", "rm", net})...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 		_ = cmd.Run()
 	})
 	ip := strings.TrimSuffix(subnet, "0/28") + "10"
@@ -407,7 +407,7 @@ func (h dockerHost) assertCountGoesOn(t *testing.T, ctr string, atDump int) {
 func runEnvStdin(t *testing.T, stdin, name string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+configDir)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cliConfig(t))
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
