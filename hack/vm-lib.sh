@@ -13,6 +13,9 @@
 #   VM_PACKAGES  what debootstrap puts in besides the kernel
 #   VM_MIRROR  the Debian mirror (default: the one in this machine's apt sources)
 #   VM_ACCEL   QEMU's -accel (tcg,thread=multi: one host thread per vCPU)
+#   VM_DATA_DISK  a second disk (raw), thrown away like the first (-snapshot)
+#   VM_APPEND  more of the kernel's command line (e.g. systemd.mount-extra=
+#              to mount VM_DATA_DISK)
 #
 # Software emulation (TCG): /dev/kvm here belongs to a module that runs no
 # Debian kernel. -snapshot throws the VM's writes away, so the cached disk
@@ -27,6 +30,8 @@ VM_PACKAGES=${VM_PACKAGES:-systemd-sysv,docker.io,iproute2,udev,procps}
 VM_DISK_SIZE=8G
 VM_MEM=${VM_MEM:-2048}
 VM_ACCEL=${VM_ACCEL:-tcg,thread=multi}
+VM_DATA_DISK=${VM_DATA_DISK:-}
+VM_APPEND=${VM_APPEND:-}
 
 # vm_mirror: the Debian mirror of this machine's apt sources (deb822 or
 # one-line format); every suite (bookworm to sid) is served by the same one.
@@ -167,12 +172,14 @@ vm_boot() {
 	t0=$(now)
 	log "booting the VM ($VM_ACCEL, 2 vCPUs, $VM_MEM MB; dockerd on 127.0.0.1:$PORT)"
 	rm -f "$VM_PIDFILE"
+	local data=()
+	[ -z "$VM_DATA_DISK" ] || data=(-drive "file=$VM_DATA_DISK,format=raw,if=virtio")
 	qemu-system-x86_64 \
 		-name xcheckpoint-v2 \
 		-accel "$VM_ACCEL" -cpu max -smp 2 -m "$VM_MEM" \
 		-kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initrd.img" \
-		-append "root=LABEL=xroot rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 apparmor=0 quiet" \
-		-drive "file=$VM_DISK,format=raw,if=virtio" -snapshot \
+		-append "root=LABEL=xroot rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 apparmor=0 quiet${VM_APPEND:+ $VM_APPEND}" \
+		-drive "file=$VM_DISK,format=raw,if=virtio" "${data[@]}" -snapshot \
 		-nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:2375" \
 		-display none -serial "file:$VM_DIR/console.log" -monitor none \
 		-daemonize -pidfile "$VM_PIDFILE"
