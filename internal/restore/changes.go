@@ -71,7 +71,14 @@ func copyChanges(ctx context.Context, s *helperrun.Session, orig container.Inspe
 		readErr <- err
 		pw.CloseWithError(err)
 	}()
-	err = s.API.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true, CopyUIDGID: true})
+	// CopyUIDGID stays off: the daemon then keeps each entry's owner from
+	// the archive, as the original had it. With it on, the daemon gives
+	// every entry the new container's configured user, which is 0:0 for an
+	// original run as another user: a PostgreSQL restored that way found its
+	// postmaster.pid owned by root ("could not open file "postmaster.pid":
+	// Permission denied"); and an image without that user in /etc/passwd
+	// failed the copy ("getent unable to find entry").
+	err = s.API.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{AllowOverwriteDirWithFile: true})
 	pr.CloseWithError(errCopyStopped)
 	if rerr := <-readErr; rerr != nil && !errors.Is(rerr, errCopyStopped) {
 		return nil, rerr

@@ -30,6 +30,8 @@ type changesClient struct {
 	reads []string
 	dest  string
 	got   map[string]string
+	owner map[string][2]int // path -> uid, gid in the archive written
+	opts  container.CopyToContainerOptions
 }
 
 func (c *changesClient) ContainerDiff(context.Context, string) ([]container.FilesystemChange, error) {
@@ -60,16 +62,19 @@ func (c *changesClient) CopyFromContainer(_ context.Context, _, p string) (io.Re
 			_ = tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeDir, Mode: 0o755})
 			continue
 		}
-		_ = tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(c.files[n]))})
+		// Files belong to uid 101, gid 103 (PostgreSQL's postgres in Debian).
+		_ = tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeReg, Mode: 0o600, Uid: 101, Gid: 103, Size: int64(len(c.files[n]))})
 		_, _ = tw.Write([]byte(c.files[n]))
 	}
 	_ = tw.Close()
 	return io.NopCloser(&buf), st, nil
 }
 
-func (c *changesClient) CopyToContainer(_ context.Context, _, dst string, r io.Reader, _ container.CopyToContainerOptions) error {
+func (c *changesClient) CopyToContainer(_ context.Context, _, dst string, r io.Reader, opts container.CopyToContainerOptions) error {
 	c.dest = dst
+	c.opts = opts
 	c.got = map[string]string{}
+	c.owner = map[string][2]int{}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -81,6 +86,7 @@ func (c *changesClient) CopyToContainer(_ context.Context, _, dst string, r io.R
 		}
 		b, _ := io.ReadAll(tr)
 		c.got[h.Name] = string(b)
+		c.owner[h.Name] = [2]int{h.Uid, h.Gid}
 	}
 }
 
@@ -117,4 +123,11 @@ func TestCopyChanges(t *testing.T) {
 		"etc/passwd": "changed", "srv/new/": "", "srv/new/f": "added", "top": "at the root",
 	}))
 	assert.Check(t, is.DeepEqual(api.reads, []string{"/etc", "/etc/passwd", "/gone", "/srv/new", "/top"}))
+	// Each file keeps its owner from the original: the archive carries it,
+	// and the daemon keeps it only with CopyUIDGID off (on, it gives every
+	// file the new container's configured user, 0:0 for an original run as
+	// another user).
+	assert.Check(t, is.Equal(api.owner["srv/new/f"], [2]int{101, 103}))
+	assert.Check(t, !api.opts.CopyUIDGID, "CopyUIDGID would give every file the new container's user")
+	assert.Check(t, api.opts.AllowOverwriteDirWithFile)
 }

@@ -210,7 +210,9 @@ func copyInto(ctx context.Context, s *helperrun.Session, id, dest, tarPath strin
 		return err
 	}
 	defer f.Close()
-	return s.API.CopyToContainer(ctx, id, dest, f, container.CopyToContainerOptions{CopyUIDGID: true})
+	// The archive's owners are kept (CopyUIDGID off): with it on, the daemon
+	// would give every file the container's configured user instead.
+	return s.API.CopyToContainer(ctx, id, dest, f, container.CopyToContainerOptions{})
 }
 
 // volumeDestination finds where the volume named vol was mounted, from the
