@@ -64,10 +64,20 @@ func Supervise(dir string, lockNet bool, command []string) int {
 			lock.err = lockNetwork(bin)
 		}
 	}
-	pid, err := restoreInside(dir, lock)
+	plan, err := waitPlan(filepath.Join(dir, helperapi.PlanFile), helperapi.PlanTimeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xcheckpoint restore:", err)
 		return 1
+	}
+	pid, err := restoreInside(dir, plan, lock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xcheckpoint restore:", err)
+		return 1
+	}
+	if plan.Start != nil {
+		if err := unmountAdded(plan.Start.AddedMounts); err != nil {
+			fmt.Fprintln(os.Stderr, "xcheckpoint restore: warning:", err)
+		}
 	}
 	if err := dropPrivileges(); err != nil {
 		// The restore succeeded; keep supervising, but say so in the logs.
@@ -111,14 +121,29 @@ func reap(root int) (int, bool) {
 	}
 }
 
-// restoreInside runs CRIU's restore and returns the restored root's pid. The
-// images are removed afterwards, whatever happened: a checkpoint holds the
-// container's memory and must not stay in the restore volume.
-func restoreInside(dir string, lock netLockState) (int, error) {
-	plan, err := waitPlan(filepath.Join(dir, helperapi.PlanFile), helperapi.PlanTimeout)
-	if err != nil {
-		return 0, err
+// unmountAdded takes away, once CRIU is done, the tmpfs mounts the new
+// container has for CRIU alone (/run, /tmp where the original had none) from
+// the supervisor's mount namespace, the one `docker exec` enters. The
+// restored processes never saw them (CRIU rebuilt their mounts from the
+// checkpoint); without this, `docker exec` found an empty /run and /tmp where
+// they see their own files: psql in a restored PostgreSQL container failed
+// with "connection to server on socket "/var/run/postgresql/.s.PGSQL.5432"
+// failed: No such file or directory", redis-cli likewise for a socket in
+// /tmp.
+func unmountAdded(added []string) error {
+	var errs []error
+	for _, m := range added {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmounting %s (docker exec will see it empty, not the restored processes' files): %w", m, err))
+		}
 	}
+	return errors.Join(errs...)
+}
+
+// restoreInside runs CRIU's restore of plan and returns the restored root's
+// pid. The images are removed afterwards, whatever happened: a checkpoint
+// holds the container's memory and must not stay in the restore volume.
+func restoreInside(dir string, plan helperapi.RestorePlan, lock netLockState) (int, error) {
 	if err := writableFolder(dir); err != nil {
 		return 0, err
 	}
