@@ -180,6 +180,28 @@ func TestRestoreNewContainerTree(t *testing.T) {
 	waitCounting(t, again, 0)
 }
 
+// TestRestoreExecSeesRestoredFiles: in a container restored from an original
+// run with a user, files the original wrote keep their owners, and `docker
+// exec` sees what the restored processes see in /run and /tmp (where the
+// new container has tmpfs mounts for CRIU alone): a restored PostgreSQL's
+// socket in /run/postgresql, a Redis socket in /tmp. Before, every copied
+// file became the new container's user's (0:0) and docker exec found both
+// folders empty.
+func TestRestoreExecSeesRestoredFiles(t *testing.T) {
+	name := startContainer(t, "files", "--user", "0:0", busybox, "sh", "-c",
+		"mkdir -p /run/app && echo in-run > /run/app/mark && echo in-tmp > /tmp/mark && chown 1000:1001 /tmp/mark /run/app/mark && "+counterLoop)
+	waitCounting(t, name, 2)
+	r := xcheckpoint(t, "create", "--external-netns", name, "files")
+	assert.Equal(t, r.exit, 0, r.String())
+	restored := restoredName(t, "xcp-e2e-"+runID+"-restore-files")
+	r = xcheckpoint(t, "restore", "--name", restored, name, "files")
+	assert.Equal(t, r.exit, 0, r.String())
+	waitCounting(t, restored, 0)
+	restoredByUs(t, restored)
+	out := docker(t, "exec", restored, "sh", "-c", "cat /run/app/mark /tmp/mark && stat -c %u:%g /run/app/mark /tmp/mark")
+	assert.Check(t, is.Equal(out, "in-run\nin-tmp\n1000:1001\n1000:1001"))
+}
+
 // TestRestoreNative: --native is Docker's own start --checkpoint into the
 // same (stopped) container, where the daemon can do it.
 func TestRestoreNative(t *testing.T) {
