@@ -52,9 +52,24 @@ make --no-print-directory e2e-docker28
 step "end-to-end tests on a second Docker host: Docker 28.5 on cgroup v2 (systemd driver) in a QEMU VM, through a Docker context"
 # Boots the VM (its disk is built once, 10 to 15 minutes, and cached in
 # /var/cache/xcheckpoint/vm-forky; the services image's root in
-# /var/cache/xcheckpoint/services), runs the TestVM* tests, real services
-# included (docs/services.md), stops it. When QEMU cannot be installed, this
-# says so loudly and the rest still runs.
+# /var/cache/xcheckpoint/services; the images come on a disk of their own,
+# made on this machine in about 30 s when one changes), runs VM_TESTS (the
+# Makefile), stops it. When QEMU cannot be installed, this says so loudly and
+# the rest still runs.
+# A subset: under emulation each test costs 2 to 6 minutes of the VM's one
+# host thread (QEMU's CPU time; on this machine shared with other work, 6 to
+# 15 minutes of wall time each), and the whole clean-clone make test must stay
+# under 60 minutes. In: the pre-dump chain (only the VM has memory dirty
+# tracking), the migration between cgroup v1 and v2, a create on cgroup v2
+# verified by restoring it with the checkpoint's modes checked, and the four
+# real services of docs/services.md (PostgreSQL, nginx with a keep-alive
+# connection and --tcp-established, Redis with 100,000 keys, Python), each
+# through a stored checkpoint and an archive. Left to `make e2e-vm
+# VM_TESTS=TestVM` (CONTRIBUTING.md): TestVMCreateMemoryIntact (the memory
+# checksum; Redis's DEBUG DIGEST checks a restored memory too),
+# TestVMArchiveRestore (create -o and restore --input, which every service
+# test does) and TestVMRestoreTCPEstablished (--tcp-established restored in
+# place, which the nginx test does).
 make --no-print-directory e2e-vm
 
 step "the plugin builds for every platform it ships for (no Linux-only code on the host side)"
