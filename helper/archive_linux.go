@@ -605,6 +605,14 @@ func receiveCheckpoint(ctx context.Context, in io.Reader, tmp string, res *helpe
 	if _, err := os.Stat(filepath.Join(tmp, "inventory.img")); err != nil {
 		return nil, errNoImages
 	}
+	if len(fr.config) > 0 {
+		var cd struct {
+			RootfsImageID string `json:"rootfsImageID"`
+		}
+		if json.Unmarshal(fr.config, &cd) == nil && isHexDigest(cd.RootfsImageID) {
+			res.ImageConfigID = cd.RootfsImageID
+		}
+	}
 	if m.Foreign {
 		if err := receivedForeign(tmp, res, &fr); err != nil {
 			return nil, err

@@ -12,6 +12,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 // fakeShimProc makes a /proc where this process's parent is a containerd
@@ -92,4 +94,19 @@ func TestPodmanImageID(t *testing.T) {
 		assert.Check(t, is.Equal(podmanImageID(t.TempDir(), "", "busybox"), "busybox"))
 		assert.Check(t, is.Equal(podmanImageID(t.TempDir(), "", ""), ""))
 	})
+}
+
+// An image found by name only is the checkpoint's when its config digest is
+// the one config.dump gives; otherwise, or when config.dump gives none, the
+// archive is refused.
+func TestSameImage(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	assert.Check(t, sameImage(helperapi.StageArchiveRequest{}, "") == nil, "found by ID: nothing to check")
+	assert.Check(t, sameImage(helperapi.StageArchiveRequest{ImageByName: "sha256:" + a}, a) == nil)
+	f := sameImage(helperapi.StageArchiveRequest{ImageByName: "sha256:" + a}, b)
+	assert.Assert(t, f != nil)
+	assert.Check(t, is.Contains(f.Message, "is not the one the checkpoint was made from (config bbbbbbbbbbbb)"))
+	f = sameImage(helperapi.StageArchiveRequest{ImageByName: "sha256:" + a}, "")
+	assert.Assert(t, f != nil)
+	assert.Check(t, is.Contains(f.Message, "gives no image config digest"))
 }

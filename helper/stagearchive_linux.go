@@ -59,6 +59,9 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	if err := helperapi.ValidateName(name); err != nil {
 		return nil, failf("the archive's checkpoint name: %v", err)
 	}
+	if f := sameImage(req, imp.ImageConfigID); f != nil {
+		return nil, f
+	}
 	source := helperapi.ContainerRef{ID: "archive", Name: "(unknown)"}
 	if m, _, err := readMetadata(tmp); err == nil && m.Container.Name != "" {
 		source.Name = m.Container.Name
@@ -93,4 +96,23 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
 		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, Foreign: imp.Foreign, PeakRSS: peakRSS(),
 	}, nil
+}
+
+// sameImage checks, when the plugin found the original's image on this
+// daemon by name only (req.ImageByName: another ID, as between Docker's
+// classic and containerd image stores), that it is the image the checkpoint
+// was made from: its config digest here is the one config.dump gives.
+func sameImage(req helperapi.StageArchiveRequest, want string) *helperapi.DumpFailure {
+	if req.ImageByName == "" {
+		return nil
+	}
+	if want == "" {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("the daemon has the original's image only by name (as %s), and the archive's config.dump gives no image config digest to check it by: nothing was restored", req.ImageByName),
+			Hint: "load the very image the container was made from (docker save on the source, docker load here), or make the archive again with this version"}
+	}
+	if got := podmanImageID("/proc", req.DockerRoot, req.ImageByName); got != want {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("the image the daemon has under the original's name (%s, config %.12s) is not the one the checkpoint was made from (config %.12s): nothing was restored", req.ImageByName, got, want),
+			Hint: "load the original image (docker save on the source, docker load here) and restore again"}
+	}
+	return nil
 }

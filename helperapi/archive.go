@@ -213,6 +213,9 @@ type ImportResult struct {
 	// had no checksum manifest, so its files were checked for name, type
 	// and size only.
 	Foreign string `json:"foreign,omitempty"`
+	// ImageConfigID is the image's config digest (hex) as config.dump gives
+	// it (rootfsImageID), empty when it gives none.
+	ImageConfigID string `json:"image_config_id,omitempty"`
 }
 
 // StageArchiveRequest asks the helper to read the archive on stdin, check it
@@ -228,6 +231,13 @@ type StageArchiveRequest struct {
 	Start *StartSpec `json:"start,omitempty"`
 	// Direct, when set, offers the archive file where it is (see DirectOffer).
 	Direct *DirectOffer `json:"direct,omitempty"`
+	// ImageByName is the ID of the image the new container was made from
+	// when the daemon had it under the original's name but not its ID: the
+	// helper refuses the archive unless that image's config digest is the
+	// one its config.dump gives (DockerRoot helps find the daemon's
+	// containerd content store).
+	ImageByName string `json:"image_by_name,omitempty"`
+	DockerRoot  string `json:"docker_root,omitempty"`
 }
 
 // StageArchiveResult is what stage-archive found in the archive and staged.

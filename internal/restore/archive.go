@@ -88,8 +88,14 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 		return nil, err
 	}
 	trace.Step("helper image")
-	if err := EnsureImage(ctx, s, orig, true); err != nil {
+	img, err := ResolveImage(ctx, s, orig, true)
+	if err != nil {
 		return nil, err
+	}
+	if img.ByName {
+		fmt.Fprintf(r.CLI.Err(), "Note: image %s has another ID on this daemon (%s) than in the archive (%s), as between Docker's classic and containerd image stores: the helper checks that it is the same image.\n",
+			orig.Config.Image, shortImageID(img.ID), shortImageID(orig.Image))
+		orig.Image = img.ID
 	}
 	name := opts.Name
 	if name == "" {
@@ -152,6 +158,9 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(), Start: &nc.Start, Direct: direct.Offered(),
+	}
+	if img.ByName {
+		req.ImageByName, req.DockerRoot = img.ID, s.Info.DockerRootDir
 	}
 	res, out, runErr := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: up, Mounts: stageMounts, Direct: direct, Trace: trace}, up.Progress)
 	up.Sent()

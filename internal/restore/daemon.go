@@ -19,23 +19,48 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 )
 
-// EnsureImage makes sure the original's image (by ID: the checkpoint's
-// files are relative to it) is on the daemon. With pull, an image missing
-// there is pulled by the name the container was made from, when that name
-// still designates the same image.
+// EnsureImage makes sure the original's image is on the daemon
+// (ResolveImage, whose verdict it keeps to itself).
 func EnsureImage(ctx context.Context, s *helperrun.Session, orig container.InspectResponse, pull bool) error {
+	_, err := ResolveImage(ctx, s, orig, pull)
+	return err
+}
+
+// ImageHere is the original's image on this daemon.
+type ImageHere struct {
+	// ID is its ID here.
+	ID string
+	// ByName: no image here has the original's ID, but one has its name.
+	// Docker's classic image store names an image by its config's digest,
+	// its containerd store by its manifest's, so one image has two IDs
+	// across daemons; whether it is the same image is then for the helper to
+	// check (the config digest an archive's config.dump gives).
+	ByName bool
+}
+
+// ResolveImage finds the original's image (by ID: the checkpoint's files
+// are relative to it) on the daemon. With pull, for an archive or a
+// migration (a checkpoint from another daemon): an image that has another ID
+// here but the original's name is taken by name (ByName), and an image
+// missing altogether is pulled by that name.
+func ResolveImage(ctx context.Context, s *helperrun.Session, orig container.InspectResponse, pull bool) (ImageHere, error) {
 	origName := helperrun.TrimSlash(orig.Name)
 	_, err := s.API.ImageInspect(ctx, orig.Image)
 	if err == nil {
-		return nil
+		return ImageHere{ID: orig.Image}, nil
 	}
 	if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("inspecting image %s: %w", orig.Config.Image, err)
+		return ImageHere{}, fmt.Errorf("inspecting image %s: %w", orig.Config.Image, err)
 	}
 	missing := fmt.Errorf("image %s (%s) of container %q is not on the daemon: load or pull it first", orig.Config.Image, shortImageID(orig.Image), origName)
 	ref := orig.Config.Image
 	if !pull || ref == "" || strings.HasPrefix(ref, "sha256:") || strings.HasPrefix(orig.Image, "sha256:"+ref) {
-		return missing
+		return ImageHere{}, missing
+	}
+	for _, name := range sameNames(ref) {
+		if img, err := s.API.ImageInspect(ctx, name); err == nil {
+			return ImageHere{ID: img.ID, ByName: true}, nil
+		}
 	}
 	fmt.Fprintf(s.CLI.Err(), "Image %s (%s) is not on the daemon: pulling %s...\n", ref, shortImageID(orig.Image), ref)
 	rc, err := s.API.ImagePull(ctx, ref, image.PullOptions{})
@@ -44,12 +69,28 @@ func EnsureImage(ctx context.Context, s *helperrun.Session, orig container.Inspe
 		rc.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("%w (pulling %s failed: %v)", missing, ref, err)
+		return ImageHere{}, fmt.Errorf("%w (pulling %s failed: %v)", missing, ref, err)
 	}
-	if _, err := s.API.ImageInspect(ctx, orig.Image); err != nil {
-		return fmt.Errorf("image %s (%s) of container %q is not on the daemon, and %s now names another image: load the original one first", ref, shortImageID(orig.Image), origName, ref)
+	if _, err := s.API.ImageInspect(ctx, orig.Image); err == nil {
+		return ImageHere{ID: orig.Image}, nil
 	}
-	return nil
+	if img, err := s.API.ImageInspect(ctx, ref); err == nil {
+		// Pulled under another ID: the same image in another store's
+		// terms, or another image; the helper tells.
+		return ImageHere{ID: img.ID, ByName: true}, nil
+	}
+	return ImageHere{}, fmt.Errorf("image %s (%s) of container %q is not on the daemon, and pulling %s did not bring it: load the original one first", ref, shortImageID(orig.Image), origName, ref)
+}
+
+// sameNames are the names an image named ref may have here: ref, and for
+// Podman's local images (localhost/NAME, as podman load names what docker
+// save wrote) the name Docker gave it.
+func sameNames(ref string) []string {
+	names := []string{ref}
+	if rest, ok := strings.CutPrefix(ref, "localhost/"); ok && rest != "" {
+		names = append(names, rest)
+	}
+	return names
 }
 
 // NameFree refuses a name another container has.

@@ -159,10 +159,28 @@ func TestDockerRestoresPodmanArchive(t *testing.T) {
 	assert.Check(t, is.Contains(insp.stdout, "Made by:    Podman (no checksum manifest"))
 	assert.Check(t, is.Contains(insp.stdout, " sh "))
 
+	// On Docker's containerd image store the image has another ID than
+	// Podman's (a manifest's digest, not its config's): it is found by
+	// name, and only the very image is taken (the helper compares config
+	// digests).
+	containerdStore := strings.Contains(docker(t, "info", "-f", "{{json .DriverStatus}}"), "io.containerd.snapshotter")
+	if containerdStore {
+		other := "localhost/" + busybox + ":latest" // Podman's name for it
+		docker(t, "tag", fixture, other)
+		wrong := restoredName(t, testContainerName(t, "wrong"))
+		r := xcheckpoint(t, "restore", "--input", file, "--name", wrong)
+		docker(t, "rmi", other)
+		assert.Check(t, r.exit != 0, "%s", r)
+		assert.Check(t, is.Contains(r.stderr, "is not the one the checkpoint was made from"), "%s", r)
+		assert.Check(t, is.Equal(runEnv(t, nil, "docker", "ps", "-aq", "--filter", "name=^"+wrong+"$").stdout, ""), "nothing left")
+	}
 	name := restoredName(t, testContainerName(t, "docker"))
 	r := xcheckpoint(t, "restore", "--input", file, "--name", name)
 	assert.Equal(t, r.exit, 0, "%s", r)
 	assert.Check(t, is.Equal(r.stdout, name+"\n"))
+	if containerdStore {
+		assert.Check(t, is.Contains(r.stderr, "has another ID on this daemon"))
+	}
 	assert.Check(t, is.Contains(r.stderr, "was made by Podman and has no checksum manifest"))
 	assert.Check(t, is.Contains(r.stderr, `not carried over from Podman: Podman's network "podman"`))
 	assert.Check(t, is.Equal(state(t, name), "running"))
