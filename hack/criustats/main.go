@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
+	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 )
 
 func main() {
@@ -26,7 +27,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "criustats: %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(st); err != nil {
+	// In the helper protocol's names (frozen_time_us, ...), as the helper
+	// reports ours: criu's own type has no JSON names.
+	if err := json.NewEncoder(os.Stdout).Encode(helperapi.DumpStats(*st)); err != nil {
 		fmt.Fprintln(os.Stderr, "criustats:", err)
 		os.Exit(1)
 	}
