@@ -46,7 +46,7 @@ if [[ " ${modes[*]} " == *" overlay2 "* ]]; then
 	printf '\n== migrate: Docker 20.10 (host) -> Docker 28.5 (overlay2)\n'
 	(
 		to=$(./hack/docker28.sh env overlay2 | sed -n 's/^DOCKER_HOST=//p')
-		XCHECKPOINT_E2E_MIGRATE_TO=$to go test -tags e2e -count=1 -timeout 30m -v -run "${MIGRATE_TESTS:-^(TestMigrate|TestMigrateRefused|TestMigrateFaults)\$}" ./test/e2e/
+		XCHECKPOINT_E2E_MIGRATE_TO=$to go test -tags e2e -count=1 -timeout 30m -v -run "${MIGRATE_TESTS:-^(TestMigrate|TestMigrateRefused|TestMigrateFaults|TestMigrateModesRefused)\$}" ./test/e2e/
 	) || rc=1
 	echo "e2e-docker28: migrate: tests took $(($(date +%s) - t1)) s" >&2
 fi
