@@ -26,7 +26,6 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 // ArchiveFile is where create --output and export write the archive, in the
@@ -397,7 +396,7 @@ func Export(ctx context.Context, req helperapi.ExportRequest, em *helperapi.Emit
 		// Docker's own restore into this container would find them.
 		var info inspect.ContainerInfo
 		if req.Info != nil {
-			info = wireinfo.FromWire(*req.Info)
+			info = *req.Info
 		}
 		if req.Archive.Rootfs != nil && info.PID <= 0 {
 			return nil, &helperapi.DumpFailure{Message: "malformed request from the plugin: filesystem changes of a container that does not run"}

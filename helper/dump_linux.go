@@ -25,7 +25,6 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 // Names inside a container's folder under the Docker root.
@@ -122,7 +121,7 @@ func Dump(ctx context.Context, req helperapi.DumpRequest, em *helperapi.Emitter)
 		}()
 	}
 	for _, info := range req.Containers {
-		queue <- wireinfo.FromWire(info)
+		queue <- info
 	}
 	close(queue)
 	wg.Wait()

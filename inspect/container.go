@@ -14,81 +14,19 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+
+	"github.com/xcheckpoint/docker-xcheckpoint/ctrinfo"
 )
 
 // ErrNotCheckpointable is wrapped by every refusal of a container's state or kind.
 var ErrNotCheckpointable = errors.New("cannot checkpoint container")
 
-// ContainerInfo is what a checkpoint needs to know about a container. It is plain
-// data so that it can travel to the helper as JSON.
-type ContainerInfo struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Image   string `json:"image"`
-	ImageID string `json:"image_id"`
-	PID     int    `json:"pid"`
-	State   string `json:"state"`
-	// Rootfs is the container's root filesystem on the daemon host (overlay2's
-	// merged directory), empty when the storage driver does not say.
-	Rootfs string `json:"rootfs,omitempty"`
-	// Runtime is Docker's runtime name, "runc" for every container we accept.
-	Runtime string `json:"runtime"`
-	// BundlePath is the OCI bundle containerd keeps for the container.
-	BundlePath string `json:"bundle_path"`
-	// Namespaces maps a namespace kind (network, ipc, pid, uts, cgroup) to Docker's
-	// mode for it: "private", "host", "container:<id>", "shareable", ...
-	Namespaces map[string]string `json:"namespaces"`
-	// CgroupParent is the cgroup parent Docker was told (empty: the daemon's).
-	CgroupParent string `json:"cgroup_parent,omitempty"`
-	Tty          bool   `json:"tty"`
-	// Mounts are the mounts Docker made for the container, including the files
-	// Docker itself binds in (/etc/hosts, /etc/hostname, /etc/resolv.conf).
-	Mounts []Mount `json:"mounts"`
-	// MaskedPaths are hidden from the container (files bound from /dev/null,
-	// directories covered by a read-only tmpfs).
-	MaskedPaths   []string          `json:"masked_paths,omitempty"`
-	ReadonlyPaths []string          `json:"readonly_paths,omitempty"`
-	Labels        map[string]string `json:"labels,omitempty"`
-}
+// ContainerInfo is what a checkpoint needs to know about a container
+// (ctrinfo.ContainerInfo: plain data that travels to the helper as JSON).
+type ContainerInfo = ctrinfo.ContainerInfo
 
 // Mount is one mount of the container as Docker describes it.
-type Mount struct {
-	// Type is bind, volume, tmpfs or npipe (Docker's mount types).
-	Type        string `json:"type"`
-	Source      string `json:"source,omitempty"`
-	Destination string `json:"destination"`
-	ReadOnly    bool   `json:"read_only,omitempty"`
-	// Docker marks the files it provides itself (hosts, hostname, resolv.conf,
-	// the IPC shm) as DockerManaged.
-	DockerManaged bool `json:"docker_managed,omitempty"`
-}
-
-// IsBind reports whether the container sees this mount as a bind of a host path
-// (CRIU must then treat it as external: its source is outside the container).
-func (m Mount) IsBind() bool {
-	return m.Type == string(mount.TypeBind) || m.Type == string(mount.TypeVolume)
-}
-
-// ExternalMountpoints lists, sorted, the mount points whose source lives outside
-// the container: user binds and volumes, and the files Docker binds in itself.
-func (c ContainerInfo) ExternalMountpoints() []string {
-	var out []string
-	for _, m := range c.Mounts {
-		if m.IsBind() {
-			out = append(out, m.Destination)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// ShortID is the 12-character form Docker shows.
-func (c ContainerInfo) ShortID() string {
-	if len(c.ID) > 12 {
-		return c.ID[:12]
-	}
-	return c.ID
-}
+type Mount = ctrinfo.Mount
 
 // runtimes lists the runtime names under which Docker runs runc.
 var runtimes = map[string]bool{"": true, "runc": true, "io.containerd.runc.v2": true, "io.containerd.runc.v1": true}
@@ -158,14 +96,14 @@ func FromInspect(c container.InspectResponse) (ContainerInfo, error) {
 		"/etc/hostname":    c.HostnamePath,
 		"/etc/hosts":       c.HostsPath,
 	} {
-		if src != "" && !info.hasMountAt(dest) {
+		if src != "" && !info.HasMountAt(dest) {
 			info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: src, Destination: dest, DockerManaged: true})
 		}
 	}
 	// A shareable or joined IPC namespace gets /dev/shm bound from the daemon's
 	// shm mount, the host's IPC namespace the host's /dev/shm; a private one
 	// gets a tmpfs of its own, which CRIU dumps.
-	if im := container.IpcMode(hc.IpcMode); !info.hasMountAt("/dev/shm") {
+	if im := container.IpcMode(hc.IpcMode); !info.HasMountAt("/dev/shm") {
 		switch {
 		case im.IsShareable(), im.IsContainer():
 			info.Mounts = append(info.Mounts, Mount{Type: string(mount.TypeBind), Source: "shm", Destination: "/dev/shm", DockerManaged: true})
@@ -175,15 +113,6 @@ func FromInspect(c container.InspectResponse) (ContainerInfo, error) {
 	}
 	sort.Slice(info.Mounts, func(i, j int) bool { return info.Mounts[i].Destination < info.Mounts[j].Destination })
 	return info, nil
-}
-
-func (c ContainerInfo) hasMountAt(dest string) bool {
-	for _, m := range c.Mounts {
-		if m.Destination == dest {
-			return true
-		}
-	}
-	return false
 }
 
 func namespaceMode(mode string) string {

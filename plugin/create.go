@@ -34,7 +34,6 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/limits"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/transfer"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 type createOptions struct {
@@ -319,7 +318,7 @@ func (o createOptions) dumpRequest(dockerRoot string, parallel int, infos []insp
 	return helperapi.DumpRequest{
 		Protocol:       helperapi.ProtocolVersion,
 		PluginVersion:  xcheckpoint.Version,
-		Containers:     wireinfo.AllToWire(infos),
+		Containers:     infos,
 		CheckpointName: o.name,
 		DockerRoot:     dockerRoot,
 		Parallel:       parallel,

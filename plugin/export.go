@@ -17,7 +17,6 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/inspect"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/ckptimage"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/restore"
-	"github.com/xcheckpoint/docker-xcheckpoint/internal/wireinfo"
 )
 
 type exportOptions struct {
@@ -152,8 +151,7 @@ func export(ctx context.Context, dockerCLI command.Cli, opts exportOptions) erro
 			if req.Archive.Rootfs, err = rootfsChanges(ctx, s.API, raw.ID); err != nil {
 				return fmt.Errorf("listing the filesystem changes of container %q: %w (--ignore-rootfs leaves them out)", ref.Name, err)
 			}
-			w := wireinfo.ToWire(info)
-			req.Info = &w
+			req.Info = &info
 		} else {
 			fmt.Fprintf(dockerCLI.Err(), "Warning: container %s is not running: its filesystem changes are not in the archive (start it, or use create --output).\n", ref.Name)
 		}
