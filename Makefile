@@ -91,7 +91,7 @@ vm-host-status: ## Is the cgroup v2 VM running, and on which port
 
 # The tests run against each Docker 28.5 daemon: a subset, chosen and
 # justified in hack/test.sh.
-DOCKER28_TESTS ?= ^(TestCheck|TestCheckJSON|TestVersion|TestCheckImageStore|TestHelperImageSentOnce|TestDefaultCreateRestoresIntoNewContainer|TestRestoreScratchImage|TestArchiveRestoreInput|TestRestoreNativeDocker28|TestRestoreNative|TestCreateShellCounter|TestRestoreNewContainer256MiB|TestRestoreNewContainerTree|TestArchiveRoundTrip|TestArchiveRootfsAndVolume|TestArchiveKeepExportImportStdin|TestListInspectRemove|TestInspectArchive|TestRestoreOtherCPU|TestRestoredDiesReported|TestRestoreStartsAfresh|TestRestoreWatchUnderRestartPolicy|TestPodmanRestoresOurArchive|TestCheckpointImageRoundTrip|TestRestoreFromImageRefusals|TestDockerRestoresPodmanArchive|TestDockerRestoresPodmanImage)$$
+DOCKER28_TESTS ?= ^(TestCheck|TestCheckJSON|TestVersion|TestCheckImageStore|TestHelperImageSentOnce|TestDefaultCreateRestoresIntoNewContainer|TestRestoreScratchImage|TestArchiveRestoreInput|TestRestoreNativeDocker28|TestRestoreNative|TestCreateShellCounter|TestRestoreNewContainer256MiB|TestRestoreNewContainerTree|TestArchiveRoundTrip|TestArchiveRootfsAndVolume|TestArchiveKeepExportImportStdin|TestListInspectRemove|TestZombieInTree|TestInspectArchive|TestRestoreOtherCPU|TestRestoredDiesReported|TestRestoreStartsAfresh|TestRestoreWatchUnderRestartPolicy|TestPodmanRestoresOurArchive|TestCheckpointImageRoundTrip|TestRestoreFromImageRefusals|TestDockerRestoresPodmanArchive|TestDockerRestoresPodmanImage)$$
 
 e2e-docker28: ## End-to-end tests against Docker 28.5 (overlay2, then the containerd image store), a subset (DOCKER28_TESTS)
 	$(MAKE) --no-print-directory build-bundled PLUGIN_TAGS=e2e

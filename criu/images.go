@@ -105,11 +105,31 @@ func DescribeProcesses(dir string) ([]Process, error) {
 	if root == nil {
 		return nil, fmt.Errorf("%w: the process tree has no root", ErrDamaged)
 	}
-	fds, err := explore("open files", c.ExploreFds)
+	zombies := map[uint32]bool{}
+	var findZombies func(p *crit.PsTree)
+	findZombies = func(p *crit.PsTree) {
+		if p.Core.GetTc().GetTaskState() == taskDead {
+			zombies[p.PID] = true
+		}
+		for _, ch := range p.Children {
+			findZombies(ch)
+		}
+	}
+	findZombies(root)
+	live := c
+	if len(zombies) > 0 {
+		view, err := liveView(dir, zombies)
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(view)
+		live = crit.New(nil, nil, view, false, true)
+	}
+	fds, err := explore("open files", live.ExploreFds)
 	if err != nil {
 		return nil, err
 	}
-	sks, err := explore("sockets", c.ExploreSk)
+	sks, err := explore("sockets", live.ExploreSk)
 	if err != nil {
 		return nil, err
 	}
@@ -135,11 +155,13 @@ func DescribeProcesses(dir string) ([]Process, error) {
 	memory := map[uint32]int64{}
 	var walkMem func(p *crit.PsTree) error
 	walkMem = func(p *crit.PsTree) error {
-		n, err := processMemory(dir, p.PID)
-		if err != nil {
-			return err
+		if !zombies[p.PID] {
+			n, err := processMemory(dir, p.PID)
+			if err != nil {
+				return err
+			}
+			memory[p.PID] = n
 		}
-		memory[p.PID] = n
 		for _, ch := range p.Children {
 			if err := walkMem(ch); err != nil {
 				return err
@@ -160,6 +182,7 @@ func DescribeProcesses(dir string) ([]Process, error) {
 		out = append(out, Process{
 			PID: p.PID, PPID: ppid, Command: p.Comm, Threads: threads,
 			Memory: memory[p.PID], Files: files[p.PID], Sockets: sockets[p.PID],
+			Zombie: zombies[p.PID],
 		})
 		children := append([]*crit.PsTree(nil), p.Children...)
 		sort.Slice(children, func(i, j int) bool { return children[i].PID < children[j].PID })
@@ -169,6 +192,64 @@ func DescribeProcesses(dir string) ([]Process, error) {
 	}
 	walk(root, 0)
 	return out, nil
+}
+
+// taskDead is the state CRIU records in the core image of a zombie (a process
+// that had exited and was not yet reaped by its parent when the tree was
+// dumped): it has a core image and nothing else (no ids, files, fs or memory).
+const taskDead = 2
+
+// liveView returns a temporary folder (removed by the caller) that shows crit
+// the checkpoint's images with the zombies left out of pstree.img: crit's
+// explorers of open files and sockets read every process's ids image, which
+// a zombie does not have. The other images are linked, not copied.
+func liveView(dir string, zombies map[uint32]bool) (view string, err error) {
+	tree, err := decodeImage(dir, "pstree.img", &pstree.PstreeEntry{})
+	if err != nil {
+		return "", err
+	}
+	kept := tree.Entries[:0:0]
+	for _, e := range tree.Entries {
+		if !zombies[e.Message.(*pstree.PstreeEntry).GetPid()] {
+			kept = append(kept, e)
+		}
+	}
+	tree.Entries = kept
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	view, err = os.MkdirTemp("", "xcheckpoint-images-")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(view)
+			view = ""
+		}
+	}()
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "pstree.img" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(abs, e.Name()), filepath.Join(view, e.Name())); err != nil {
+			return "", err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(view, "pstree.img"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if err := crit.New(nil, f, "", false, false).Encode(tree); err != nil {
+		f.Close()
+		return "", fmt.Errorf("writing the tree without zombies: %w", err)
+	}
+	return view, f.Close()
 }
 
 // Flags of a pagemap entry (CRIU's pagemap.h).

@@ -77,6 +77,9 @@ type Process struct {
 	Memory  int64
 	Files   []OpenFile
 	Sockets []Socket
+	// Zombie is a process that had exited, not yet reaped by its parent: CRIU
+	// keeps it in the tree (restored as a zombie) with no memory or files.
+	Zombie bool
 }
 
 // OpenFile is an open file descriptor, as crit describes it.

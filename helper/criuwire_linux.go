@@ -41,7 +41,7 @@ func wireProcesses(ps []criu.Process) []helperapi.Process {
 	}
 	out := make([]helperapi.Process, len(ps))
 	for i, p := range ps {
-		out[i] = helperapi.Process{PID: p.PID, PPID: p.PPID, Command: p.Command, Threads: p.Threads, Memory: p.Memory}
+		out[i] = helperapi.Process{PID: p.PID, PPID: p.PPID, Command: p.Command, Threads: p.Threads, Memory: p.Memory, Zombie: p.Zombie}
 		if p.Files != nil {
 			out[i].Files = make([]helperapi.OpenFile, len(p.Files))
 			for j, f := range p.Files {

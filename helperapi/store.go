@@ -89,6 +89,8 @@ type Process struct {
 	Memory  int64      `json:"memory"`
 	Files   []OpenFile `json:"files,omitempty"`
 	Sockets []Socket   `json:"sockets,omitempty"`
+	// Zombie: the process had exited and was not yet reaped by its parent.
+	Zombie bool `json:"zombie,omitempty"`
 }
 
 // OpenFile is an open file descriptor.

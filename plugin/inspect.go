@@ -186,7 +186,11 @@ func writeDetails(w io.Writer, d *helperapi.CheckpointDetails, treeOnly bool, no
 		if p.Threads != 1 {
 			threads = fmt.Sprintf("%d threads", p.Threads)
 		}
-		fmt.Fprintf(w, "%s%s%d %s  (%s, %s)\n", indent, branch, p.PID, p.Command, threads, units.HumanSizeWithPrecision(float64(p.Memory), 3))
+		if p.Zombie {
+			fmt.Fprintf(w, "%s%s%d %s  (zombie: exited, not yet reaped)\n", indent, branch, p.PID, p.Command)
+		} else {
+			fmt.Fprintf(w, "%s%s%d %s  (%s, %s)\n", indent, branch, p.PID, p.Command, threads, units.HumanSizeWithPrecision(float64(p.Memory), 3))
+		}
 		if treeOnly {
 			continue
 		}

@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/go-units"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 )
 
 type lsEntry struct {
@@ -51,6 +53,7 @@ type details struct {
 		PID, PPID uint32
 		Command   string
 		Memory    int64
+		Zombie    bool
 		Sockets   []struct{ Family, Protocol, State, Local, Remote string }
 	}
 	Mounts []struct{ Mountpoint, External string }
@@ -182,6 +185,68 @@ func TestListInspectRemove(t *testing.T) {
 	assert.Check(t, is.Len(checkpoints(t, tree), 0))
 	assert.Check(t, is.DeepEqual(checkpoints(t, cli), []string{"conn"}))
 	assertKeepsRunning(t, cli)
+}
+
+// zombies lists the processes of a container in state Z, as its ps shows them.
+func zombies(t *testing.T, name string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(docker(t, "exec", name, "ps", "-o", "pid,stat,comm"), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[1], "Z") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestZombieInTree: a process that has exited and is not yet reaped is part of
+// the tree CRIU dumps (a core image and nothing else). inspect shows it, ls
+// counts it, and a restore brings it back, still a zombie. (A shell's short
+// sleeps turn into such zombies by chance; this one is there for good: its
+// parent, a sleep, never reaps.)
+func TestZombieInTree(t *testing.T) {
+	ctr := startContainer(t, "", busybox, "sh", "-c", "(sleep 0 & exec sleep 100000) & "+counterLoop)
+	waitCounting(t, ctr, 1)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if len(zombies(t, ctr)) == 1 {
+			return poll.Success()
+		}
+		return poll.Continue("no zombie yet in %s", ctr)
+	}, poll.WithTimeout(10*time.Second))
+
+	for _, tool := range []string{"xcheckpoint", "docker"} {
+		if tool == "docker" {
+			docker(t, "checkpoint", "create", "--leave-running", ctr, tool)
+		} else {
+			r := xcheckpoint(t, "create", ctr, tool)
+			assert.Equal(t, r.exit, 0, "%s", r)
+		}
+		d := inspectJSON(t, ctr, tool)
+		var dead []uint32
+		for _, p := range d.Processes {
+			if p.Zombie {
+				dead = append(dead, p.PID)
+				assert.Check(t, is.Equal(p.Memory, int64(0)))
+				assert.Check(t, is.Equal(p.Command, "sleep"))
+			}
+		}
+		assert.Check(t, is.Len(dead, 1), "%s: one zombie in %+v", tool, d.Processes)
+		pretty := xcheckpoint(t, "inspect", ctr, tool)
+		assert.Check(t, is.Contains(pretty.stdout, "sleep  (zombie: exited, not yet reaped)"), "%s", pretty)
+		for _, e := range lsJSON(t, ctr) {
+			if e.Name == tool {
+				assert.Check(t, is.Equal(e.Problem, ""))
+				assert.Check(t, is.Equal(e.Processes, strconv.Itoa(len(d.Processes))))
+			}
+		}
+	}
+	assertKeepsRunning(t, ctr)
+
+	restored := restoredName(t, testContainerName(t, "restored"))
+	r := xcheckpoint(t, "restore", "--name", restored, ctr, "xcheckpoint")
+	assert.Equal(t, r.exit, 0, "%s", r)
+	assertKeepsRunning(t, restored)
+	assert.Check(t, is.Len(zombies(t, restored), 1), "the zombie is restored as one")
 }
 
 func TestManageBadInput(t *testing.T) {
