@@ -363,7 +363,7 @@ func restoreNativeAfter(t *testing.T, how, name, ckpt string) []string {
 			return poll.Success()
 		}
 		return poll.Continue("waiting for output after the restore")
-	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
+	}, poll.WithTimeout(60*time.Second), poll.WithDelay(100*time.Millisecond))
 	return after
 }
 
