@@ -4,6 +4,7 @@ package criu
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
@@ -101,4 +102,21 @@ func KeepRestoreLock(netNSExternal bool, method rpc.CriuNetworkLockMethod) (bool
 		return false, fmt.Sprintf("the checkpoint was made with CRIU's network lock method %s, whose unlock leaves an iptables lock in place", method)
 	}
 	return true, ""
+}
+
+// NFTablesLockFailed tells, from a failed dump's CRIU log, whether the dump
+// failed at CRIU's nftables network lock (a kernel without nf_tables, a CRIU
+// built without libnftables): the container was unfrozen at once, nothing was
+// dumped, and a dump with the iptables lock can be tried instead.
+func NFTablesLockFailed(log string) bool {
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "Error (") {
+			continue
+		}
+		low := strings.ToLower(l)
+		if strings.Contains(low, "nft") || strings.Contains(low, "nftables") {
+			return true
+		}
+	}
+	return false
 }

@@ -103,3 +103,18 @@ func TestNetworkLockRules(t *testing.T) {
 	assert.Check(t, is.Equal(lines[len(lines)-2], "-A CRIU -j DROP"))
 	assert.Check(t, strings.HasSuffix(NetworkUnlockRules[len(NetworkUnlockRules)-1], ":CRIU - [0:0]\n-X CRIU\nCOMMIT\n"))
 }
+
+func TestNFTablesLockFailed(t *testing.T) {
+	for _, tc := range []struct {
+		log  string
+		want bool
+	}{
+		{"(00.6) Running network-lock scripts\n(00.7) Error (criu/net.c:3153): CRIU was built without libnftables support\n", true},
+		{"(00.7) Error (criu/net.c:3100): Unable to run nft command 'add table inet CRIU-7': Operation not supported\n", true},
+		{"(00.7) Error (criu/sk-inet.c:199): inet: Connected TCP socket, consider using --tcp-established option.\n", false},
+		{"(00.1) nftables: Network locking is done\n(02.0) Error (criu/cr-dump.c:2100): Dumping FAILED.\n", false},
+		{"", false},
+	} {
+		assert.Check(t, is.Equal(NFTablesLockFailed(tc.log), tc.want), "%q", tc.log)
+	}
+}

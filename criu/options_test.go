@@ -599,3 +599,21 @@ func TestDumpOptsIncremental(t *testing.T) {
 	assert.Check(t, !opts.GetTrackMem(), "a full dump tracks no memory")
 	assert.Check(t, opts.ParentImg == nil)
 }
+
+// CRIU's nftables network lock (in-process) for a dump without
+// --tcp-established; the iptables lock, whose rules a restore into a new
+// container puts into its namespace, with it.
+func TestDumpOptsNetworkLock(t *testing.T) {
+	s := loadSample(t, "cgroupv1")
+	for _, tcp := range []bool{false, true} {
+		o := defaultOptions
+		o.TCPEstablished = tcp
+		opts, err := DumpOpts(s.info, s.facts(t), o, 3)
+		assert.NilError(t, err)
+		if tcp {
+			assert.Check(t, opts.NetworkLock == nil, "CRIU's default, iptables")
+		} else {
+			assert.Check(t, is.Equal(opts.GetNetworkLock(), rpc.CriuNetworkLockMethod_NFTABLES))
+		}
+	}
+}

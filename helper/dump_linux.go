@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -223,6 +224,22 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 	default:
 		em.ProgressFor(info.ID, "dumping container %s (pid %d)", info.Name, info.PID)
 		dumpErr = criu.Dump(ctx, opts)
+	}
+	if dumpErr != nil && ctx.Err() == nil && opts.GetNetworkLock() == rpc.CriuNetworkLockMethod_NFTABLES {
+		if log, err := os.ReadFile(filepath.Join(tmp, criu.LogFile)); err == nil && criu.NFTablesLockFailed(string(log)) {
+			// Failed at the lock, right after the freeze: nothing was dumped
+			// and the container runs on. Once more with CRIU's iptables lock.
+			em.ProgressFor(info.ID, "CRIU's nftables network lock failed on this host; dumping again with its iptables lock")
+			if err := emptyDir(tmp); err != nil {
+				return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("emptying the work folder: %v", err), ContainerState: containerState(info.PID, facts.Cgroups)}
+			}
+			opts.NetworkLock = rpc.CriuNetworkLockMethod_IPTABLES.Enum()
+			if req.Options.PreDump {
+				dumpErr = criu.PreDump(ctx, opts)
+			} else {
+				dumpErr = criu.Dump(ctx, opts)
+			}
+		}
 	}
 	if dumpErr != nil {
 		if ctx.Err() != nil && !req.Options.LeaveRunning {
@@ -657,4 +674,19 @@ func syncDir(p string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// emptyDir removes everything inside dir, keeping dir itself (open by fd for
+// CRIU).
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
