@@ -329,6 +329,8 @@ func TestRestoreReadOnlyRoot(t *testing.T) {
 	waitCounting(t, restored, last(t, restored)+1)
 	assert.Equal(t, docker(t, "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", restored), "true")
 	rmOpts := ourVolumes(t, restored)
+	// Where the restore folder is a volume, restore says how to remove it.
+	assert.Check(t, is.Equal(strings.Contains(r.stderr, "docker rm -v "+restored), restoreVolume(t, restored)), r.stderr)
 	noMountOfOurs(t, restoredByUs(t, restored))
 	assert.Check(t, is.Contains(docker(t, "exec", restored, "cat", "/.xcheckpoint-restore/status.json"), `"restored"`))
 
