@@ -40,8 +40,9 @@ step "end-to-end tests against Docker 28.5 (Debian forky), overlay2 and the cont
 # restore (new container, --input, --native), archives, ls and inspect, and
 # what differs on Docker 28 (capability refusal at create, the network
 # namespace, the image store, images without /tmp, a restored container
-# started afresh under runc 1.3's seccomp and capabilities and the restore
-# volume of the containerd store, --watch against its wait under a restart
+# started afresh under runc 1.3's seccomp and capabilities, the restore
+# folder staged through the running root on the containerd store (no volume
+# left after docker rm), --watch against its wait under a restart
 # policy, checkpoint images in both image stores: the containerd store keeps
 # their annotations and gives them another ID). Where a test verifies a
 # checkpoint with Docker's own restore, which fails there for every checkpoint

@@ -18,7 +18,7 @@ import (
 
 // Stage checks a stored checkpoint for a restore into a new container and,
 // unless req.CheckOnly, copies its CRIU images and the restore plan into the
-// new container's restore volume (mounted at req.StageDir).
+// new container's restore folder, req.StageDir.
 func Stage(req helperapi.StageRequest) (*helperapi.StageResult, *helperapi.DumpFailure) {
 	if f := checkProtocol(req.Protocol); f != nil {
 		return nil, f
@@ -209,7 +209,8 @@ func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink
 
 // makeStageDir makes the restore folder 0700: a restore volume is there
 // already; a folder of the new container's own layer (its overlay2 upper
-// folder, reached through Docker's data root) is made here.
+// folder, reached through Docker's data root, or its running root,
+// reached through /proc/PID/root of its supervisor) is made here.
 func makeStageDir(stage string) error {
 	if err := os.Mkdir(stage, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
@@ -217,7 +218,7 @@ func makeStageDir(stage string) error {
 	return os.Chmod(stage, 0o700)
 }
 
-// copyImage hard-links an image file into the restore volume when both are on
+// copyImage hard-links an image file into the restore folder when both are on
 // one filesystem (Docker's volumes and containers live under its data root):
 // no copy of the container's memory is made, and the supervisor's removal of
 // the images after the restore only unlinks them (CRIU reads images, it never

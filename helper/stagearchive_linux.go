@@ -14,10 +14,11 @@ import (
 )
 
 // StageArchive reads a checkpoint archive from in (restore --input) straight
-// into the new container's restore volume, mounted at req.StageDir: every
-// entry is checked as import checks it, and the images become the volume's
-// images folder, with the restore plan, only once the whole archive matched
-// its manifest. Nothing is stored in Docker's checkpoint store.
+// into the new container's restore folder, req.StageDir: every entry is
+// checked as import checks it, and the images become the folder's images
+// folder, with the restore plan (or, with req.PlanLater, the plan returned
+// for the plugin to write last), only once the whole archive matched its
+// manifest. Nothing is stored in Docker's checkpoint store.
 func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.Reader, em *helperapi.Emitter) (*helperapi.StageArchiveResult, *helperapi.DumpFailure) {
 	if f := checkProtocol(req.Protocol); f != nil {
 		return nil, f
@@ -88,14 +89,20 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 		}
 		return nil, failf("staging the checkpoint in container %q: %v", req.Container.Name, err)
 	}
-	if err := writeJSON(filepath.Join(req.StageDir, helperapi.PlanFile), plan); err != nil {
+	res := &helperapi.StageArchiveResult{
+		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
+		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, Foreign: imp.Foreign,
+	}
+	if req.PlanLater {
+		// The new container runs already: the plugin writes the plan once
+		// the archive's filesystem changes are in place.
+		res.Plan = &plan
+	} else if err := writeJSON(filepath.Join(req.StageDir, helperapi.PlanFile), plan); err != nil {
 		_ = os.RemoveAll(images)
 		return nil, failf("writing the restore plan of container %q: %v", req.Container.Name, err)
 	}
-	return &helperapi.StageArchiveResult{
-		StageResult: *st, Checkpoint: name, SourceContainer: source.Name, Received: size,
-		HasRootfs: imp.HasRootfs, Volumes: imp.Volumes, Foreign: imp.Foreign, PeakRSS: peakRSS(),
-	}, nil
+	res.PeakRSS = peakRSS()
+	return res, nil
 }
 
 // sameImage checks, when the plugin found the original's image on this

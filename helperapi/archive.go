@@ -238,6 +238,11 @@ type StageArchiveRequest struct {
 	// containerd content store).
 	ImageByName string `json:"image_by_name,omitempty"`
 	DockerRoot  string `json:"docker_root,omitempty"`
+	// PlanLater: the new container already runs (its supervisor waits for
+	// the plan), and the plugin applies the archive's filesystem changes
+	// after the helper: the helper returns the plan (StageArchiveResult.Plan)
+	// instead of writing it, and the plugin writes it last.
+	PlanLater bool `json:"plan_later,omitempty"`
 }
 
 // StageArchiveResult is what stage-archive found in the archive and staged.
@@ -256,6 +261,9 @@ type StageArchiveResult struct {
 	Volumes   []string `json:"volumes,omitempty"`
 	// Foreign is ImportResult.Foreign.
 	Foreign string `json:"foreign,omitempty"`
+	// Plan is the restore plan, for the plugin to write last
+	// (StageArchiveRequest.PlanLater); nil when the helper wrote it.
+	Plan *RestorePlan `json:"plan,omitempty"`
 }
 
 // DeletePathsRequest asks the helper to delete Paths in the root filesystem

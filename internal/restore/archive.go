@@ -13,6 +13,7 @@ import (
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/testhooks"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/transfer"
 )
 
@@ -123,6 +124,10 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	for _, w := range nc.Warnings {
 		fmt.Fprintln(stderr, "Note:", w)
 	}
+	way := chooseStage(s.Info, nc.HostConfig, false)
+	if way == stageInVolume {
+		fmt.Fprintln(stderr, "Note:", useRestoreVolume(&nc, name, false))
+	}
 	id, err := createContainer(ctx, s, nc, name)
 	if err != nil {
 		return nil, err
@@ -134,11 +139,20 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 			removeUnfinished(ctx, s, id, name)
 		}
 	}()
-	stageDir, stageMounts, err := stageTarget(ctx, s, id)
+	// Staged through its running root, the new container starts first; its
+	// supervisor waits for the restore plan, which the plugin writes last,
+	// once the archive's filesystem changes are in place (PlanLater).
+	if way == stageInRoot {
+		if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return nil, fmt.Errorf("starting container %s: %w", name, err)
+		}
+		trace.Step("start container")
+	}
+	stageDir, stageMounts, err := stageTarget(ctx, s, id, way)
 	if err != nil {
 		return nil, err
 	}
-	trace.Step("restore volume")
+	trace.Step("restore folder")
 
 	// The filesystem changes and volume contents are applied through
 	// Docker's API, from a local copy kept as the archive goes by, once the
@@ -158,6 +172,7 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(), Start: &nc.Start, Direct: direct.Offered(),
+		PlanLater: way == stageInRoot,
 	}
 	if img.ByName {
 		req.ImageByName, req.DockerRoot = img.ID, s.Info.DockerRootDir
@@ -191,10 +206,21 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	}
 	trace.Step("copy filesystem changes")
 	trace.Memory(res.PeakRSS)
-	if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, fmt.Errorf("starting container %s: %w", name, err)
+	if err := testhooks.RestoreFailure(stderr, "before-plan"); err != nil {
+		return nil, err
 	}
-	trace.Step("start container")
+	if way == stageInRoot {
+		// Last: the supervisor restores as soon as it reads a whole plan.
+		if err := writePlan(ctx, s, id, res.Plan); err != nil {
+			return nil, err
+		}
+		trace.Step("write plan")
+	} else {
+		if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return nil, fmt.Errorf("starting container %s: %w", name, err)
+		}
+		trace.Step("start container")
+	}
 	st, err := waitRestored(ctx, s, id)
 	if err != nil {
 		return nil, err

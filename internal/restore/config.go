@@ -46,9 +46,6 @@ type ConfigInput struct {
 	ImageID string
 	// RuntimeVolume holds the helper image's /usr (CRIU, the supervisor).
 	RuntimeVolume string
-	// StageInLayer: the helper stages the checkpoint into the new
-	// container's own layer, so it needs no restore volume (StagesInLayer).
-	StageInLayer bool
 	// Capabilities and SecurityOpt are what restore needs beyond the
 	// original's own privileges (config.json's x-xcheckpoint.restore).
 	Capabilities []string
@@ -185,14 +182,6 @@ func Configure(in ConfigInput) (NewContainer, error) {
 	cfg.Labels[labels.LabelStart] = string(startLabel)
 	hc.Mounts = append(hc.Mounts,
 		mount.Mount{Type: mount.TypeVolume, Source: in.RuntimeVolume, Target: helperapi.RuntimeMountpoint, ReadOnly: true, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
-	if !in.StageInLayer {
-		// Where the helper cannot reach the container's own layer, the
-		// restore folder is a volume of its own, left behind by a plain
-		// docker rm (see stageTarget). A read-only root filesystem needs
-		// none: the supervisor binds the folder writable for itself.
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint,
-			VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{labels.LabelRestoredFrom: cfg.Labels[labels.LabelRestoredFrom]}}})
-	}
 	if len(in.Publish) > 0 {
 		exposed, bindings, err := nat.ParsePortSpecs(in.Publish)
 		if err != nil {

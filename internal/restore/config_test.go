@@ -189,9 +189,8 @@ func TestConfigure(t *testing.T) {
 				assert.Check(t, is.Len(nc.Config.Volumes, 0))
 				assert.Check(t, is.Equal(m[helperapi.RuntimeMountpoint].Source, "v"))
 				assert.Check(t, m[helperapi.RuntimeMountpoint].ReadOnly)
-				assert.Check(t, is.Equal(m[helperapi.RestoreMountpoint].Type, mount.TypeVolume))
-				assert.Check(t, is.Equal(m[helperapi.RestoreMountpoint].Source, ""), "a new anonymous restore volume")
-				assert.Check(t, is.Equal(m[helperapi.RestoreMountpoint].VolumeOptions.Labels[labels.LabelRestoredFrom], "web/warm"))
+				_, ok := m[helperapi.RestoreMountpoint]
+				assert.Check(t, !ok, "no restore volume (useRestoreVolume adds one where needed)")
 			},
 		},
 		{
@@ -205,8 +204,9 @@ func TestConfigure(t *testing.T) {
 			want: func(t *testing.T, nc NewContainer) {
 				m := mountsByTarget(nc.HostConfig)
 				assert.Check(t, is.Equal(m[helperapi.RuntimeMountpoint].Source, "xcheckpoint-runtime-new"))
-				assert.Check(t, is.Equal(m[helperapi.RestoreMountpoint].Source, ""))
-				assert.Check(t, is.Len(nc.HostConfig.Mounts, 5))
+				_, ok := m[helperapi.RestoreMountpoint]
+				assert.Check(t, !ok, "the old restore volume is not carried")
+				assert.Check(t, is.Len(nc.HostConfig.Mounts, 4))
 			},
 		},
 		{
@@ -222,8 +222,7 @@ func TestConfigure(t *testing.T) {
 			},
 		},
 		{
-			doc: "volumes: none in the classic overlay2 store (the layer is the restore folder)",
-			in:  func(in *ConfigInput) { in.StageInLayer = true },
+			doc: "volumes: no restore volume (the layer is the restore folder; useRestoreVolume adds one where it cannot be)",
 			want: func(t *testing.T, nc NewContainer) {
 				_, ok := mountsByTarget(nc.HostConfig)[helperapi.RestoreMountpoint]
 				assert.Check(t, !ok)
@@ -253,7 +252,6 @@ func TestConfigure(t *testing.T) {
 		{
 			doc:  "read-only root: kept, with a writable /tmp and /run for CRIU",
 			orig: func(o *container.InspectResponse) { o.HostConfig.ReadonlyRootfs = true },
-			in:   func(in *ConfigInput) { in.StageInLayer = true },
 			want: func(t *testing.T, nc NewContainer) {
 				assert.Check(t, nc.HostConfig.ReadonlyRootfs)
 				assert.Check(t, is.Equal(nc.HostConfig.Tmpfs["/tmp"], "rw,nosuid,nodev"))

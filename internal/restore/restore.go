@@ -139,7 +139,6 @@ func configure(ctx context.Context, s *helperrun.Session, orig ConfigInput) (New
 	}
 	orig.Capabilities = helperCfg.Extra.Restore.Capabilities
 	orig.SecurityOpt = helperCfg.Extra.Restore.SecurityOpt
-	orig.StageInLayer = StagesInLayer(s.Info)
 	if c := orig.Original.Config; c != nil {
 		if img, err := s.API.ImageInspect(ctx, c.Image); err == nil {
 			orig.ImageID = img.ID

@@ -1,7 +1,10 @@
 package restore
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
 	"github.com/xcheckpoint/docker-xcheckpoint/internal/helperrun"
+	"github.com/xcheckpoint/docker-xcheckpoint/internal/labels"
 )
 
 // stageRun is the stage helper of a restore, run in the background: it checks
@@ -113,6 +117,58 @@ func (r *stageRun) stop() {
 	<-r.done
 }
 
+// stageWay is how the stage helper reaches the new container's restore
+// folder (helperapi.RestoreMountpoint).
+type stageWay int
+
+const (
+	// stageInLayer: the folder of the container's own writable layer, its
+	// overlay2 upper folder under Docker's data root (StagesInLayer), staged
+	// before the container starts. Gone with the container.
+	stageInLayer stageWay = iota
+	// stageInRoot: the folder of the running container's root, reached
+	// through /proc/PID/root of its supervisor, which waits for the plan
+	// (written last): wherever the helper cannot name the layer (Docker's
+	// containerd image store, other storage drivers). The container starts
+	// before the helper stages; the folder is in its layer all the same,
+	// gone with it.
+	stageInRoot
+	// stageInVolume: an anonymous volume, only where neither works: a
+	// read-only root filesystem (nothing can make the folder in it) or a
+	// --replace whose original must stop before the new container can start
+	// (and stops only once the checkpoint is staged), on such a store. A
+	// plain docker rm leaves that volume; restore says so.
+	stageInVolume
+)
+
+// chooseStage picks the stage way for a new container made with hc.
+// stopFirst: the original must stop before the new container can start.
+func chooseStage(info system.Info, hc *container.HostConfig, stopFirst bool) stageWay {
+	switch {
+	case StagesInLayer(info):
+		return stageInLayer
+	case hc.ReadonlyRootfs || stopFirst:
+		return stageInVolume
+	default:
+		return stageInRoot
+	}
+}
+
+// useRestoreVolume gives the new container its restore folder as an
+// anonymous volume (stageInVolume), labelled with where it was restored from,
+// and returns the note that says so: only docker rm -v removes it.
+func useRestoreVolume(nc *NewContainer, name string, stopFirst bool) string {
+	from := nc.Config.Labels[labels.LabelRestoredFrom]
+	nc.HostConfig.Mounts = append(nc.HostConfig.Mounts, mount.Mount{Type: mount.TypeVolume, Target: helperapi.RestoreMountpoint,
+		VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{labels.LabelRestoredFrom: from}}})
+	why := "its root filesystem is read-only"
+	if stopFirst {
+		why = "it can start only once the original has stopped"
+	}
+	return fmt.Sprintf("the restore folder %s of container %s is an anonymous volume (%s, and the helper cannot reach the layers of this daemon's storage): remove the container with docker rm -v %s, which removes that volume too",
+		helperapi.RestoreMountpoint, name, why, name)
+}
+
 // restoreFolderIsVolume tells whether the new container's restore folder is
 // a volume (restoredConfig), not a folder of its own layer.
 func restoreFolderIsVolume(hc *container.HostConfig) bool {
@@ -123,9 +179,8 @@ func restoreFolderIsVolume(hc *container.HostConfig) bool {
 // container's own writable layer, through Docker's data root: with the
 // overlay2 driver of Docker's classic image store, whose layer folders it can
 // name (GraphDriver.Data.UpperDir). The restore folder is then no mount but
-// a folder of the container, gone with it. Other stores, and containers with
-// a read-only root filesystem, get an anonymous volume, which a plain docker
-// rm leaves.
+// a folder of the container, gone with it. Other stores stage through the
+// running container's root instead (stageInRoot).
 func StagesInLayer(info system.Info) bool {
 	if info.Driver != "overlay2" {
 		return false
@@ -138,22 +193,33 @@ func StagesInLayer(info system.Info) bool {
 	return true
 }
 
-// stageTarget is where a helper reaches the new container's restore folder:
-// its own layer (StagesInLayer: the container must not run while the helper
-// writes there, overlayfs would not see the files), or its restore volume,
-// through Docker's data root when the volume lives there (the local driver),
-// or mounted into the helper.
-func stageTarget(ctx context.Context, s *helperrun.Session, id string) (string, []mount.Mount, error) {
+// stageTarget is where a helper reaches the new container's restore folder
+// (see stageWay): its own layer (the container must not run while the
+// helper writes there, overlayfs would not see the files); its running root,
+// through /proc/PID/root of its supervisor (the helper shares the host's pid
+// namespace); or its restore volume, through Docker's data root when the
+// volume lives there (the local driver), or mounted into the helper.
+func stageTarget(ctx context.Context, s *helperrun.Session, id string, way stageWay) (string, []mount.Mount, error) {
 	c, err := s.API.ContainerInspect(ctx, id)
 	if err != nil {
 		return "", nil, fmt.Errorf("inspecting the new container: %w", err)
 	}
-	if c.HostConfig != nil && !restoreFolderIsVolume(c.HostConfig) {
+	switch way {
+	case stageInLayer:
 		upper := c.GraphDriver.Data["UpperDir"]
 		if root := strings.TrimSuffix(s.Info.DockerRootDir, "/"); root == "" || !strings.HasPrefix(upper, root+"/") {
 			return "", nil, fmt.Errorf("the new container's layer (%q) is not under Docker's data root %q", upper, s.Info.DockerRootDir)
 		}
 		return upper + helperapi.RestoreMountpoint, nil, nil
+	case stageInRoot:
+		if c.State == nil || !c.State.Running || c.State.Pid <= 0 {
+			why := "it is not running"
+			if c.State != nil && c.State.Status != "" {
+				why = fmt.Sprintf("it is %s (exit code %d)", c.State.Status, c.State.ExitCode)
+			}
+			return "", nil, fmt.Errorf("the new container's supervisor cannot receive the checkpoint: %s", why)
+		}
+		return fmt.Sprintf("/proc/%d/root%s", c.State.Pid, helperapi.RestoreMountpoint), nil, nil
 	}
 	stageVol, err := restoreVolume(ctx, s, id)
 	if err != nil {
@@ -165,4 +231,34 @@ func stageTarget(ctx context.Context, s *helperrun.Session, id string) (string, 
 	}
 	dir := "/xcheckpoint-stage"
 	return dir, []mount.Mount{{Type: mount.TypeVolume, Source: stageVol, Target: dir}}, nil
+}
+
+// writePlan writes the restore plan into the running new container's
+// restore folder through Docker's archive API (stageInRoot with an archive:
+// after the archive's filesystem changes). The supervisor acts on a plan that
+// parses, so a plan being written is never taken for a whole one.
+func writePlan(ctx context.Context, s *helperrun.Session, id string, plan *helperapi.RestorePlan) error {
+	if plan == nil {
+		return errors.New("the helper returned no restore plan")
+	}
+	b, err := json.MarshalIndent(plan, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: helperapi.PlanFile, Mode: 0o600, Size: int64(len(b)), ModTime: time.Now()}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(b); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := s.API.CopyToContainer(ctx, id, helperapi.RestoreMountpoint, &buf, container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("writing the restore plan into the new container: %w", err)
+	}
+	return nil
 }

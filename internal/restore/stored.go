@@ -88,11 +88,6 @@ func (src Stored) restore(ctx context.Context, r *Restorer, opts Options) (*Resu
 		fmt.Fprintln(stderr, "Note:", w)
 	}
 	hc := nc.HostConfig
-	id, err := createContainer(ctx, s, nc, name)
-	if err != nil {
-		return nil, err
-	}
-	trace.Step("create container")
 	// The host ports and the fixed address are the original's until it stops.
 	var held []string
 	if len(hc.PortBindings) > 0 {
@@ -103,6 +98,15 @@ func (src Stored) restore(ctx context.Context, r *Restorer, opts Options) (*Resu
 	}
 	freed := "its " + strings.Join(held, " and its ")
 	stopFirst := opts.Replace && orig.State.Running && len(held) > 0
+	way := chooseStage(s.Info, hc, stopFirst)
+	if way == stageInVolume {
+		fmt.Fprintln(stderr, "Note:", useRestoreVolume(&nc, displayName(name, opts.Replace, origName), stopFirst))
+	}
+	id, err := createContainer(ctx, s, nc, name)
+	if err != nil {
+		return nil, err
+	}
+	trace.Step("create container")
 	keep := false
 	defer func() {
 		if !keep {
@@ -114,12 +118,21 @@ func (src Stored) restore(ctx context.Context, r *Restorer, opts Options) (*Resu
 		return nil, err
 	}
 	trace.Step("copy filesystem changes")
+	// Staged through its running root, the new container starts first: its
+	// supervisor waits for the restore plan, which the helper writes last,
+	// after the images.
+	if way == stageInRoot {
+		if err := s.API.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return nil, fmt.Errorf("starting container %s: %w", name, err)
+		}
+		trace.Step("start container")
+	}
 	// Through Docker's data root, the images are hard-linked, not copied.
-	stageDir, stageMounts, err := stageTarget(ctx, s, id)
+	stageDir, stageMounts, err := stageTarget(ctx, s, id, way)
 	if err != nil {
 		return nil, err
 	}
-	trace.Step("restore volume")
+	trace.Step("restore folder")
 	// One helper checks the checkpoint and stages it into the new container.
 	// With a restore volume, the new container starts meanwhile (unless the
 	// original must stop first, which waits for a checkpoint known to be
@@ -138,8 +151,8 @@ func (src Stored) restore(ctx context.Context, r *Restorer, opts Options) (*Resu
 			started <- err
 		}()
 	}
-	inLayer := !restoreFolderIsVolume(hc)
-	if !stopFirst && !inLayer {
+	inLayer := way == stageInLayer
+	if !stopFirst && way == stageInVolume {
 		startNew()
 	}
 	waitStarted := func() error {

@@ -57,8 +57,9 @@ func SegmentEnv(archive io.Writer, w io.Writer) []string {
 	return []string{helperapi.EnvTestSegmentBytes + "=" + v}
 }
 
-// TestRestoreFailEnv makes restore fail at a named step ("before-swap"); for
-// the end-to-end tests of --replace only, not a user setting; restore says so
+// TestRestoreFailEnv makes restore fail at a named step ("before-swap" of
+// --replace, "before-plan" of restore --input); for the end-to-end tests
+// only, not a user setting; restore says so
 // on stderr when it is set.
 const TestRestoreFailEnv = "XCHECKPOINT_TEST_RESTORE_FAIL"
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -50,11 +51,14 @@ func noMountOfOurs(t *testing.T, pid string) {
 }
 
 // restoreVolume tells whether the daemon gives a restored container a restore
-// volume: on Docker's containerd image store, whose container layers the
-// API does not name (GraphDriver.Data is null), the helper cannot stage into
-// the layer. A plain docker rm leaves that volume; docker rm -v removes it.
-func restoreVolume(t *testing.T) bool {
-	return strings.Contains(docker(t, "info", "--format", "{{json .DriverStatus}}"), "io.containerd.snapshotter")
+// volume: only where the helper can neither stage into the container's layer
+// before it starts (Docker's classic overlay2 store, which names the layer)
+// nor through its running root (/proc/PID/root of the supervisor), that is
+// on Docker's containerd image store with a read-only root filesystem. A
+// plain docker rm leaves that volume; docker rm -v removes it.
+func restoreVolume(t *testing.T, restored string) bool {
+	return strings.Contains(docker(t, "info", "--format", "{{json .DriverStatus}}"), "io.containerd.snapshotter") &&
+		docker(t, "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", restored) == "true"
 }
 
 // ourVolumes checks the restored container's volumes: the shared runtime
@@ -64,12 +68,110 @@ func ourVolumes(t *testing.T, restored string) []string {
 	t.Helper()
 	vols := strings.Fields(docker(t, "inspect", "-f", `{{range .Mounts}}{{if eq .Type "volume"}}{{.Destination}} {{end}}{{end}}`, restored))
 	sort.Strings(vols) // Docker lists mounts in no set order
-	if restoreVolume(t) {
+	if restoreVolume(t, restored) {
 		assert.Check(t, is.DeepEqual(vols, []string{"/.xcheckpoint", "/.xcheckpoint-restore"}))
 		return []string{"-f", "-v"}
 	}
 	assert.Check(t, is.DeepEqual(vols, []string{"/.xcheckpoint"}))
 	return []string{"-f"}
+}
+
+// volumeSet lists the daemon's volumes.
+func volumeSet(t *testing.T) map[string]bool {
+	t.Helper()
+	set := map[string]bool{}
+	for _, v := range strings.Fields(docker(t, "volume", "ls", "-q")) {
+		set[v] = true
+	}
+	return set
+}
+
+// ownVolumes are the volumes a container has but the shared runtime
+// volume (/.xcheckpoint, one per helper image, kept for later restores).
+func ownVolumes(t *testing.T, ctr string) []string {
+	t.Helper()
+	return strings.Fields(docker(t, "inspect", "-f", `{{range .Mounts}}{{if and (eq .Type "volume") (ne .Destination "/.xcheckpoint")}}{{.Name}} {{end}}{{end}}`, ctr))
+}
+
+// noMountinfoOfOurs checks, in the restored process's own view
+// (/proc/PID/mountinfo), that no mount is ours: none at or from the restore
+// folder or the runtime folder, and none of the runtime volume. (Docker's own
+// /etc/hosts, hostname and resolv.conf may come from a data root whose path
+// names xcheckpoint, as hack/docker28.sh's does.)
+func noMountinfoOfOurs(t *testing.T, pid string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	assert.NilError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && (strings.Contains(f[4], "/.xcheckpoint") || strings.Contains(f[3], "/.xcheckpoint") || strings.Contains(f[3], "/volumes/xcheckpoint-runtime-")) {
+			t.Errorf("a mount of ours in pid %s: %s", pid, l)
+		}
+	}
+}
+
+// leavesNoVolume removes the restored container with a plain docker rm (no
+// -v) and checks that none of its volumes is left (the restore made none),
+// and that no volume carries the label of a restore from (label:
+// CONTAINER/CHECKPOINT).
+func leavesNoVolume(t *testing.T, restored, from string) {
+	t.Helper()
+	own := ownVolumes(t, restored)
+	assert.Check(t, is.Len(own, 0), "the restored container has volumes of its own: %q", own)
+	docker(t, "rm", "-f", restored)
+	after := volumeSet(t)
+	for _, v := range own {
+		assert.Check(t, !after[v], "volume %s of the restored container outlived docker rm", v)
+	}
+	assert.Check(t, is.Equal(docker(t, "volume", "ls", "-q", "--filter", "label=com.docker.xcheckpoint.restored-from="+from), ""))
+}
+
+// TestRestoreLeavesNoVolume: whatever the image store, a restore, from a
+// stored checkpoint or from an archive, leaves nothing after a plain docker
+// rm: the restore folder is in the new container's own layer, not a volume
+// (on Docker's containerd image store the helper stages it through the
+// running container's root). The restored process runs on and sees no
+// mount of ours. A restore --input that fails after the filesystem changes
+// and before the plan leaves neither the container nor a volume.
+func TestRestoreLeavesNoVolume(t *testing.T) {
+	name := startContainer(t, "orig", busybox, "sh", "-c", "echo kept > /kept; "+counterLoop)
+	waitCounting(t, name, 2)
+	r := xcheckpoint(t, "create", "--external-netns", name, "k")
+	assert.Equal(t, r.exit, 0, r.String())
+	file := filepath.Join(t.TempDir(), "k.tar")
+	r = xcheckpoint(t, "create", "--external-netns", "-o", file, name, "a")
+	assert.Equal(t, r.exit, 0, r.String())
+
+	check := func(t *testing.T, restored, from string) {
+		waitCounting(t, restored, last(t, restored)+1)
+		root := restoredByUs(t, restored)
+		noMountinfoOfOurs(t, root)
+		assert.Check(t, is.Equal(docker(t, "exec", restored, "cat", "/kept"), "kept"), "the original's filesystem changes")
+		assert.Check(t, is.Contains(docker(t, "exec", restored, "cat", "/.xcheckpoint-restore/status.json"), `"restored"`))
+		leavesNoVolume(t, restored, from)
+	}
+	t.Run("stored", func(t *testing.T) {
+		restored := restoredName(t, name+"-k")
+		r := xcheckpoint(t, "restore", name, "k")
+		assert.Equal(t, r.exit, 0, r.String())
+		assert.Check(t, !strings.Contains(r.stderr, "docker rm -v"), r.stderr)
+		check(t, restored, name+"/k")
+	})
+	t.Run("archive", func(t *testing.T) {
+		restored := restoredName(t, name+"-a")
+		r := xcheckpoint(t, "restore", "--input", file, "--name", restored)
+		assert.Equal(t, r.exit, 0, r.String())
+		assert.Check(t, !strings.Contains(r.stderr, "docker rm -v"), r.stderr)
+		check(t, restored, name+"/a")
+	})
+	t.Run("archive failing before the plan", func(t *testing.T) {
+		restored := restoredName(t, name+"-fail")
+		r := runEnv(t, []string{"XCHECKPOINT_TEST_RESTORE_FAIL=before-plan"}, "docker", "xcheckpoint", "restore", "--input", file, "--name", restored)
+		assert.Check(t, r.exit != 0, r.String())
+		assert.Check(t, is.Contains(r.stderr, "injected failure at before-plan"))
+		assert.Check(t, runEnv(t, nil, "docker", "inspect", restored).exit != 0, "the unfinished container is removed")
+		assert.Check(t, is.Equal(docker(t, "volume", "ls", "-q", "--filter", "label=com.docker.xcheckpoint.restored-from="+name+"/a"), ""))
+	})
 }
 
 // startLines are the lines of the container's log that startLoop printed
@@ -227,6 +329,8 @@ func TestRestoreReadOnlyRoot(t *testing.T) {
 	waitCounting(t, restored, last(t, restored)+1)
 	assert.Equal(t, docker(t, "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", restored), "true")
 	rmOpts := ourVolumes(t, restored)
+	// Where the restore folder is a volume, restore says how to remove it.
+	assert.Check(t, is.Equal(strings.Contains(r.stderr, "docker rm -v "+restored), restoreVolume(t, restored)), r.stderr)
 	noMountOfOurs(t, restoredByUs(t, restored))
 	assert.Check(t, is.Contains(docker(t, "exec", restored, "cat", "/.xcheckpoint-restore/status.json"), `"restored"`))
 
