@@ -211,9 +211,35 @@ func stageFiles(src, stage string, plan helperapi.RestorePlan, chain []chainLink
 // already; a folder of the new container's own layer (its overlay2 upper
 // folder, reached through Docker's data root, or its running root,
 // reached through /proc/PID/root of its supervisor) is made here.
+//
+// Through /proc/PID/root the container's image is visible, and the helper
+// resolves an absolute symbolic link against its own root, which holds
+// Docker's data root: an image whose /.xcheckpoint-restore is a link (or
+// holds links) must not steer the helper's writes outside the container. A
+// link, or anything but a folder, is refused; a folder found there (an image
+// committed from a restored container carries one) is emptied first: nothing
+// in a new container's restore folder is ours yet.
 func makeStageDir(stage string) error {
-	if err := os.Mkdir(stage, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	err := os.Mkdir(stage, 0o700)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
 		return err
+	}
+	st, err := os.Lstat(stage)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("the new container's image has %s, and it is not a folder (%s): the checkpoint cannot be staged there", filepath.Base(stage), st.Mode().Type())
+	}
+	entries, err := os.ReadDir(stage)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		// RemoveAll removes a link, never what it points to.
+		if err := os.RemoveAll(filepath.Join(stage, e.Name())); err != nil {
+			return err
+		}
 	}
 	return os.Chmod(stage, 0o700)
 }
