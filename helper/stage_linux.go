@@ -229,7 +229,11 @@ func makeStageDir(stage string) error {
 		return err
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("the new container's image has %s, and it is not a folder (%s): the checkpoint cannot be staged there", filepath.Base(stage), st.Mode().Type())
+		kind := "a file"
+		if st.Mode()&fs.ModeSymlink != 0 {
+			kind = "a symbolic link"
+		}
+		return fmt.Errorf("the new container's image has /%s as %s, not a folder: the checkpoint cannot be staged there (the helper never follows an image's links)", filepath.Base(stage), kind)
 	}
 	entries, err := os.ReadDir(stage)
 	if err != nil {

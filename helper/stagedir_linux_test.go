@@ -27,10 +27,10 @@ func TestMakeStageDir(t *testing.T) {
 	// A link from the image is refused, whatever it points to.
 	link := filepath.Join(root, "link")
 	assert.NilError(t, os.Symlink(filepath.Dir(outside), link))
-	assert.ErrorContains(t, makeStageDir(link), "not a folder")
+	assert.ErrorContains(t, makeStageDir(link), "/link as a symbolic link, not a folder")
 	file := filepath.Join(root, "file")
 	assert.NilError(t, os.WriteFile(file, nil, 0o644))
-	assert.ErrorContains(t, makeStageDir(file), "not a folder")
+	assert.ErrorContains(t, makeStageDir(file), "/file as a file, not a folder")
 
 	// A folder from the image is emptied (links removed, not followed) and
 	// made 0700.

@@ -373,3 +373,40 @@ func TestRestoreWatchUnderRestartPolicy(t *testing.T) {
 	// started again, with Docker's back-off).
 	assert.Check(t, docker(t, "inspect", "-f", "{{.RestartCount}}", restored) != "0")
 }
+
+// TestRestoreImageLinkNotFollowed: an image whose /.xcheckpoint-restore is a
+// link to Docker's data root (the folder a restore stages into) must never
+// steer the privileged helper's writes there. On the containerd image store,
+// where the helper stages through the running container's root, the restore
+// is refused, naming the cause, and nothing is left; with overlay2's classic
+// store the helper writes into the new container's own upper folder, where a
+// fresh folder hides the image's link, and the restore works.
+func TestRestoreImageLinkNotFollowed(t *testing.T) {
+	img := "xcp-e2e-" + runID + "-linked-image:test"
+	base := startContainer(t, "base", busybox, "sh", "-c", "ln -s /var/lib/docker /.xcheckpoint-restore && sleep 1000")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if runEnv(t, nil, "docker", "exec", base, "test", "-L", "/.xcheckpoint-restore").exit == 0 {
+			return poll.Success()
+		}
+		return poll.Continue("no link yet")
+	}, poll.WithTimeout(10*time.Second))
+	docker(t, "commit", base, img)
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", img).Run() })
+	name := startContainer(t, "orig", img, "sh", "-c", counterLoop)
+	waitCounting(t, name, 2)
+	r := xcheckpoint(t, "create", "--external-netns", name, "k")
+	assert.Equal(t, r.exit, 0, r.String())
+
+	restored := restoredName(t, name+"-k")
+	r = xcheckpoint(t, "restore", name, "k")
+	containerdStore := strings.Contains(docker(t, "info", "-f", "{{json .DriverStatus}}"), "io.containerd.snapshotter")
+	if containerdStore {
+		assert.Check(t, is.Equal(r.exit, 1), r.String())
+		assert.Check(t, is.Contains(r.stderr, "image has /.xcheckpoint-restore as a symbolic link, not a folder"))
+		assert.Check(t, runEnv(t, nil, "docker", "inspect", restored).exit != 0, "the unfinished container is removed")
+	} else {
+		assert.Equal(t, r.exit, 0, r.String())
+		waitCounting(t, restored, last(t, restored)+1)
+	}
+	assertKeepsRunning(t, name)
+}
