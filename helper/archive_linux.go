@@ -9,6 +9,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -179,6 +180,10 @@ func writeArchive(ctx context.Context, out io.Writer, src archiveSource, em *hel
 	for _, e := range entries {
 		if _, special := notImages[e.Name()]; special {
 			top = append(top, e.Name())
+			continue
+		}
+		if e.Name() == parentLink && src.opts.OmitParent && e.Type()&fs.ModeSymlink != 0 {
+			// migrate --pre-copy: the receiver has the parent's images.
 			continue
 		}
 		if !e.Type().IsRegular() {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/criu"
 	"github.com/xcheckpoint/docker-xcheckpoint/helperapi"
@@ -26,8 +27,14 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	failf := func(format string, a ...any) *helperapi.DumpFailure {
 		return &helperapi.DumpFailure{Message: fmt.Sprintf(format, a...)}
 	}
+	if req.Round < 0 || req.Rounds < 0 || (req.Round > 0 && req.Rounds > 0) {
+		return nil, failf("invalid pre-copy round %d of %d", req.Round, req.Rounds)
+	}
 	if err := makeStageDir(req.StageDir); err != nil {
 		return nil, failf("preparing the restore volume of container %q: %v", req.Container.Name, err)
+	}
+	if req.Round > 0 {
+		return stageRound(ctx, req, in, em)
 	}
 	images := filepath.Join(req.StageDir, helperapi.ImagesDir)
 	if _, err := os.Lstat(images); err == nil {
@@ -59,6 +66,9 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	name := manifest.Checkpoint
 	if err := helperapi.ValidateName(name); err != nil {
 		return nil, failf("the archive's checkpoint name: %v", err)
+	}
+	if err := chainRounds(tmp, req.StageDir, req.Rounds); err != nil {
+		return nil, failf("chaining the pre-copy rounds in container %q: %v", req.Container.Name, err)
 	}
 	if f := sameImage(req, imp.ImageConfigID); f != nil {
 		return nil, f
@@ -122,4 +132,77 @@ func sameImage(req helperapi.StageArchiveRequest, want string) *helperapi.DumpFa
 			Hint: "load the original image (docker save on the source, docker load here) and restore again"}
 	}
 	return nil
+}
+
+// stageRound receives pre-copy round req.Round of migrate --pre-copy (a
+// memory pre-dump's archive) into PreCopyDir/ROUND of the restore folder,
+// where the final archive finds it (chainRounds). The round appears under its
+// name only once the whole archive matched its manifest.
+func stageRound(ctx context.Context, req helperapi.StageArchiveRequest, in io.Reader, em *helperapi.Emitter) (*helperapi.StageArchiveResult, *helperapi.DumpFailure) {
+	failf := func(format string, a ...any) *helperapi.DumpFailure {
+		return &helperapi.DumpFailure{Message: fmt.Sprintf("pre-copy round %d into container %q: %s", req.Round, req.Container.Name, fmt.Sprintf(format, a...))}
+	}
+	rounds := filepath.Join(req.StageDir, helperapi.PreCopyDir)
+	if err := os.Mkdir(rounds, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, failf("%v", err)
+	}
+	if req.Round > 1 {
+		if _, err := os.Stat(filepath.Join(rounds, strconv.Itoa(req.Round-1), "inventory.img")); err != nil {
+			return nil, failf("round %d, which it is built on, is missing: %v", req.Round-1, err)
+		}
+	}
+	final := filepath.Join(rounds, strconv.Itoa(req.Round))
+	if _, err := os.Lstat(final); err == nil {
+		return nil, failf("it was received already")
+	}
+	tmp := filepath.Join(req.StageDir, ".incoming-round")
+	_ = os.RemoveAll(tmp)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, failf("%v", err)
+	}
+	defer os.RemoveAll(tmp)
+	ctx, in, closeIn, err := archiveInput(ctx, req.Direct, in, em)
+	if err != nil {
+		return nil, failf("%v", err)
+	}
+	defer closeIn()
+	em.Progress("receiving pre-copy round %d into container %s", req.Round, req.Container.Name)
+	imp := &helperapi.ImportResult{}
+	manifest, err := receiveCheckpoint(ctx, in, tmp, imp)
+	if err == nil {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		return nil, failf("%v", err)
+	}
+	if err := helperapi.ValidateName(manifest.Checkpoint); err != nil {
+		return nil, failf("the archive's checkpoint name: %v", err)
+	}
+	size, _, err := treeSize(tmp)
+	if err != nil {
+		return nil, failf("measuring it: %v", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, failf("%v", err)
+	}
+	return &helperapi.StageArchiveResult{Checkpoint: manifest.Checkpoint, Received: size, PeakRSS: peakRSS()}, nil
+}
+
+// chainRounds makes the pre-copy rounds received before (stageRound) the
+// parent chain of the final images in dir, as CRIU follows it: dir/parent is
+// the last round, dir/parent/parent the one before, down to round 1. They
+// are moved, not copied: the restore folder is one filesystem.
+func chainRounds(dir, stageDir string, rounds int) error {
+	if rounds == 0 {
+		return nil
+	}
+	from := filepath.Join(stageDir, helperapi.PreCopyDir)
+	dst := dir
+	for k := rounds; k >= 1; k-- {
+		dst = filepath.Join(dst, parentLink)
+		if err := os.Rename(filepath.Join(from, strconv.Itoa(k)), dst); err != nil {
+			return fmt.Errorf("round %d: %w", k, err)
+		}
+	}
+	return os.Remove(from)
 }

@@ -71,6 +71,11 @@ type ArchiveOptions struct {
 	// Direct, when set, offers the plugin's output folder: the helper writes
 	// the archive into Direct.File there when it proves it sees that folder.
 	Direct *DirectOffer `json:"direct,omitempty"`
+	// OmitParent leaves the images' link to their parent (a --pre-dump or
+	// --parent checkpoint) out of the archive: migrate --pre-copy sent the
+	// parent's images before, and the receiver chains its own copy of them
+	// (StageArchiveRequest.Round, Rounds).
+	OmitParent bool `json:"omit_parent,omitempty"`
 }
 
 // FileChange is one entry of Docker's changes API: Kind 0 modified, 1 added,
@@ -243,6 +248,16 @@ type StageArchiveRequest struct {
 	// after the helper: the helper returns the plan (StageArchiveResult.Plan)
 	// instead of writing it, and the plugin writes it last.
 	PlanLater bool `json:"plan_later,omitempty"`
+	// Round, when above 0, is a pre-copy round of migrate --pre-copy: the
+	// archive holds a memory pre-dump, received into PreCopyDir/ROUND of the
+	// restore folder and kept there for the final archive; no plan is
+	// written and nothing may start.
+	Round int `json:"round,omitempty"`
+	// Rounds is the number of pre-copy rounds received before this final
+	// archive: their images become its parent chain (images/parent is round
+	// Rounds, images/parent/parent the one before, ...), as a stored
+	// checkpoint's chain is staged.
+	Rounds int `json:"rounds,omitempty"`
 }
 
 // StageArchiveResult is what stage-archive found in the archive and staged.

@@ -37,6 +37,9 @@ const (
 	// RuntimeMountpoint is where the volume holding CRIU and the supervisor
 	// (filled from the helper image) is mounted, read-only.
 	RuntimeMountpoint = "/.xcheckpoint"
+	// PreCopyDir holds the pre-copy rounds of migrate --pre-copy in the
+	// restore folder until the final archive chains them under ImagesDir.
+	PreCopyDir = "precopy"
 	// PlanFile is the RestorePlan, written by the stage helper.
 	PlanFile = "plan.json"
 	// ImagesDir holds the CRIU images, removed once they are restored.

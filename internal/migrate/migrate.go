@@ -53,6 +53,26 @@ type Destination interface {
 	State(ctx context.Context) string
 }
 
+// PreCopySource is a Source that can pre-dump its memory (migrate
+// --pre-copy).
+type PreCopySource interface {
+	Source
+	// PreDump writes the archive of pre-copy round round (from 1) to w: a
+	// memory pre-dump built on the round before, the container left running
+	// (never stopped). The final Checkpoint is then built on the last round.
+	PreDump(ctx context.Context, round int, w io.Writer) error
+}
+
+// PreCopyDestination is a Destination that can receive pre-copy rounds.
+type PreCopyDestination interface {
+	Destination
+	// RestoreRounds is Restore after pre-copy rounds: each round's archive
+	// comes on rounds and is read whole, staged is called once it is kept
+	// (its size), and the channel closes before r's final archive, which
+	// is built on the rounds.
+	RestoreRounds(ctx context.Context, rounds <-chan io.Reader, r io.Reader, staged func(round int, size int64), running func()) error
+}
+
 // Phases, as the progress display and the errors name them.
 const (
 	PhaseCheckpoint = "checkpointing"
@@ -61,6 +81,11 @@ const (
 	PhaseStop       = "stopping the source"
 	PhaseDone       = "done"
 )
+
+// PhaseRound is the phase of pre-copy round round of n.
+func PhaseRound(round, n int) string {
+	return fmt.Sprintf("pre-copy round %d of %d (the container runs)", round, n)
+}
 
 // Options are the caller's choices.
 type Options struct {
@@ -74,6 +99,10 @@ type Options struct {
 	Fault func() error
 	// FaultAfter is the byte count at which Fault is called.
 	FaultAfter int64
+	// PreCopy is the number of pre-copy rounds before the final
+	// checkpoint (0: none); the source and destination must then be a
+	// PreCopySource and a PreCopyDestination.
+	PreCopy int
 }
 
 // Progress is told how the migration goes.
@@ -95,6 +124,18 @@ type Result struct {
 	Downtime time.Duration
 	// Total is the whole migration's time.
 	Total time.Duration
+	// Rounds are the pre-copy rounds, in order.
+	Rounds []Round
+	// Final is the size of the final archive (Bytes less the rounds').
+	Final int64
+}
+
+// Round is one pre-copy round.
+type Round struct {
+	// Bytes is the size of its archive.
+	Bytes int64
+	// Took is its time, from its pre-dump to its staging on the destination.
+	Took time.Duration
 }
 
 // Error is a migration that did not complete. Its text says what failed and
@@ -128,9 +169,22 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 	if prog == nil {
 		prog = nopProgress{}
 	}
+	var psrc PreCopySource
+	var pdst PreCopyDestination
+	if o.PreCopy > 0 {
+		var ok1, ok2 bool
+		psrc, ok1 = src.(PreCopySource)
+		pdst, ok2 = dst.(PreCopyDestination)
+		if !ok1 || !ok2 {
+			return nil, errors.New("pre-copy: this source or destination cannot pre-dump")
+		}
+	}
 	var mu sync.Mutex
 	var frozenAt, runningAt time.Time
 	phase := PhaseCheckpoint
+	if o.PreCopy > 0 {
+		phase = PhaseRound(1, o.PreCopy)
+	}
 	setPhase := func(p string) {
 		mu.Lock()
 		phase = p
@@ -142,7 +196,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 		defer mu.Unlock()
 		return phase
 	}
-	prog.Phase(PhaseCheckpoint)
+	prog.Phase(phase)
 
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw, progress: prog, fault: o.Fault, faultAfter: o.FaultAfter,
@@ -156,7 +210,76 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 	var sourceState string
 	// Which side failed first: the other's failure follows from it.
 	var srcFailedFirst, dstFailed bool
+	// The pre-copy rounds: each round's archive goes through a pipe of
+	// its own, passed on rounds; staged hears the destination keep it.
+	var rounds chan io.Reader
+	var staged chan int
+	var roundPipe *io.PipeReader
+	var roundsDone []Round
+	var closeRounds sync.Once
+	if o.PreCopy > 0 {
+		rounds = make(chan io.Reader)
+		staged = make(chan int, o.PreCopy)
+	}
+	endRounds := func() { closeRounds.Do(func() { close(rounds) }) }
+	preCopy := func() error {
+		for i := 1; i <= o.PreCopy; i++ {
+			if i > 1 {
+				setPhase(PhaseRound(i, o.PreCopy))
+			}
+			began, before := time.Now(), cw.count()
+			rpr, rpw := io.Pipe()
+			select {
+			case rounds <- rpr:
+			case <-srcCtx.Done():
+				return context.Cause(srcCtx)
+			}
+			mu.Lock()
+			roundPipe = rpr
+			mu.Unlock()
+			cw.switchTo(rpw, nil)
+			if err := psrc.PreDump(srcCtx, i, cw); err != nil {
+				err = fmt.Errorf("pre-copy round %d: %w", i, err)
+				rpw.CloseWithError(fmt.Errorf("the source's %w", err))
+				return err
+			}
+			rpw.Close()
+			// The next round, or the final dump, only once the
+			// destination kept this one: the final dump's downtime must
+			// not wait for it.
+			select {
+			case <-staged:
+			case <-srcCtx.Done():
+				return context.Cause(srcCtx)
+			}
+			mu.Lock()
+			roundsDone = append(roundsDone, Round{Bytes: cw.count() - before, Took: time.Since(began)})
+			mu.Unlock()
+		}
+		endRounds()
+		setPhase(PhaseCheckpoint)
+		cw.switchTo(pw, func() { setPhase(PhaseTransfer) })
+		return nil
+	}
+	var roundsBytes int64
 	go func() {
+		if o.PreCopy > 0 {
+			if err := preCopy(); err != nil {
+				mu.Lock()
+				srcFailedFirst = !dstFailed
+				mu.Unlock()
+				pw.CloseWithError(fmt.Errorf("the source's %w", err))
+				// A destination waiting for the next round reads the
+				// final archive's failure instead.
+				endRounds()
+				// Pre-dumps never stop the container: there is nothing to
+				// resume, only to say how it is.
+				sourceState = fmt.Sprintf("container %s is %s (pre-copy rounds leave it running: it was not stopped)", src.Name(), src.State(context.WithoutCancel(ctx)))
+				srcDone <- err
+				return
+			}
+			roundsBytes = cw.count()
+		}
 		err := src.Checkpoint(srcCtx, cw, func() {
 			mu.Lock()
 			frozenAt = time.Now()
@@ -182,31 +305,44 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 		}
 		srcDone <- err
 	}()
-	dstErr := dst.Restore(ctx, pr, func() {
+	running := func() {
 		mu.Lock()
 		runningAt = time.Now()
 		mu.Unlock()
 		prog.Running(runningAt)
 		setPhase(PhaseRestore + " (running on the destination)")
-	})
+	}
+	var dstErr error
+	if o.PreCopy > 0 {
+		dstErr = pdst.RestoreRounds(ctx, rounds, pr, func(int, int64) { staged <- 1 }, running)
+	} else {
+		dstErr = dst.Restore(ctx, pr, running)
+	}
 	if dstErr != nil {
 		mu.Lock()
 		dstFailed = true
+		rp := roundPipe
 		mu.Unlock()
 		// The source's writes fail from now on, and its helper is asked
 		// to stop.
 		err := fmt.Errorf("the destination's restore failed: %w", dstErr)
 		pr.CloseWithError(err)
+		if rp != nil {
+			rp.CloseWithError(err)
+		}
 		stopSource(err)
 	}
 	srcErr := <-srcDone
 	prog.Done()
 	res := &Result{Bytes: cw.count(), Total: time.Since(start)}
 	mu.Lock()
+	res.Rounds = roundsDone
+	res.Final = res.Bytes - roundsBytes
 	if !frozenAt.IsZero() && !runningAt.IsZero() && !o.KeepSource {
 		res.Downtime = runningAt.Sub(frozenAt)
 	}
 	moved := !runningAt.IsZero()
+	frozen := !frozenAt.IsZero()
 	mu.Unlock()
 
 	if dstErr != nil || srcErr != nil {
@@ -232,9 +368,14 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Result, 
 		bg := context.WithoutCancel(ctx)
 		e := &Error{Phase: failedIn, Err: cause, Moved: moved}
 		e.Destination = describeDestination(bg, dst, moved)
-		if srcErr != nil {
+		switch {
+		case srcErr != nil:
 			e.Source = sourceState
-		} else {
+		case o.PreCopy > 0 && !frozen:
+			// The destination failed during the rounds (or before the
+			// final dump froze anything): the source ran on untouched.
+			e.Source = fmt.Sprintf("container %s is %s (pre-copy rounds leave it running: it was not stopped)", src.Name(), src.State(bg))
+		default:
 			// The source's archive was whole and the destination failed
 			// after it: a destination that ran the processes and then
 			// failed is one whose restored processes ended (the restore's
@@ -304,11 +445,21 @@ type countingWriter struct {
 	faultErr   error
 }
 
+// switchTo sends what follows to w; first, when set, is called at the
+// first write there.
+func (c *countingWriter) switchTo(w io.Writer, first func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.w, c.first = w, first
+}
+
 func (c *countingWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	if c.n == 0 && c.first != nil {
+	if c.first != nil {
 		c.first()
+		c.first = nil
 	}
+	w := c.w
 	if c.fault != nil && !c.faulted && c.n >= c.faultAfter {
 		c.faulted = true
 		c.faultErr = c.fault()
@@ -318,7 +469,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	if ferr != nil {
 		return 0, ferr
 	}
-	n, err := c.w.Write(p)
+	n, err := w.Write(p)
 	c.mu.Lock()
 	c.n += int64(n)
 	total := c.n

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/go-units"
 
 	"github.com/xcheckpoint/docker-xcheckpoint/archive"
@@ -28,6 +29,16 @@ type Archive struct {
 	// Direct: the daemon may read the file where it is, when it sees it
 	// (helperrun.OfferDirect); only for a file.
 	Direct bool
+	// Rounds, set by migrate --pre-copy, brings the archives of the
+	// pre-copy rounds (memory pre-dumps, each built on the one before)
+	// before Reader's final archive, built on the last of them: the new
+	// container is made from the first round's head, each round is staged
+	// in its restore folder as it comes, and the channel is closed when
+	// Reader's turn comes. Nil: Reader alone.
+	Rounds <-chan io.Reader
+	// OnRound, when set, is told each round once it is staged (its number
+	// and the size of its files).
+	OnRound func(round int, received int64)
 }
 
 // archiveName names the archive in messages.
@@ -50,7 +61,22 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	if where == "-" {
 		where = "on stdin"
 	}
-	head, whole, err := archive.Head(src.Reader, archive.DockerContainer)
+	// With pre-copy rounds, the first round's archive says how to make
+	// the container; the final archive comes after the rounds.
+	first := src.Reader
+	var round1 io.Reader
+	if src.Rounds != nil {
+		select {
+		case r, ok := <-src.Rounds:
+			if ok {
+				round1 = r
+				first = r
+			}
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	head, whole, err := archive.Head(first, archive.DockerContainer)
 	var ac ArchivedContainer
 	var foreign *archive.ForeignContainer
 	if errors.Is(err, archive.ErrNoHead) {
@@ -153,6 +179,16 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 		return nil, err
 	}
 	trace.Step("restore folder")
+	rounds := 0
+	if round1 != nil {
+		if rounds, err = stageRounds(ctx, s, src, whole, id, name, stageDir, stageMounts); err != nil {
+			return nil, err
+		}
+		// The final archive: the container was made from the first
+		// round's head, the helper checks this one's against its manifest.
+		whole = src.Reader
+		trace.Step(fmt.Sprintf("%d pre-copy rounds", rounds))
+	}
 
 	// The filesystem changes and volume contents are applied through
 	// Docker's API, from a local copy kept as the archive goes by, once the
@@ -172,7 +208,7 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	req := helperapi.StageArchiveRequest{
 		Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir,
 		Options: opts.helperOptions(), Start: &nc.Start, Direct: direct.Offered(),
-		PlanLater: way == stageInRoot,
+		PlanLater: way == stageInRoot, Rounds: rounds,
 	}
 	if img.ByName {
 		req.ImageByName, req.DockerRoot = img.ID, s.Info.DockerRootDir
@@ -238,4 +274,43 @@ func (src Archive) restore(ctx context.Context, r *Restorer, opts Options) (*Res
 	}
 	keep = true
 	return &Result{Status: st, ID: id, Name: name, Original: origName, Checkpoint: ac.Checkpoint, Start: start}, nil
+}
+
+// stageRounds stages the pre-copy rounds of src (migrate --pre-copy) in the
+// new container's restore folder, one helper a round, the first round read
+// from first (its head already read), and says how many there were once the
+// channel closed.
+func stageRounds(ctx context.Context, s *helperrun.Session, src Archive, first io.Reader, id, name, stageDir string, mounts []mount.Mount) (int, error) {
+	ref := helperapi.ContainerRef{ID: id, Name: name}
+	r := first
+	for round := 1; ; round++ {
+		req := helperapi.StageArchiveRequest{Protocol: helperapi.ProtocolVersion, Container: ref, StageDir: stageDir, Round: round}
+		res, out, err := helperrun.CallHelper(ctx, s, helperapi.StageArchive, req, helperrun.Helper{Target: id, Stdin: r, Mounts: mounts}, nil)
+		if f := out.Failure(); f != nil {
+			return round - 1, f
+		}
+		if err != nil {
+			return round - 1, fmt.Errorf("pre-copy round %d: %w", round, err)
+		}
+		if res == nil {
+			return round - 1, fmt.Errorf("pre-copy round %d: the helper answered without a result", round)
+		}
+		// What follows the manifest's end (if anything) is drained: the
+		// sender's side ends on its own, not blocked on a full pipe.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return round - 1, fmt.Errorf("pre-copy round %d: %w", round, err)
+		}
+		if src.OnRound != nil {
+			src.OnRound(round, res.Received)
+		}
+		var ok bool
+		select {
+		case r, ok = <-src.Rounds:
+		case <-ctx.Done():
+			return round, context.Cause(ctx)
+		}
+		if !ok {
+			return round, nil
+		}
+	}
 }
