@@ -67,6 +67,13 @@ type createOptions struct {
 	externalNetNS bool
 	// archiveTo, set by migrate, receives the archive instead of --output.
 	archiveTo io.Writer
+	// omitParent, set by migrate --pre-copy, leaves the images' parent link
+	// out of the archive (the destination has the parent's images).
+	omitParent bool
+	// headName, when set, is the checkpoint name docker-container.json
+	// gives instead of name: migrate --pre-copy's rounds name the final
+	// checkpoint, which the new container is made for.
+	headName string
 	// holdStopped, set by migrate with leaveRunning false: the container's
 	// processes stay stopped after the dump for the caller to stop or resume.
 	holdStopped bool
@@ -397,8 +404,12 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 			return err
 		}
 		defer dest.Abort()
-		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.Direct().Offered()}
-		if req.Archive.DockerContainer, err = restore.DockerContainerJSON(raw, opts.name); err != nil {
+		req.Archive = &helperapi.ArchiveOptions{Compression: opts.compress, Keep: opts.keep, Facts: archiveFacts(raw), Direct: dest.Direct().Offered(), OmitParent: opts.omitParent}
+		headName := opts.name
+		if opts.headName != "" {
+			headName = opts.headName
+		}
+		if req.Archive.DockerContainer, err = restore.DockerContainerJSON(raw, headName); err != nil {
 			return err
 		}
 		if !opts.ignoreRootfs {

@@ -65,10 +65,17 @@ func newMigrateCommand(dockerCLI command.Cli) *cobra.Command {
 			"along, and the container gets a new address there unless it has a fixed one on\n" +
 			"a user-defined network that the destination has too. With --tcp-established,\n" +
 			"established connections move only with the address; otherwise the command\n" +
-			"says before it starts which of them will break, and they are restored closed.",
+			"says before it starts which of them will break, and they are restored closed.\n\n" +
+			"--pre-copy N shortens the downtime of a container whose memory changes little:\n" +
+			"N rounds of memory pre-dumps (the container keeps running) go to the destination\n" +
+			"first, each holding only the pages changed since the one before, and the final\n" +
+			"dump carries only what changed since the last round. The source's kernel must\n" +
+			"track dirty pages (docker xcheckpoint check); a failure during the rounds leaves\n" +
+			"the container running here, untouched.",
 		Example: "  docker xcheckpoint migrate web --to server\n" +
 			"  docker -c laptop xcheckpoint migrate api --to server --name api --tcp-established\n" +
-			"  docker xcheckpoint migrate web --to server --keep-source",
+			"  docker xcheckpoint migrate web --to server --keep-source\n" +
+			"  docker xcheckpoint migrate db --to server --pre-copy 2",
 		Args:                  cli.ExactArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,7 +92,7 @@ func newMigrateCommand(dockerCLI command.Cli) *cobra.Command {
 	f.BoolVar(&opts.fileLocks, "file-locks", false, "Checkpoint and restore file locks")
 	f.BoolVar(&opts.ignoreCPU, "ignore-cpu", false, "Restore even when the destination's CPU lacks instructions the source's has")
 	f.BoolVar(&opts.lazy, "lazy", false, "Post-copy: restore at once and move memory pages on demand (checked on the source, then refused: not built yet)")
-	f.IntVar(&opts.preCopy, "pre-copy", 0, "Pre-copy: `N` pre-dump rounds before the final dump (checked on the source, then refused: not built yet)")
+	f.IntVar(&opts.preCopy, "pre-copy", 0, "Pre-copy: `N` rounds of memory pre-dumps sent while the container runs, then a final dump of the pages changed since (shorter downtime)")
 	addCriuLogLevelFlag(f, &opts.logLevel)
 	addHelperImageFlag(f, &opts.helperImage)
 	_ = cmd.RegisterFlagCompletionFunc("to", completeContextNames(dockerCLI))
@@ -117,6 +124,9 @@ func (o migrateOptions) validate() error {
 	if o.preCopy < 0 {
 		return fmt.Errorf("invalid --pre-copy %d: want a number of pre-dump rounds, 1 or more", o.preCopy)
 	}
+	if o.preCopy > maxPreCopy {
+		return fmt.Errorf("invalid --pre-copy %d: at most %d rounds (each round after the first carries the pages changed during the one before; more rounds rarely shrink the last)", o.preCopy, maxPreCopy)
+	}
 	if o.preCopy > 0 && o.keepSource {
 		return errors.New("--pre-copy shortens the downtime of a move; --keep-source makes a copy with no downtime")
 	}
@@ -125,6 +135,10 @@ func (o migrateOptions) validate() error {
 	}
 	return nil
 }
+
+// maxPreCopy bounds --pre-copy: CRIU follows the chain of parents at
+// restore, one folder a round.
+const maxPreCopy = 10
 
 func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions) error {
 	if err := opts.validate(); err != nil {
@@ -192,7 +206,7 @@ func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions)
 		return helperrun.HostError{Err: fmt.Errorf("the destination (context %s): %w", opts.to, err)}
 	}
 	// --lazy and --pre-copy: refused before anything is frozen, with what
-	// the source lacks.
+	// the source lacks (--lazy also where it lacks nothing).
 	if err := checkMigrateModes(ctx, src, opts); err != nil {
 		return err
 	}
@@ -209,9 +223,14 @@ func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions)
 	msrc := &migrateSource{cli: srcCLI, s: src, info: info, opts: opts, checkpoint: ckpt}
 	mdst := &migrateDestination{cli: dstCLI, s: dst, name: name, opts: opts, tcpClose: tcpClose}
 	fmt.Fprintf(stderr, "Migrating container %s (%s) to context %s as %s...\n", info.Name, info.ShortID(), opts.to, name)
-	mo := migrate.Options{KeepSource: opts.keepSource, Progress: migrate.NewDisplay(stderr, info.Name, terminal)}
+	mo := migrate.Options{KeepSource: opts.keepSource, Progress: migrate.NewDisplay(stderr, info.Name, terminal), PreCopy: opts.preCopy}
 	mo.Fault, mo.FaultAfter = migrateFault(stderr, src, dst, info.ID)
 	res, err := migrate.Run(ctx, msrc, mdst, mo)
+	// The rounds stored on the source (the next round's and the final
+	// dump's parents) are not needed any more, whatever happened.
+	if werr := msrc.removeRounds(context.WithoutCancel(ctx)); werr != nil {
+		fmt.Fprintf(stderr, "Warning: %v\n", werr)
+	}
 	if err != nil {
 		if terminal && sideLog.Len() > 0 {
 			fmt.Fprint(stderr, sideLog.String())
@@ -226,6 +245,13 @@ func runMigrate(ctx context.Context, dockerCLI command.Cli, opts migrateOptions)
 	} else {
 		line += fmt.Sprintf(", down %s; stopped here", res.Downtime.Round(time.Millisecond))
 	}
+	if len(res.Rounds) > 0 {
+		var rs []string
+		for i, r := range res.Rounds {
+			rs = append(rs, fmt.Sprintf("round %d %s in %.2fs", i+1, units.HumanSize(float64(r.Bytes)), r.Took.Seconds()))
+		}
+		line += fmt.Sprintf(" (pre-copy: %s; final dump %s)", strings.Join(rs, ", "), units.HumanSize(float64(res.Final)))
+	}
 	fmt.Fprintln(stderr, line+".")
 	fmt.Fprintln(dockerCLI.Out(), name)
 	return nil
@@ -239,9 +265,76 @@ type migrateSource struct {
 	info       inspect.ContainerInfo
 	opts       migrateOptions
 	checkpoint string
+	// rounds are the pre-copy rounds stored on the source so far.
+	rounds []string
 }
 
 func (m *migrateSource) Name() string { return m.info.Name }
+
+// roundName is the name of pre-copy round round's checkpoint on the source.
+func (m *migrateSource) roundName(round int) string {
+	return fmt.Sprintf("%s-pre%d", m.checkpoint, round)
+}
+
+// PreDump implements migrate.PreCopySource: create --pre-dump's machinery,
+// the round stored on the source too (the next round's parent) and its
+// archive, without the parent link, the filesystem changes and the volumes
+// (the final archive carries those), written to w.
+func (m *migrateSource) PreDump(ctx context.Context, round int, w io.Writer) error {
+	co := createOptions{
+		containers: []string{m.info.ID}, name: m.roundName(round), preDump: true, leaveRunning: true,
+		tcpEstablished: m.opts.tcpEstablished, fileLocks: m.opts.fileLocks, shellJob: true,
+		cgroupMode: "soft", logLevel: m.opts.logLevel, helperImage: m.opts.helperImage,
+		archiveTo: w, compress: archive.Zstd, quiet: true, omitParent: true, headName: m.checkpoint,
+	}
+	if round > 1 {
+		co.parent = m.roundName(round - 1)
+	}
+	if err := co.validate(time.Now()); err != nil {
+		return err
+	}
+	// Set after validate, which keeps them to --output and --create-image.
+	co.keep, co.ignoreRootfs, co.ignoreVolumes = true, true, true
+	err := create(ctx, m.cli, co)
+	if err == nil || m.s.API != nil && m.storedRound(ctx, co.name) {
+		m.rounds = append(m.rounds, co.name)
+	}
+	return err
+}
+
+// storedRound says whether the round's checkpoint was stored on the source
+// (a round whose archive failed after it was stored).
+func (m *migrateSource) storedRound(ctx context.Context, name string) bool {
+	res, err := helperrun.AskHelper(context.WithoutCancel(ctx), m.s, m.info.ID, helperapi.List, helperapi.ListRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: m.s.Info.DockerRootDir, Containers: []helperapi.ContainerRef{{ID: m.info.ID, Name: m.info.Name}}})
+	if err != nil {
+		return false
+	}
+	for _, c := range res.Checkpoints {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// removeRounds removes the pre-copy rounds stored on the source.
+func (m *migrateSource) removeRounds(ctx context.Context) error {
+	if len(m.rounds) == 0 {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	_, err := helperrun.AskHelper(rctx, m.s, m.info.ID, helperapi.Remove, helperapi.RemoveRequest{
+		Protocol: helperapi.ProtocolVersion, DockerRoot: m.s.Info.DockerRootDir,
+		Container: helperapi.ContainerRef{ID: m.info.ID, Name: m.info.Name}, Names: m.rounds,
+	})
+	if err != nil {
+		return fmt.Errorf("removing the pre-copy rounds %s of container %s from the source: %w (docker xcheckpoint rm %s %s)", strings.Join(m.rounds, ", "), m.info.Name, err, m.info.Name, strings.Join(m.rounds, " "))
+	}
+	m.rounds = nil
+	return nil
+}
 
 func (m *migrateSource) Checkpoint(ctx context.Context, w io.Writer, frozen func()) error {
 	co := createOptions{
@@ -252,6 +345,10 @@ func (m *migrateSource) Checkpoint(ctx context.Context, w io.Writer, frozen func
 		tcpEstablished: m.opts.tcpEstablished, fileLocks: m.opts.fileLocks, shellJob: true,
 		cgroupMode: "soft", logLevel: m.opts.logLevel, helperImage: m.opts.helperImage,
 		archiveTo: w, compress: archive.Zstd, quiet: true, onDumpStart: frozen,
+	}
+	if n := len(m.rounds); m.opts.preCopy > 0 && n > 0 {
+		// Only the pages changed since the last round.
+		co.parent, co.omitParent = m.rounds[n-1], true
 	}
 	if err := co.validate(time.Now()); err != nil {
 		return err
@@ -311,6 +408,19 @@ func (m *migrateDestination) Name() string { return m.name }
 func (m *migrateDestination) Restore(ctx context.Context, r io.Reader, running func()) error {
 	ro := restoreOptions{
 		input: "-", inputReader: r, name: m.name, quiet: true, onRunning: running,
+		tcpEstablished: m.opts.tcpEstablished, tcpClose: m.tcpClose, fileLocks: m.opts.fileLocks,
+		logLevel: m.opts.logLevel, helperImage: m.opts.helperImage, ignoreCPU: m.opts.ignoreCPU,
+		watchFlag: "auto", watch: -1,
+	}
+	return restoreArchive(ctx, m.cli, ro)
+}
+
+// RestoreRounds implements migrate.PreCopyDestination: restore --input's
+// machinery, the new container made from the first round's archive, each
+// round staged in it as it comes.
+func (m *migrateDestination) RestoreRounds(ctx context.Context, rounds <-chan io.Reader, r io.Reader, staged func(int, int64), running func()) error {
+	ro := restoreOptions{
+		input: "-", inputReader: r, rounds: rounds, onRound: staged, name: m.name, quiet: true, onRunning: running,
 		tcpEstablished: m.opts.tcpEstablished, tcpClose: m.tcpClose, fileLocks: m.opts.fileLocks,
 		logLevel: m.opts.logLevel, helperImage: m.opts.helperImage, ignoreCPU: m.opts.ignoreCPU,
 		watchFlag: "auto", watch: -1,

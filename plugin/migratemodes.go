@@ -25,9 +25,9 @@ var errNotBuilt = errors.New("not built in this version")
 
 // checkMigrateModes runs the helper's host check on the source daemon and
 // refuses --lazy and --pre-copy, before anything is frozen, with the reason
-// the source cannot serve them. Where it could, they are refused all the
-// same (errNotBuilt), saying so: neither the page relay of --lazy nor the
-// pre-dump rounds of --pre-copy exist yet.
+// the source cannot serve them. Where it could, --lazy is refused all the
+// same (errNotBuilt), saying so: its page relay does not exist yet.
+// --pre-copy passes.
 func checkMigrateModes(ctx context.Context, src *helperrun.Session, opts migrateOptions) error {
 	if !opts.lazy && opts.preCopy == 0 {
 		return nil
@@ -70,7 +70,10 @@ func checkMigrateModes(ctx context.Context, src *helperrun.Session, opts migrate
 			return fmt.Errorf("--lazy: the source daemon's host cannot serve memory pages on demand: %s; migrate without --lazy", detail)
 		}
 	}
-	return fmt.Errorf("%s: the source daemon could serve it, but it is %w (docs/migrate.md says what exists); migrate without it", migrateModeFlags(opts), errNotBuilt)
+	if !opts.lazy {
+		return nil
+	}
+	return fmt.Errorf("--lazy: the source daemon could serve it, but it is %w (docs/migrate.md says what exists); migrate without it", errNotBuilt)
 }
 
 func migrateModeFlags(opts migrateOptions) string {

@@ -40,6 +40,10 @@ type restoreOptions struct {
 	// fromImage is a checkpoint image (restore --from-image REF) instead of
 	// CONTAINER CHECKPOINT.
 	fromImage string
+	// rounds and onRound, set by migrate --pre-copy: restore.Archive's
+	// Rounds and OnRound.
+	rounds  <-chan io.Reader
+	onRound func(round int, size int64)
 	// inputReader, set by migrate (with input "-"), is read instead of stdin.
 	inputReader io.Reader
 	// tcpClose restores established TCP connections as closed (migrate, to
@@ -222,7 +226,7 @@ func runRestore(ctx context.Context, dockerCLI command.Cli, opts restoreOptions)
 // (or opts.inputReader), on any daemon.
 func restoreArchive(ctx context.Context, dockerCLI command.Cli, opts restoreOptions) error {
 	trace := newStepTrace(dockerCLI.Err(), "restore --input")
-	src := restore.Archive{Path: opts.input, Reader: opts.inputReader, Size: -1}
+	src := restore.Archive{Path: opts.input, Reader: opts.inputReader, Size: -1, Rounds: opts.rounds, OnRound: opts.onRound}
 	if src.Reader == nil {
 		in, size, closeIn, err := openArchive(dockerCLI, opts.input)
 		if err != nil {

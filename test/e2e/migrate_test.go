@@ -260,7 +260,8 @@ func TestMigrateFaults(t *testing.T) {
 // daemon before anything is frozen, and refused with what that host lacks:
 // here (the development machine) CAP_SYS_RESOURCE and an fs.pipe-max-size
 // large enough for CRIU's page pipes (lazy), and memory dirty tracking
-// (pre-copy). Where the host has them, they are refused as not built yet.
+// (pre-copy). Where the host has them, --lazy is refused as not built yet,
+// and --pre-copy migrates (TestVMMigratePreCopy).
 // The container runs on, untouched, and nothing is made on the destination.
 func TestMigrateModesRefused(t *testing.T) {
 	to := migrateTarget(t)
@@ -286,13 +287,14 @@ func TestMigrateModesRefused(t *testing.T) {
 		assert.Check(t, is.Contains(r.stderr, "--lazy: "), "%s", r)
 	}
 
-	r = migrateWithin(t, migrateDeadline, nil, src, "--to", to, "--pre-copy", "2")
-	assert.Check(t, is.Equal(r.exit, 1), "%s", r)
 	if out, err := exec.Command("criu", "check", "--feature", "mem_dirty_track").CombinedOutput(); err != nil && sourceIsThisHost && !strings.Contains(string(out), "nknown feature") {
 		// This kernel has no CONFIG_MEM_SOFT_DIRTY (criu check says so).
+		r = migrateWithin(t, migrateDeadline, nil, src, "--to", to, "--pre-copy", "2")
+		assert.Check(t, is.Equal(r.exit, 1), "%s", r)
 		assert.Check(t, is.Contains(r.stderr, "--pre-copy 2: the source daemon's host cannot track dirty pages"), "%s", r)
 	} else {
-		assert.Check(t, is.Contains(r.stderr, "--pre-copy"), "%s", r)
+		// There --pre-copy migrates (TestVMMigratePreCopy).
+		t.Logf("the source's host may track dirty pages (criu check: %v): --pre-copy's refusal is not tested here", err)
 	}
 
 	r = xcheckpoint(t, "migrate", src, "--to", to, "--pre-copy", "2", "--keep-source")
