@@ -89,6 +89,8 @@ func TestUsageExitCodes(t *testing.T) {
 		{"migrate", "web"},
 		{"migrate", "web", "--to", "other", "--name", "bad/name"},
 		{"migrate", "web", "--to", "other", "--criu-log-level", "9"},
+		{"migrate", "web", "--to", "other", "--pre-copy", "11"},
+		{"migrate", "web", "--to", "other", "--pre-copy", "-1"},
 		{"create", "--helper-memory", "lots", "web"},
 		{"create", "--helper-cpus", "-2", "web"},
 		{"prune"},
