@@ -500,7 +500,7 @@ func create(ctx context.Context, dockerCLI command.Cli, opts createOptions) erro
 	total := time.Since(start)
 	recordOf(ctx).dumped(res)
 	printSummary(stderr, res, total, "")
-	if opts.preDump {
+	if opts.preDump && opts.archiveTo == nil {
 		fmt.Fprintf(stderr, "This is a memory pre-dump, not restorable by itself: make the checkpoint with --parent %s.\n", res.Name)
 	}
 	if imageDone != "" {
