@@ -59,6 +59,16 @@ func TestPreCopyRounds(t *testing.T) {
 	}
 	f := receive(r2, "final-pre2", 2)
 	assert.Assert(t, f != nil)
+	assert.Check(t, is.Contains(f.Message, "lost the pre-copy rounds received before"))
+	// Round 1 empties the folder of what the image brought; later rounds
+	// keep what came before.
+	assert.NilError(t, os.MkdirAll(filepath.Join(stage, "from-image"), 0o700))
+	assert.Check(t, receive(r1, "final-pre1", 1) == nil)
+	_, err = os.Stat(filepath.Join(stage, "from-image"))
+	assert.Check(t, os.IsNotExist(err), "round 1 kept what the image brought")
+	assert.NilError(t, os.RemoveAll(filepath.Join(stage, helperapi.PreCopyDir, "1")))
+	f = receive(r2, "final-pre2", 2)
+	assert.Assert(t, f != nil)
 	assert.Check(t, is.Contains(f.Message, "round 1, which it is built on, is missing"))
 	assert.Check(t, receive(r1, "final-pre1", 1) == nil)
 	assert.Check(t, receive(r2, "final-pre2", 2) == nil)

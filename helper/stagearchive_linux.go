@@ -30,7 +30,13 @@ func StageArchive(ctx context.Context, req helperapi.StageArchiveRequest, in io.
 	if req.Round < 0 || req.Rounds < 0 || (req.Round > 0 && req.Rounds > 0) {
 		return nil, failf("invalid pre-copy round %d of %d", req.Round, req.Rounds)
 	}
-	if err := makeStageDir(req.StageDir); err != nil {
+	if req.Round > 1 || req.Rounds > 0 {
+		// The rounds received before are in it (round 1 made it, emptied
+		// of what the image brought): checked, not emptied again.
+		if st, err := os.Lstat(req.StageDir); err != nil || !st.IsDir() {
+			return nil, failf("the restore folder of container %q lost the pre-copy rounds received before: %v", req.Container.Name, err)
+		}
+	} else if err := makeStageDir(req.StageDir); err != nil {
 		return nil, failf("preparing the restore volume of container %q: %v", req.Container.Name, err)
 	}
 	if req.Round > 0 {
