@@ -29,7 +29,7 @@ func dirtyTracking(t *testing.T) bool {
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &rep), "%s", r)
 	for _, it := range rep.Items {
 		if it.Name == "memory dirty tracking" {
-			return it.Status == "OK"
+			return it.Status == "ok" // helperapi.StatusOK
 		}
 	}
 	t.Fatalf("check reports no memory dirty tracking item:\n%s", r)
