@@ -506,6 +506,14 @@ func nsInode(p string) (uint64, error) {
 func dumpFailure(ctx context.Context, info inspect.ContainerInfo, facts criu.ProcFacts, tmp string, dumpErr error) *helperapi.DumpFailure {
 	logBytes, _ := os.ReadFile(filepath.Join(tmp, criu.LogFile))
 	d := criu.Diagnose(string(logBytes))
+	if full := fullDisk(tmp); full != "" && ctx.Err() == nil {
+		// CRIU's log lives on that full filesystem too: its last lines, the
+		// error among them, may be cut short, so the cause is said here.
+		d.Cause = append(d.Cause, full)
+		if d.Hint == "" {
+			d.Hint = "free space under Docker's data root on the daemon host (the checkpoint needs about the container's memory), then retry"
+		}
+	}
 	msg := fmt.Sprintf("CRIU could not dump container %q", info.Name)
 	switch {
 	case ctx.Err() != nil:
@@ -689,4 +697,18 @@ func emptyDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// fullDisk says, when the filesystem holding dir has (nearly) no space left
+// for a checkpoint, that it is full; "" otherwise.
+func fullDisk(dir string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return ""
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free >= 1<<20 {
+		return ""
+	}
+	return fmt.Sprintf("no space left on device: the filesystem of the checkpoint's work folder has %d bytes free", free)
 }
