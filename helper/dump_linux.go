@@ -684,8 +684,9 @@ func syncDir(p string) error {
 	return d.Sync()
 }
 
-// emptyDir removes everything inside dir, keeping dir itself (open by fd for
-// CRIU).
+// emptyDir removes everything inside dir, keeping dir itself (the dump's
+// work folder, open by fd for CRIU; the restore folder a new container's
+// image brought). A link inside is removed, never followed.
 func emptyDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

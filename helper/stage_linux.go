@@ -235,15 +235,9 @@ func makeStageDir(stage string) error {
 		}
 		return fmt.Errorf("the new container's image has /%s as %s, not a folder: the checkpoint cannot be staged there (the helper never follows an image's links)", filepath.Base(stage), kind)
 	}
-	entries, err := os.ReadDir(stage)
-	if err != nil {
+	// emptyDir removes a link, never what it points to.
+	if err := emptyDir(stage); err != nil {
 		return err
-	}
-	for _, e := range entries {
-		// RemoveAll removes a link, never what it points to.
-		if err := os.RemoveAll(filepath.Join(stage, e.Name())); err != nil {
-			return err
-		}
 	}
 	return os.Chmod(stage, 0o700)
 }
