@@ -213,18 +213,17 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 		return nil, &helperapi.DumpFailure{Message: err.Error()}
 	}
 
-	var dumpErr error
+	runCRIU := criu.Dump
 	switch {
 	case req.Options.PreDump:
+		runCRIU = criu.PreDump
 		em.ProgressFor(info.ID, "pre-dumping the memory of container %s (pid %d); it keeps running", info.Name, info.PID)
-		dumpErr = criu.PreDump(ctx, opts)
 	case parentDir != "":
 		em.ProgressFor(info.ID, "dumping container %s (pid %d), pages changed since %q only", info.Name, info.PID, req.Options.Parent)
-		dumpErr = criu.Dump(ctx, opts)
 	default:
 		em.ProgressFor(info.ID, "dumping container %s (pid %d)", info.Name, info.PID)
-		dumpErr = criu.Dump(ctx, opts)
 	}
+	dumpErr := runCRIU(ctx, opts)
 	if dumpErr != nil && ctx.Err() == nil && opts.GetNetworkLock() == rpc.CriuNetworkLockMethod_NFTABLES {
 		if log, err := os.ReadFile(filepath.Join(tmp, criu.LogFile)); err == nil && criu.NFTablesLockFailed(string(log)) {
 			// Failed at the lock, right after the freeze: nothing was dumped
@@ -234,11 +233,7 @@ func dumpOne(ctx context.Context, req helperapi.DumpRequest, info inspect.Contai
 				return nil, &helperapi.DumpFailure{Message: fmt.Sprintf("emptying the work folder: %v", err), ContainerState: containerState(info.PID, facts.Cgroups)}
 			}
 			opts.NetworkLock = rpc.CriuNetworkLockMethod_IPTABLES.Enum()
-			if req.Options.PreDump {
-				dumpErr = criu.PreDump(ctx, opts)
-			} else {
-				dumpErr = criu.Dump(ctx, opts)
-			}
+			dumpErr = runCRIU(ctx, opts)
 		}
 	}
 	if dumpErr != nil {
